@@ -1,0 +1,1 @@
+"""audio: loading, features, voice activity, text to speech."""

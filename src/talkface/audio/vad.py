@@ -1,0 +1,71 @@
+"""Voice activity with silero-vad's ONNX model (shipped in the silero-vad wheel) on onnxruntime.
+
+The silero_vad Python package imports torch; we only locate its data folder and never import it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from talkface.audio.load import SAMPLE_RATE
+
+WINDOW = 512  # samples per model call at 16 kHz (32 ms)
+CONTEXT = 64  # samples of the previous window the model expects in front of each window
+VAD_RATE = SAMPLE_RATE / WINDOW  # probabilities per second (31.25)
+
+
+def _model_path() -> Path:
+    spec = importlib.util.find_spec("silero_vad")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("silero-vad is not installed (it ships the voice-activity model)")
+    return Path(spec.submodule_search_locations[0]) / "data" / "silero_vad.onnx"
+
+
+@lru_cache(maxsize=1)
+def _session():
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(_model_path()), opts, providers=["CPUExecutionProvider"])
+
+
+class VoiceActivity:
+    """Streaming voice-activity detector: feed 16 kHz samples of any chunk size, get one speech
+    probability per 32 ms window. State is explicit: reset() starts a new stream."""
+
+    def __init__(self):
+        self._session = _session()
+        self.reset()
+
+    def reset(self) -> None:
+        self._state = np.zeros((2, 1, 128), np.float32)
+        self._context = np.zeros(CONTEXT, np.float32)
+        self._pending = np.zeros(0, np.float32)
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        """Probabilities (0..1) for every complete 512-sample window now available, shape (K,)."""
+        x = np.concatenate([self._pending, np.asarray(samples, np.float32)])
+        k = len(x) // WINDOW
+        out = np.empty(k, np.float32)
+        sr = np.array(SAMPLE_RATE, np.int64)
+        for i in range(k):
+            window = x[i * WINDOW : (i + 1) * WINDOW]
+            inp = np.concatenate([self._context, window])[None, :]
+            prob, self._state = self._session.run(None, {"input": inp, "state": self._state, "sr": sr})
+            out[i] = prob[0, 0]
+            self._context = window[-CONTEXT:]
+        self._pending = x[k * WINDOW :]
+        return out
+
+
+def speech_probability(samples: np.ndarray) -> np.ndarray:
+    """Speech probability of a whole 16 kHz signal, one value per 32 ms window, shape (ceil(N/512),)."""
+    pad = (-len(samples)) % WINDOW
+    return VoiceActivity().push(np.pad(np.asarray(samples, np.float32), (0, pad)))

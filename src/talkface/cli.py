@@ -1,0 +1,167 @@
+"""Command line: argument parsing -> API calls. Options come from the dataclasses in config.py."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+
+from talkface.config import AnimateOptions
+from talkface.errors import TalkfaceError
+
+log = logging.getLogger("talkface")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2 (argparse's default prints the whole usage)
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _add_options(parser: argparse.ArgumentParser, cls) -> None:
+    """One flag per dataclass field, default None so that unset flags keep the dataclass default."""
+    for f in dataclasses.fields(cls):
+        lo_hi = f.metadata.get("check")
+        rng = f" ({lo_hi[0]:g}-{lo_hi[1]:g})" if lo_hi else ""
+        parser.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            type=type(f.default),
+            default=None,
+            metavar=f.name.upper(),
+            help=f"{f.metadata['help']}{rng}; default {f.default}",
+        )
+
+
+def _options(args, cls):
+    values = {
+        f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if getattr(args, f.name) is not None
+    }
+    return cls(**values)
+
+
+def _progress_bar(enabled: bool):
+    if not enabled:
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bar = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(
+                total=total, unit="frame", desc="rendering", disable=None, leave=False, file=sys.stderr
+            )
+        bar.update(done - bar.n)
+
+    def close():
+        if bar is not None:
+            bar.close()
+
+    return update, close
+
+
+def _animate(portrait, audio, output, options, quiet: bool) -> None:
+    from talkface.pipeline import animate
+
+    update, close = _progress_bar(not quiet)
+    try:
+        path = animate(portrait, audio, output, options, progress=update)
+    finally:
+        close()
+    if not quiet:
+        print(f"wrote {path}")
+
+
+def cmd_animate(args) -> None:
+    _animate(args.portrait, args.audio, args.output, _options(args, AnimateOptions), args.quiet)
+
+
+def cmd_demo(args) -> None:
+    from talkface.assets import asset_path
+
+    _animate(
+        asset_path("portrait.jpg"),
+        asset_path("speech.flac"),
+        args.output,
+        _options(args, AnimateOptions),
+        args.quiet,
+    )
+
+
+def cmd_bench(args) -> None:
+    from talkface.eval.bench import run_bench
+
+    result = run_bench(seconds=args.seconds, size=args.size)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for stage, ms in result["stages_ms"].items():
+            print(f"{stage:>10}: {ms:8.2f} ms/frame")
+        print(
+            f"render_fps {result['render_fps']:.1f}, realtime_factor {result['realtime_factor']:.3f}, "
+            f"peak_rss_mb {result['peak_rss_mb']:.0f}"
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from talkface import __version__
+
+    parser = _Parser(prog="talkface", description="A still portrait + a voice track -> a talking-face video.")
+    parser.add_argument("--version", action="version", version=f"talkface {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log each stage")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("animate", help="portrait + audio -> MP4")
+    p.add_argument("portrait", help="image with a face (JPEG, PNG, WebP, ...)")
+    p.add_argument("audio", help="voice track (WAV, MP3, M4A, FLAC, OGG, or a video's audio); up to 30 min")
+    p.add_argument("-o", "--output", required=True, help="output .mp4")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_options(p, AnimateOptions)
+    p.set_defaults(func=cmd_animate)
+
+    p = sub.add_parser("demo", help="render the bundled sample to out/demo.mp4")
+    p.add_argument("-o", "--output", default="out/demo.mp4", help="output .mp4 (default out/demo.mp4)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_options(p, AnimateOptions)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("bench", help="time each stage at 512x512 (after a warm-up)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--seconds", type=float, default=10.0, help="length of the benchmark audio (default 10)")
+    p.add_argument("--size", type=int, default=512, help="frame size (default 512)")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="talkface: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        args.func(args)
+    except TalkfaceError as e:
+        print(f"talkface: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("talkface: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug, not bad input: say so in one line unless --debug
+        if args.debug:
+            raise
+        print(
+            f"talkface: internal error: {type(e).__name__}: {e} (rerun with --debug for details)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""One source of defaults for the API and the CLI.
+
+The CLI is generated from these dataclasses (see cli.py): a field's `metadata["help"]` is its help text,
+`metadata["check"]` a (low, high) range and `metadata["choices"]` the allowed values, which both the API
+and the CLI enforce.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from talkface.errors import TalkfaceError
+
+# Longest audio we accept, in seconds. Features for 30 min are ~20 MB; frames stream, so the limit
+# guards the user's time (a 30-min video takes ~10 min to render), not memory.
+MAX_AUDIO_SECONDS = 30 * 60
+
+
+def _opt(
+    default, help: str, check: tuple[float, float] | None = None, choices: tuple[str, ...] | None = None
+):
+    return field(default=default, metadata={"help": help, "check": check, "choices": choices})
+
+
+@dataclass(frozen=True)
+class AnimateOptions:
+    size: int = _opt(512, "output width and height in pixels", (64, 2048))
+    fps: float = _opt(25.0, "output frame rate", (1.0, 60.0))
+    seed: int = _opt(0, "random seed: the same inputs and seed give identical frames", (0, 2**31 - 1))
+    motion_scale: float = _opt(1.0, "head motion amplitude (0 holds the head still)", (0.0, 3.0))
+    expression_scale: float = _opt(1.0, "mouth and face expression amplitude", (0.0, 2.0))
+    crf: int = _opt(18, "H.264 quality (lower is better, 0-51)", (0, 51))
+    generator: str = _opt(
+        "rules",
+        "motion generator (loudness is a naive baseline for evaluation)",
+        choices=("rules", "loudness"),
+    )
+
+    def __post_init__(self):
+        check_ranges(self)
+
+
+def check_ranges(options) -> None:
+    """Raise TalkfaceError naming the first field outside its documented range."""
+    for f in dataclasses.fields(options):
+        rng = f.metadata.get("check")
+        value = getattr(options, f.name)
+        choices = f.metadata.get("choices")
+        if choices and value not in choices:
+            name = f.name.replace("_", "-")
+            raise TalkfaceError(f"--{name} {value!r} is not one of: {', '.join(choices)}")
+        if rng is None:
+            continue
+        lo, hi = rng
+        if not (lo <= value <= hi):
+            name = f.name.replace("_", "-")
+            raise TalkfaceError(f"--{name} {value} is out of range: it must be between {lo:g} and {hi:g}")
+
+
+def with_overrides(options, **overrides):
+    """dataclasses.replace that ignores None values (unset CLI flags)."""
+    return dataclasses.replace(options, **{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,1 @@
+"""eval: metrics on real talking clips, and the benchmark."""

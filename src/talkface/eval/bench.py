@@ -1,0 +1,94 @@
+"""Speed and memory of each stage on a fixed input (the bundled portrait and speech), after a warm-up."""
+
+from __future__ import annotations
+
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from talkface.assets import asset_path
+from talkface.audio.features import compute_features, n_video_frames
+from talkface.audio.load import from_samples, load_audio
+from talkface.config import AnimateOptions
+from talkface.face.image import load_image
+from talkface.face.rig import build_rig
+from talkface.motion.rules import RuleSettings, generate_rules
+from talkface.render.renderer import Renderer
+from talkface.video.encode import Mp4Writer
+
+WARMUP_FRAMES = 10
+
+
+def _timed(fn, *args):
+    t = time.perf_counter()
+    out = fn(*args)
+    return out, time.perf_counter() - t
+
+
+def run_bench(seconds: float = 10.0, size: int = 512, fps: float = 25.0) -> dict:
+    """Time every stage on `seconds` of the bundled speech (looped) at size x size. Returns
+    stages_ms (per frame), setup_ms (once per job), render_fps, realtime_factor, peak_rss_mb."""
+    options = AnimateOptions(size=size, fps=fps)
+    speech = load_audio(asset_path("speech.flac"))
+    reps = int(np.ceil(seconds * 16000 / len(speech.samples)))
+    samples = np.tile(speech.samples, reps)[: int(seconds * 16000)]
+    audio = from_samples(samples, 16000)
+    image = load_image(asset_path("portrait.jpg"))
+
+    # Warm-up: numba compilation, mediapipe graph start, first FFT plans.
+    warm_rig = build_rig(image, size)
+    warm = Renderer(warm_rig)
+    still = generate_rules(
+        compute_features(from_samples(samples[:16000], 16000)), WARMUP_FRAMES, fps, RuleSettings()
+    )
+    for i in range(WARMUP_FRAMES):
+        warm.render(still, i)
+
+    rig, t_face = _timed(build_rig, image, size)
+    renderer, t_renderer = _timed(Renderer, rig)
+    features, t_audio = _timed(compute_features, audio)
+    n = n_video_frames(audio.duration, fps)
+    motion, t_motion = _timed(generate_rules, features, n, fps, RuleSettings())
+    render_times, encode_times = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "bench.wav"
+        _write_wav(wav, samples)
+        with Mp4Writer(Path(tmp) / "bench.mp4", size, fps, wav, crf=options.crf) as writer:
+            for i in range(n):
+                frame, dt = _timed(renderer.render, motion, i)
+                render_times.append(dt)
+                _, dt = _timed(writer.write, frame)
+                encode_times.append(dt)
+    total = t_face + t_renderer + t_audio + t_motion + sum(render_times) + sum(encode_times)
+    render_ms = float(np.median(render_times) * 1000)
+    return {
+        "size": size,
+        "fps": fps,
+        "frames": n,
+        "audio_seconds": round(audio.duration, 3),
+        "stages_ms": {
+            "face": round(t_face * 1000 / n, 3),
+            "audio": round(t_audio * 1000 / n, 3),
+            "motion": round(t_motion * 1000 / n, 3),
+            "render": round(render_ms, 3),
+            "encode": round(float(np.median(encode_times) * 1000), 3),
+        },
+        "setup_ms": {"face": round(t_face * 1000, 1), "renderer": round(t_renderer * 1000, 1)},
+        "render_fps": round(1000.0 / render_ms, 1),
+        "realtime_factor": round(total / audio.duration, 4),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def _write_wav(path: Path, samples: np.ndarray, rate: int = 16000) -> None:
+    import wave
+
+    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())

@@ -1,0 +1,91 @@
+"""The portrait's rig: an aligned square crop around the face at the output size, its neutral landmarks
+in crop pixels, and the transform that pastes the crop back into the original image."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from talkface.face import topology as T
+from talkface.face.landmarks import Landmarks, detect_face
+
+# Crop side as a multiple of the face height (mid-forehead landmark to chin). 2.5 frames head, hair and
+# shoulders the way talking-head datasets do (the face is about half the frame).
+CROP_FACE_RATIO = 2.5
+MIN_CROP_FACE_RATIO = 1.8  # when the image is too small for the full crop, shrink it down to this
+
+
+@dataclass(frozen=True)
+class Framing:
+    """matrix: 2x3 affine from portrait pixels to crop pixels (rotation + scale + shift).
+    size: crop side in pixels. source_shape: (H, W) of the portrait."""
+
+    matrix: np.ndarray
+    size: int
+    source_shape: tuple[int, int]
+
+    @property
+    def inverse(self) -> np.ndarray:
+        return cv2.invertAffineTransform(self.matrix)
+
+
+@dataclass(frozen=True)
+class FaceRig:
+    """image: the aligned crop, shape (size, size, 3) uint8 RGB. points: neutral landmarks in crop
+    pixels, shape (478, 3) float32 (z in the same pixel scale). eye_distance: pixels in the crop."""
+
+    image: np.ndarray
+    points: np.ndarray
+    framing: Framing
+
+    @property
+    def size(self) -> int:
+        return self.framing.size
+
+    @property
+    def eye_distance(self) -> float:
+        return Landmarks(self.points).eye_distance
+
+
+def face_framing(face: Landmarks, image_shape: tuple[int, int], size: int) -> Framing:
+    """A square, roll-corrected crop around `face`, kept inside the image when the image allows."""
+    h, w = image_shape
+    p = face.points
+    right_eye = p[T.RIGHT_EYE, :2].mean(0)
+    left_eye = p[T.LEFT_EYE, :2].mean(0)
+    dx, dy = left_eye - right_eye
+    roll = np.degrees(np.arctan2(dy, dx))
+    face_h = float(np.linalg.norm(p[T.FOREHEAD, :2] - p[T.CHIN, :2]))
+    eyes_mid = (left_eye + right_eye) / 2
+    mouth = p[T.INNER_LIP, :2].mean(0)
+    # The face centre sits a little below the eye line; leave room above for hair.
+    centre = eyes_mid + 0.25 * (mouth - eyes_mid)
+    side = CROP_FACE_RATIO * face_h
+    # Keep the crop inside the image when the image allows (replicated borders look bad): first shrink it
+    # towards MIN_CROP_FACE_RATIO, then slide it (the face may sit off-centre).
+    side = float(max(min(side, w, h), MIN_CROP_FACE_RATIO * face_h))
+    centre = centre.astype(np.float64)
+    for axis, extent in ((0, w), (1, h)):
+        if side <= extent:
+            centre[axis] = np.clip(centre[axis], side / 2, extent - side / 2)
+    scale = size / side
+    m = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), float(roll), scale)
+    m[:, 2] += np.array([size / 2, size / 2]) - centre
+    return Framing(m.astype(np.float64), size, (h, w))
+
+
+def build_rig(portrait: np.ndarray, size: int, face: Landmarks | None = None) -> FaceRig:
+    """Detect the face (unless given), crop and align it at `size` x `size`."""
+    face = face or detect_face(portrait)
+    framing = face_framing(face, portrait.shape[:2], size)
+    m = framing.matrix
+    scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    crop = cv2.warpAffine(portrait, m, (size, size), flags=interp, borderMode=cv2.BORDER_REPLICATE)
+    pts = face.points.astype(np.float64)
+    xy = pts[:, :2] @ m[:, :2].T + m[:, 2]
+    z = (pts[:, 2] - pts[: T.N_MESH, 2].mean()) * scale
+    points = np.column_stack([xy, z]).astype(np.float32)
+    return FaceRig(crop, points, framing)

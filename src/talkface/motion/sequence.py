@@ -1,0 +1,53 @@
+"""MotionSequence: the face latent's dynamics, one row per video frame."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from talkface.face.expression import EXPRESSIONS
+
+
+@dataclass(frozen=True)
+class MotionSequence:
+    """Per-frame motion relative to the portrait's own neutral state.
+
+    expression: shape (T, len(EXPRESSIONS)) float32, coefficients of face.expression.EXPRESSIONS (0 = neutral).
+    rotation: shape (T, 3) float32, head yaw, pitch, roll in degrees (yaw > 0 turns to the viewer's right,
+        pitch > 0 nods down, roll > 0 tilts clockwise on screen).
+    translation: shape (T, 2) float32, head shift in eye distances (x right, y down).
+    fps: frames per second.
+    """
+
+    expression: np.ndarray
+    rotation: np.ndarray
+    translation: np.ndarray
+    fps: float
+
+    def __post_init__(self):
+        t = len(self.expression)
+        assert self.expression.shape == (t, len(EXPRESSIONS)), self.expression.shape
+        assert self.rotation.shape == (t, 3) and self.translation.shape == (t, 2)
+
+    def __len__(self) -> int:
+        return len(self.expression)
+
+    def __getitem__(self, i: int | slice) -> MotionSequence:
+        if isinstance(i, int):
+            i = slice(i, i + 1)
+        return MotionSequence(self.expression[i], self.rotation[i], self.translation[i], self.fps)
+
+    def coefficient(self, name: str) -> np.ndarray:
+        """One expression coefficient over time, shape (T,)."""
+        return self.expression[:, EXPRESSIONS.index(name)]
+
+    @staticmethod
+    def still(n_frames: int, fps: float) -> MotionSequence:
+        """The neutral face, not moving."""
+        return MotionSequence(
+            np.zeros((n_frames, len(EXPRESSIONS)), np.float32),
+            np.zeros((n_frames, 3), np.float32),
+            np.zeros((n_frames, 2), np.float32),
+            fps,
+        )

@@ -1,0 +1,1 @@
+"""render: from motion back to pixels (dense mesh warp, mouth interior, compositing)."""

@@ -1,0 +1,25 @@
+"""Renderer: one MotionSequence row -> one RGB frame of the portrait crop."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from talkface.face.rig import FaceRig
+from talkface.motion.sequence import MotionSequence
+from talkface.render.mouth import MouthInterior
+from talkface.render.warp import MeshWarp
+
+
+class Renderer:
+    """Precomputes the rig's mesh, rings and mouth colours once; render() is the per-frame path."""
+
+    def __init__(self, rig: FaceRig):
+        self.rig = rig
+        self.warp = MeshWarp(rig)
+        self.mouth = MouthInterior(rig)
+
+    def render(self, motion: MotionSequence, i: int) -> np.ndarray:
+        """Frame i of `motion`, shape (size, size, 3) uint8 RGB (a new array each call)."""
+        result = self.warp.warp(motion.expression[i], motion.rotation[i], motion.translation[i])
+        self.mouth.paint(result)
+        return result.image

@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+from conftest import synth_speech, write_audio
+
+from talkface.audio.features import FEATURE_RATE, compute_features, n_video_frames
+from talkface.audio.load import SAMPLE_RATE, from_samples, load_audio
+from talkface.errors import TalkfaceError
+
+
+@pytest.mark.parametrize(
+    "suffix,rate,channels",
+    [
+        (".wav", 16000, 1),
+        (".wav", 8000, 2),
+        (".mp3", 44100, 2),
+        (".m4a", 48000, 1),
+        (".flac", 22050, 1),
+        (".ogg", 48000, 2),
+    ],
+)
+def test_load_any_format_rate_and_layout(tmp_path, suffix, rate, channels):
+    x = synth_speech(1.5, rate)
+    path = write_audio(tmp_path / f"a{suffix}", x, rate, channels=channels)
+    audio = load_audio(path)
+    assert audio.source_rate == rate and audio.source_channels == channels
+    # Lossy codecs pad a little at the start or end; the duration is the decoded length.
+    assert abs(audio.duration - 1.5) < 0.08
+    assert abs(len(audio.samples) / SAMPLE_RATE - audio.duration) < 0.01
+    assert audio.samples.dtype == np.float32 and np.abs(audio.samples).max() > 0.1
+
+
+def test_bad_audio_files(tmp_path):
+    with pytest.raises(TalkfaceError, match="not found"):
+        load_audio(tmp_path / "missing.wav")
+    junk = tmp_path / "junk.mp3"
+    junk.write_bytes(b"this is not audio" * 100)
+    with pytest.raises(TalkfaceError, match="cannot read|no audio"):
+        load_audio(junk)
+    empty = write_audio(tmp_path / "empty.wav", np.zeros(0, np.float32), 16000)
+    with pytest.raises(TalkfaceError, match="no audio samples"):
+        load_audio(empty)
+    long = write_audio(tmp_path / "long.wav", np.zeros(16000 * 3, np.float32), 16000)
+    with pytest.raises(TalkfaceError, match="limit"):
+        load_audio(long, max_seconds=2)
+
+
+def test_features_align_to_video_frames_without_drift():
+    # Clicks at known times across a long (4 min) signal must land in the frame that covers them.
+    seconds, fps = 240.0, 25.0
+    x = np.zeros(int(seconds * SAMPLE_RATE), np.float32)
+    click_times = [0.5, 61.22, 179.98, 239.5]
+    for t in click_times:
+        i = int(t * SAMPLE_RATE)
+        x[i : i + 80] = 0.9
+    feats = compute_features(from_samples(x, SAMPLE_RATE))
+    assert len(feats) == int(np.ceil(len(x) / (SAMPLE_RATE / FEATURE_RATE)))
+    n = n_video_frames(seconds, fps)
+    assert n == 6000
+    per_frame = feats.at_fps(fps, n)
+    loud = np.flatnonzero(per_frame.energy_db > -60)
+    for t in click_times:
+        assert int(t * fps) in loud or int(t * fps) - 1 in loud or int(t * fps) + 1 in loud
+    assert len(loud) <= 3 * len(click_times)
+
+
+def test_voicing_separates_speech_from_silence():
+    x = np.concatenate([np.zeros(16000, np.float32), synth_speech(2.0), np.zeros(16000, np.float32)])
+    f = compute_features(from_samples(x, SAMPLE_RATE))
+    assert f.energy_db[:90].max() < -80
+    assert np.median(f.energy_db[120:280]) > -40
+    assert f.pitch_hz[120:280][f.pitch_hz[120:280] > 0].size > 50
+    assert np.all(f.pitch_hz[:90] == 0)
+
+
+def test_video_frame_count_matches_duration():
+    assert n_video_frames(10.0, 25) == 250
+    assert n_video_frames(0.01, 25) == 1
+    assert abs(n_video_frames(16.57466, 25) / 25 - 16.57466) <= 0.5 / 25

@@ -1,0 +1,123 @@
+"""The command line end to end: the main job, and every kind of bad input."""
+
+import json
+import subprocess
+import sys
+
+import av
+import cv2
+import numpy as np
+import pytest
+from conftest import write_audio
+
+from talkface.cli import main
+
+
+def run_cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "talkface.cli", *map(str, args)], capture_output=True, text=True
+    )
+
+
+def probe(path):
+    with av.open(str(path)) as c:
+        v, a = c.streams.video[0], c.streams.audio[0]
+        frames = sum(1 for _ in c.decode(v))
+        return {
+            "vcodec": v.codec_context.name,
+            "acodec": a.codec_context.name,
+            "size": (v.width, v.height),
+            "frames": frames,
+            "rate": float(v.average_rate),
+            "comment": c.metadata.get("comment", ""),
+        }
+
+
+def test_animate_writes_h264_aac_with_the_audio_duration(tmp_path, portrait, speech_wav):
+    out = tmp_path / "talking.mp4"
+    assert main(["animate", str(portrait), str(speech_wav), "-o", str(out), "--size", "256", "-q"]) == 0
+    info = probe(out)
+    assert info["vcodec"] == "h264" and info["acodec"] == "aac" and info["size"] == (256, 256)
+    assert abs(info["frames"] / info["rate"] - 3.5) <= 1 / 25
+    assert "talkface" in info["comment"]
+    assert [p.name for p in tmp_path.iterdir()] == ["talking.mp4"]  # no temporary left behind
+
+
+def test_silence_only_audio_gives_an_idle_face(tmp_path, portrait):
+    wav = write_audio(tmp_path / "silence.wav", np.zeros(16000 * 2, np.float32), 16000)
+    out = tmp_path / "idle.mp4"
+    assert (
+        main(
+            ["animate", str(portrait), str(wav), "-o", str(out), "--size", "128", "--motion-scale", "0", "-q"]
+        )
+        == 0
+    )
+    with av.open(str(out)) as c:
+        frames = [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]
+    assert len(frames) == 50
+    # Only blinks change the picture: most frames equal the first up to encoding noise.
+    diffs = [np.abs(f - frames[0]).mean() for f in frames]
+    assert np.median(diffs) < 1.5
+
+
+@pytest.mark.parametrize(
+    "case,expect",
+    [
+        ("missing_portrait", "portrait file not found"),
+        ("text_portrait", "cannot read"),
+        ("faceless_portrait", "no face found"),
+        ("missing_audio", "audio file not found"),
+        ("junk_audio", "cannot read audio"),
+        ("empty_audio", "no audio samples"),
+        ("size0", "--size 0 is out of range"),
+        ("fps1000", "--fps 1000"),
+        ("bad_output", "output must be an .mp4"),
+    ],
+)
+def test_bad_input_one_line_exit_2_no_output(tmp_path, portrait, speech_wav, case, expect):
+    audio, image, extra = speech_wav, portrait, []
+    out = tmp_path / "out.mp4"
+    if case == "missing_portrait":
+        image = tmp_path / "nope.jpg"
+    elif case == "text_portrait":
+        image = tmp_path / "text.jpg"
+        image.write_text("not an image")
+    elif case == "faceless_portrait":
+        image = tmp_path / "gradient.png"
+        g = np.tile(np.linspace(0, 255, 300, dtype=np.uint8), (300, 1))
+        cv2.imwrite(str(image), cv2.merge([g, g[::-1], g.T]))
+    elif case == "missing_audio":
+        audio = tmp_path / "nope.wav"
+    elif case == "junk_audio":
+        audio = tmp_path / "junk.m4a"
+        audio.write_bytes(b"\x00\x01junk" * 50)
+    elif case == "empty_audio":
+        audio = write_audio(tmp_path / "empty.wav", np.zeros(0, np.float32), 16000)
+    elif case == "size0":
+        extra = ["--size", "0"]
+    elif case == "fps1000":
+        extra = ["--fps", "1000"]
+    elif case == "bad_output":
+        out = tmp_path / "out.txt"
+    r = run_cli("animate", image, audio, "-o", out, "-q", *extra)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and expect in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
+    assert not out.exists()
+    assert not any(p.name.endswith(".tmp.mp4") for p in tmp_path.iterdir())
+
+
+def test_unknown_option_is_one_line(portrait, speech_wav, tmp_path):
+    r = run_cli("animate", portrait, speech_wav, "-o", tmp_path / "x.mp4", "--wobble", "3")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_bench_json_is_one_object_on_the_last_line():
+    r = run_cli("bench", "--json", "--seconds", "2", "--size", "256")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    for key in ("stages_ms", "render_fps", "realtime_factor", "peak_rss_mb"):
+        assert key in result
+    assert set(result["stages_ms"]) >= {"face", "audio", "motion", "render", "encode"}
+    assert result["render_fps"] > 0 and 0 < result["realtime_factor"]
