@@ -3,7 +3,8 @@
 - portrait.jpg: scikit-image's `astronaut` image, a NASA photo of Eileen Collins (public domain as a
   work of the US government), 512x512, JPEG quality 92.
 - speech.flac: ~8 s of English made here by espeak-ng (talkface.audio.tts), mono 16-bit FLAC at the
-  TTS rate (22050 Hz). Generated audio: no speaker, no recording, nothing to license.
+  TTS rate (22050 Hz). Generated audio: no speaker, no recording, nothing to license. It is the
+  script's first synthesis, so a rerun gives the same file (espeak's output drifts on later calls).
 - speech.json: the text, voice and settings of speech.flac with its exact phoneme and word timings
   ([start, end, symbol] and [start, end, text], seconds), so code and tests can drive visemes from the
   truth instead of an estimate.
@@ -107,15 +108,15 @@ def main(argv: list[str] | None = None) -> None:
         sys.path.insert(0, str(SRC))
     ASSETS.mkdir(parents=True, exist_ok=True)
 
-    if args.only in (None, "portrait"):
-        path = ASSETS / "portrait.jpg"
-        make_portrait(path)
-        print(f"{path}: {path.stat().st_size / 1024:.0f} KB")
     if args.only in (None, "speech"):
         audio, timings = ASSETS / "speech.flac", ASSETS / "speech.json"
         make_speech(audio, timings)
         for path in (audio, timings):
             print(f"{path}: {path.stat().st_size / 1024:.0f} KB")
+    if args.only in (None, "portrait"):
+        path = ASSETS / "portrait.jpg"
+        make_portrait(path)
+        print(f"{path}: {path.stat().st_size / 1024:.0f} KB")
 
 
 if __name__ == "__main__":

@@ -52,7 +52,8 @@ class AudioFeatures:
         return len(self.energy_db)
 
     def at_fps(self, fps: float, n_frames: int, offset: float = 0.0) -> AudioFeatures:
-        """Features per video frame: frame j averages the frames centred in [j/fps + offset, (j+1)/fps + offset).
+        """Features per video frame: frame j averages the frames centred in
+        [j/fps + offset, (j+1)/fps + offset).
         A positive offset shows frame j the audio slightly ahead (lips lead the voice)."""
         edges = (np.arange(n_frames + 1) / fps + offset) * self.rate
         lo = np.clip(np.ceil(edges[:-1] - 1e-9).astype(np.int64), 0, len(self))

@@ -53,7 +53,7 @@ def load_audio(path: str | Path, max_seconds: float = MAX_AUDIO_SECONDS) -> Audi
         if not container.streams.audio:
             raise TalkfaceError(f"{path} has no audio stream")
         stream = container.streams.audio[0]
-        # Convert sample format and mix down only; soxr does the rate change (better filter than swr's default).
+        # Convert the sample format and mix down only; soxr does the rate change (a better filter than swr's).
         to_mono = av.AudioResampler(format="flt", layout="mono", rate=stream.rate)
         chunks: list[np.ndarray] = []
         n = 0

@@ -13,7 +13,8 @@ from talkface.face.expression import EXPRESSIONS
 class MotionSequence:
     """Per-frame motion relative to the portrait's own neutral state.
 
-    expression: shape (T, len(EXPRESSIONS)) float32, coefficients of face.expression.EXPRESSIONS (0 = neutral).
+    expression: shape (T, len(EXPRESSIONS)) float32, coefficients of face.expression.EXPRESSIONS
+        (0 = neutral).
     rotation: shape (T, 3) float32, head yaw, pitch, roll in degrees (yaw > 0 turns to the viewer's right,
         pitch > 0 nods down, roll > 0 tilts clockwise on screen).
     translation: shape (T, 2) float32, head shift in eye distances (x right, y down).

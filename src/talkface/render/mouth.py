@@ -28,7 +28,7 @@ class MouthInterior:
         p = rig.points
         self.width = float(np.linalg.norm(p[308, :2] - p[78, :2]))
         self.centre_x = float(p[T.INNER_LIP, 0].mean())
-        # Colour match: the face's brightness and colour cast (mean of the skin inside the oval, below the eyes).
+        # Colour match: the face's brightness and colour cast (mean colour inside the face oval).
         mask = np.zeros(rig.image.shape[:2], np.uint8)
         cv2.fillPoly(mask, [np.round(p[T.FACE_OVAL, :2]).astype(np.int32)], 1)
         skin = rig.image[mask > 0].astype(np.float32)

@@ -119,7 +119,7 @@ class MeshWarp:
         keep = np.array([cv2.pointPolygonTest(oval_poly, (float(x), float(y)), False) < 0 for x, y in cent])
         ring_tris = outer_ids[tri[keep]]
         self.n_main = self.border_start + len(border)
-        # Hole fans: right eye, left eye, mouth (each contour + a centre vertex) appended after the main vertices.
+        # Hole fans: right eye, left eye, mouth (each contour + a centre vertex), after the main vertices.
         self.eyes = (T.RIGHT_EYE, T.LEFT_EYE)
         fans, labels, start = [], [], self.n_main
         for contour, label in ((T.RIGHT_EYE, SKIN), (T.LEFT_EYE, SKIN), (T.INNER_LIP, MOUTH)):
