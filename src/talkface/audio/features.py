@@ -22,7 +22,7 @@ PITCH_WIN = 640  # 40 ms window for pitch: two periods of 50 Hz
 N_FFT = 512
 N_MELS = 40
 PITCH_RANGE = (60.0, 500.0)  # Hz: speech and most singing
-BLOCK = 6000  # feature frames per processing block (60 s), bounds memory on long inputs
+BLOCK = 1000  # feature frames per processing block (10 s): bounds memory on long inputs
 assert SAMPLE_RATE % FEATURE_RATE == 0
 
 
@@ -122,7 +122,7 @@ def _frames(x: np.ndarray, start: int, count: int, width: int) -> np.ndarray:
 
 def compute_features(audio: Audio) -> AudioFeatures:
     """100 Hz features of a whole 16 kHz signal; T = ceil(N / HOP) frames, frame i centred at i / 100 s."""
-    x = audio.samples.astype(np.float32)
+    x = audio.samples.astype(np.float32, copy=False)
     n_frames = max(1, -(-len(x) // HOP))
     pad = PITCH_WIN // 2
     xp = np.pad(x, (pad, pad + HOP))

@@ -67,5 +67,10 @@ class VoiceActivity:
 
 def speech_probability(samples: np.ndarray) -> np.ndarray:
     """Speech probability of a whole 16 kHz signal, one value per 32 ms window, shape (ceil(N/512),)."""
-    pad = (-len(samples)) % WINDOW
-    return VoiceActivity().push(np.pad(np.asarray(samples, np.float32), (0, pad)))
+    vad = VoiceActivity()
+    chunk = WINDOW * 1024  # push in pieces: no whole-signal copies on long inputs
+    probs = [vad.push(samples[i : i + chunk]) for i in range(0, len(samples), chunk)]
+    tail = len(samples) % WINDOW
+    if tail:
+        probs.append(vad.push(np.zeros(WINDOW - tail, np.float32)))
+    return np.concatenate(probs) if probs else np.zeros(0, np.float32)
