@@ -11,9 +11,9 @@ import numpy as np
 from talkface.face import topology as T
 from talkface.face.landmarks import Landmarks, detect_face
 
-# Crop side as a multiple of the face height (mid-forehead landmark to chin). 2.5 frames head, hair and
+# Crop side as a multiple of the face height (mid-forehead landmark to chin). 2.2 frames head, hair and
 # shoulders the way talking-head datasets do (the face is about half the frame).
-CROP_FACE_RATIO = 2.5
+CROP_FACE_RATIO = 2.2
 MIN_CROP_FACE_RATIO = 1.8  # when the image is too small for the full crop, shrink it down to this
 
 

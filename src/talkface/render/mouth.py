@@ -21,6 +21,18 @@ TEETH = np.array([232.0, 226.0, 212.0])
 TONGUE = np.array([168.0, 78.0, 82.0])
 
 
+def _tooth_row(au: np.ndarray, w: float, darkest: float) -> tuple[np.ndarray, np.ndarray]:
+    """For |u| across the mouth (0 centre, 1 corner): each tooth's rounded biting edge (height factor) and
+    the shading of the seams between teeth (darkest at a seam), both shaped like au."""
+    k = np.searchsorted(TOOTH_EDGES, np.minimum(au, TOOTH_EDGES[-1] - 1e-6), side="right") - 1
+    lo_e, hi_e = TOOTH_EDGES[k], TOOTH_EDGES[k + 1]
+    s = (au - lo_e) / (hi_e - lo_e)  # 0..1 across one tooth
+    rounding = 1 - 0.35 * (2 * s - 1) ** 4
+    seam_px = np.minimum(s, 1 - s) * (hi_e - lo_e) * w / 2  # distance to the nearest seam, pixels
+    seam = darkest + (1 - darkest) * np.clip(seam_px / 0.9, 0, 1)
+    return rounding, seam
+
+
 class MouthInterior:
     """Colours and sizes taken once from the portrait; paint() fills one frame's mouth."""
 
@@ -78,24 +90,23 @@ class MouthInterior:
         tongue *= np.clip(1 - au / 0.8, 0, 1)
         tongue_col = self.tongue[None, None, :] * (0.6 + 0.4 * (1 - depth))[..., None]
         colour = colour * (1 - tongue[..., None]) + tongue_col * tongue[..., None]
-        # Teeth: incisors widest in the middle, narrowing around the arch; dark seams between teeth.
-        k = np.searchsorted(TOOTH_EDGES, np.minimum(au, TOOTH_EDGES[-1] - 1e-6), side="right") - 1
-        lo_e, hi_e = TOOTH_EDGES[k], TOOTH_EDGES[k + 1]
-        s = (au - lo_e) / (hi_e - lo_e)  # 0..1 across one tooth
-        rounding = 1 - 0.35 * (2 * s - 1) ** 4
-        seam = np.clip(np.minimum(s, 1 - s) * (hi_e - lo_e) * w / 2 / 0.9, 0, 1) * 0.45 + 0.55
+        # Teeth: incisors widest in the middle, narrowing around the arch; soft seams between teeth. The
+        # lower incisors are narrower than the upper ones.
         arch = 1 - 0.55 * au**2
         opening = np.clip(gap / (0.12 * w), 0.35, 1.0)
+        rounding_up, seam_up = _tooth_row(au, w, darkest=0.62)
+        rounding_lo, seam_lo = _tooth_row(au * 1.35, w / 1.35, darkest=0.78)
         upper = (
-            (t_up >= -1) & (t_up < UPPER_TEETH * w * rounding * (1 - 0.3 * au**2)) & (au < TOOTH_EDGES[-1])
+            (t_up >= -1) & (t_up < UPPER_TEETH * w * rounding_up * (1 - 0.3 * au**2)) & (au < TOOTH_EDGES[-1])
         )
         # The lower teeth hide behind the lower lip until the jaw has dropped well past the upper teeth.
         lower_h = LOWER_TEETH * w * np.clip((gap - 0.12 * w) / (0.15 * w), 0, 1)
-        lower = (t_lo >= -1) & (t_lo < lower_h * rounding) & (au < TOOTH_EDGES[5])
-        shade = (arch * seam * opening)[..., None]
+        lower = (t_lo >= -1) & (t_lo < lower_h * rounding_lo) & (au < TOOTH_EDGES[5])
         # Upper teeth are shadowed just under the lip; lower teeth are dimmer (in the upper lip's shadow).
-        shade_up = shade * np.clip(0.75 + t_up / (0.05 * w) * 0.25, 0.75, 1.0)[..., None]
-        colour = np.where(lower[..., None], self.teeth * shade * 0.82, colour)
+        under_lip = np.clip(0.75 + t_up / (0.05 * w) * 0.25, 0.75, 1.0)
+        shade_up = (arch * opening * seam_up * under_lip)[..., None]
+        shade_lo = (arch * opening * seam_lo * 0.8)[..., None]
+        colour = np.where(lower[..., None], self.teeth * shade_lo, colour)
         colour = np.where(upper[..., None], self.teeth * shade_up, colour)
         region = frame.image[y0:y1, x0:x1].astype(np.float32)
         # The warp already sampled the portrait at the skull coordinates: inside the portrait's own

@@ -1,0 +1,290 @@
+"""Evaluation metrics: pure numpy functions on landmark tracks and per-frame signals.
+
+Conventions. A landmark track is shape (T, 478, 3) float, mediapipe points in pixels (z in the same scale),
+with NaN rows for frames without a face; every function here skips NaN frames rather than failing.
+"Pose-free" tracks come from align_frames: each frame's STABLE points similarity-aligned onto a reference
+frame, in eye-distance units. Lengths are in eye distances (the distance between the eye centres) unless
+a docstring says otherwise; angles in degrees; times in seconds; rates from `fps`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from talkface.face import topology as T
+
+LIPS = T.OUTER_LIP + T.INNER_LIP  # the 40 lip points mouth_lmd compares
+MIN_FRAMES = 5  # fewer valid frames than this and a statistic is NaN, not a number from noise
+
+
+def eye_distance(points: np.ndarray) -> np.ndarray:
+    """Distance between the eye centres (mean of each eye contour, x and y), shape (T,) for points
+    (T, 478, 3), or a float for one frame (478, 3); pixels."""
+    p = np.asarray(points, np.float64)
+    right = p[..., T.RIGHT_EYE, :2].mean(-2)
+    left = p[..., T.LEFT_EYE, :2].mean(-2)
+    return np.linalg.norm(left - right, axis=-1)
+
+
+def mouth_opening(points: np.ndarray) -> np.ndarray:
+    """Inner-lip gap at the middle of the mouth (points 13-14, x and y) over the eye distance, shape (T,);
+    0 = closed, about 0.3-0.5 for a wide-open mouth. NaN where no face. Same as Landmarks.mouth_opening."""
+    p = np.asarray(points, np.float64)
+    gap = np.linalg.norm(p[..., T.UPPER_LIP_MID, :2] - p[..., T.LOWER_LIP_MID, :2], axis=-1)
+    return gap / np.maximum(eye_distance(p), 1e-6)
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two equal-length signals over the samples finite in both; NaN when fewer
+    than MIN_FRAMES such samples or either is constant."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < MIN_FRAMES:
+        return float("nan")
+    a, b = a[ok] - a[ok].mean(), b[ok] - b[ok].mean()
+    den = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / den) if den > 1e-12 else float("nan")
+
+
+@dataclass(frozen=True)
+class LagCorrelation:
+    """r_zero: Pearson r at lag 0. r_best: the highest r over the lags searched. lag_ms: the lag of r_best
+    in milliseconds, refined between frames by a parabola through the neighbouring lags; positive means
+    the generated signal lags the real one (gen[t] follows real[t - lag])."""
+
+    r_zero: float
+    r_best: float
+    lag_ms: float
+
+
+def lagged_correlation(
+    real: np.ndarray, gen: np.ndarray, fps: float, max_lag_ms: float = 200.0
+) -> LagCorrelation:
+    """Pearson r of two per-frame signals, shape (T,) each, at lags of whole frames within
+    +-max_lag_ms; see LagCorrelation for the sign of the lag."""
+    real, gen = np.asarray(real, np.float64), np.asarray(gen, np.float64)
+    n = min(len(real), len(gen))
+    real, gen = real[:n], gen[:n]
+    max_lag = int(np.floor(max_lag_ms / 1000.0 * fps + 1e-9))
+    lags = np.arange(-max_lag, max_lag + 1)
+    rs = np.array(
+        [pearson(real[: n - k], gen[k:]) if k >= 0 else pearson(real[-k:], gen[: n + k]) for k in lags]
+    )
+    r_zero = float(rs[max_lag])
+    if not np.isfinite(rs).any():
+        return LagCorrelation(r_zero, float("nan"), float("nan"))
+    i = int(np.nanargmax(rs))
+    lag = float(lags[i])
+    if 0 < i < len(rs) - 1 and np.isfinite(rs[i - 1 : i + 2]).all():
+        a, b, c = rs[i - 1 : i + 2]
+        curv = a - 2 * b + c
+        if curv < -1e-12:
+            lag += float(np.clip(0.5 * (a - c) / curv, -0.5, 0.5))
+    return LagCorrelation(r_zero, float(rs[i]), 1000.0 * lag / fps)
+
+
+def similarity_fit(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Least-squares similarity transform (Umeyama 1991) taking `src` points onto `dst` points:
+    dst ~ scale * src @ R.T + t. src and dst: shape (N, D) or (B, N, D) (broadcast against each other).
+    Returns scale (B,), R (B, D, D) a proper rotation (det +1), t (B, D); B = 1 for unbatched input."""
+    src, dst = np.broadcast_arrays(np.asarray(src, np.float64), np.asarray(dst, np.float64))
+    if src.ndim == 2:
+        src, dst = src[None], dst[None]
+    mu_s, mu_d = src.mean(1, keepdims=True), dst.mean(1, keepdims=True)
+    s, d = src - mu_s, dst - mu_d
+    cov = np.einsum("bni,bnj->bij", d, s) / src.shape[1]  # (B, D, D)
+    u, sv, vt = np.linalg.svd(cov)
+    sign = np.sign(np.linalg.det(u) * np.linalg.det(vt))
+    fix = np.ones(sv.shape)
+    fix[:, -1] = np.where(sign == 0, 1.0, sign)
+    rot = np.einsum("bij,bj,bjk->bik", u, fix, vt)
+    var_s = (s * s).sum((1, 2)) / src.shape[1]
+    scale = (sv * fix).sum(1) / np.maximum(var_s, 1e-12)
+    t = mu_d[:, 0] - scale[:, None] * np.einsum("bij,bj->bi", rot, mu_s[:, 0])
+    return scale, rot, t
+
+
+def rotation_angles(rot: np.ndarray) -> np.ndarray:
+    """Euler angles of rotation matrices (..., 3, 3) in image axes (x right, y down, z away from the camera),
+    R = Rz(roll) @ Ry(yaw) @ Rx(pitch); returns (..., 3): yaw, pitch, roll in degrees."""
+    r = np.asarray(rot, np.float64)
+    yaw = np.arcsin(np.clip(-r[..., 2, 0], -1.0, 1.0))
+    pitch = np.arctan2(r[..., 2, 1], r[..., 2, 2])
+    roll = np.arctan2(r[..., 1, 0], r[..., 0, 0])
+    return np.degrees(np.stack([yaw, pitch, roll], -1))
+
+
+def align_frames(points: np.ndarray, reference: np.ndarray, index: list[int] = T.STABLE) -> np.ndarray:
+    """Pose-free landmarks: each frame of `points` (T, 478, 3) similarity-aligned (3D rotation, scale,
+    shift) so that its `index` points best match `reference`'s (478, 3); then expressed in the reference's
+    eye distances about the centroid of its `index` points. Shape (T, 478, 3) float64, NaN rows kept."""
+    points = np.asarray(points, np.float64)
+    reference = np.asarray(reference, np.float64)
+    out = np.full(points.shape, np.nan)
+    found = np.isfinite(points[:, index]).all((1, 2))
+    if found.any():
+        scale, rot, t = similarity_fit(points[found][:, index], reference[index])
+        out[found] = scale[:, None, None] * np.einsum("bnj,bij->bni", points[found], rot) + t[:, None, :]
+    centre = reference[index].mean(0)
+    return (out - centre) / max(float(eye_distance(reference)), 1e-6)
+
+
+def mouth_lmd(real: np.ndarray, gen: np.ndarray, real_neutral: np.ndarray, gen_neutral: np.ndarray) -> float:
+    """Mouth landmark distance: mean over frames and the 40 LIPS points of the x-y distance between the
+    real and generated lip *motion*, in eye distances. real, gen: pose-free tracks (T, 478, 3) (from
+    align_frames; the shorter one sets T); real_neutral, gen_neutral: each video's own neutral pose-free
+    shape (478, 3), subtracted first so that differences in lip shape between the two faces are not
+    counted. NaN when fewer than MIN_FRAMES frames have both faces."""
+    n = min(len(real), len(gen))
+    dr = real[:n, LIPS, :2] - real_neutral[LIPS, :2]
+    dg = gen[:n, LIPS, :2] - gen_neutral[LIPS, :2]
+    dist = np.linalg.norm(dr - dg, axis=-1).mean(1)  # (T,)
+    ok = np.isfinite(dist)
+    return float(dist[ok].mean()) if ok.sum() >= MIN_FRAMES else float("nan")
+
+
+def speech_masks(
+    voicing: np.ndarray, fps: float, on: float = 0.5, off: float = 0.2, guard_s: float = 0.2
+) -> tuple[np.ndarray, np.ndarray]:
+    """(voiced, silent) frame masks, shape (T,) bool each, from a per-frame speech probability (T,).
+    voiced: probability >= on. silent: probability < off and more than guard_s seconds from any voiced
+    frame, because lips move up to ~300 ms before the voice starts and close after it stops."""
+    v = np.asarray(voicing, np.float64)
+    voiced = v >= on
+    g = int(round(guard_s * fps))
+    near = np.convolve(voiced.astype(np.float64), np.ones(2 * g + 1), mode="same") > 0 if g else voiced
+    return voiced, (v < off) & ~near
+
+
+def silence_ratio(opening: np.ndarray, voicing: np.ndarray, fps: float) -> float:
+    """Mean mouth opening in silent frames over the mean in voiced frames (see speech_masks); opening and
+    voicing are per-frame, shape (T,). 0 = the mouth rests closed in silence; near 1 = it does not
+    react to speech. NaN when either set has fewer than MIN_FRAMES frames with a face."""
+    n = min(len(opening), len(voicing))
+    opening = np.asarray(opening[:n], np.float64)
+    voiced, silent = speech_masks(voicing[:n], fps)
+    ok = np.isfinite(opening)
+    if (voiced & ok).sum() < MIN_FRAMES or (silent & ok).sum() < MIN_FRAMES:
+        return float("nan")
+    speech = opening[voiced & ok].mean()
+    return float(opening[silent & ok].mean() / speech) if speech > 1e-6 else float("nan")
+
+
+def voiced_mean(signal: np.ndarray, voicing: np.ndarray, fps: float) -> float:
+    """Mean of a per-frame signal (T,) over voiced frames (see speech_masks); NaN if fewer than
+    MIN_FRAMES."""
+    n = min(len(signal), len(voicing))
+    x = np.asarray(signal[:n], np.float64)
+    voiced, _ = speech_masks(voicing[:n], fps)
+    ok = voiced & np.isfinite(x)
+    return float(x[ok].mean()) if ok.sum() >= MIN_FRAMES else float("nan")
+
+
+def eye_aspect_ratio(points: np.ndarray) -> np.ndarray:
+    """Lid gap over eye width, mean of both eyes: |159-145| / |33-133| and |386-374| / |263-362| (x-y),
+    shape (T,); about 0.25-0.35 open, below 0.1 closed. NaN where no face."""
+    p = np.asarray(points, np.float64)[..., :2]
+
+    def ratio(top, bottom, corners):
+        gap = np.linalg.norm(p[..., top, :] - p[..., bottom, :], axis=-1)
+        width = np.linalg.norm(p[..., corners[0], :] - p[..., corners[1], :], axis=-1)
+        return gap / np.maximum(width, 1e-6)
+
+    return 0.5 * (ratio(159, 145, T.RIGHT_EYE_CORNERS) + ratio(386, 374, T.LEFT_EYE_CORNERS))
+
+
+def _running_nanmedian(x: np.ndarray, half: int) -> np.ndarray:
+    padded = np.pad(np.asarray(x, np.float64), half, constant_values=np.nan)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1)
+    with warnings.catch_warnings():  # all-NaN windows (no face for a while) give NaN, as intended
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(windows, axis=1)
+
+
+@dataclass(frozen=True)
+class Blinks:
+    """count: blinks seen. per_min: count per minute of frames with a face (NaN if under 1 s of them).
+    onsets: frame index where each blink starts."""
+
+    count: int
+    per_min: float
+    onsets: list[int]
+
+
+def count_blinks(
+    ear: np.ndarray, fps: float, close: float = 0.7, reopen: float = 0.85, window_s: float = 2.0
+) -> Blinks:
+    """Blinks in an eye-aspect-ratio signal (T,). The threshold adapts to the eye: a blink starts when the
+    ratio falls below `close` x its running median over `window_s` seconds (blinks last 0.1-0.4 s, so
+    the median is the open eye) and ends when it rises above `reopen` x the median (hysteresis, so one
+    blink's noisy bottom is not counted twice). NaN frames neither start nor end a blink."""
+    ear = np.asarray(ear, np.float64)
+    base = _running_nanmedian(ear, max(1, int(round(window_s * fps / 2))))
+    onsets: list[int] = []
+    closed = False
+    for i, (e, b) in enumerate(zip(ear, base, strict=True)):
+        if not (np.isfinite(e) and np.isfinite(b)):
+            continue
+        if not closed and e < close * b:
+            closed = True
+            onsets.append(i)
+        elif closed and e > reopen * b:
+            closed = False
+    minutes = np.isfinite(ear).sum() / fps / 60.0
+    return Blinks(len(onsets), len(onsets) / minutes if minutes >= 1 / 60 else float("nan"), onsets)
+
+
+@dataclass(frozen=True)
+class PoseStats:
+    """std: standard deviation of yaw, pitch, roll over the clip, degrees, shape (3,).
+    delta: mean |change| of the three angles between adjacent frames (VASA-1's dP), degrees per frame."""
+
+    std: np.ndarray
+    delta: float
+
+
+def pose_stats(angles: np.ndarray) -> PoseStats:
+    """Head-motion statistics of per-frame angles (T, 3) (yaw, pitch, roll, degrees; NaN rows skipped)."""
+    a = np.asarray(angles, np.float64)
+    ok = np.isfinite(a).all(1)
+    if ok.sum() < MIN_FRAMES:
+        return PoseStats(np.full(3, np.nan), float("nan"))
+    step = np.abs(np.diff(a, axis=0))
+    pair = ok[1:] & ok[:-1]
+    delta = float(step[pair].mean()) if pair.any() else float("nan")
+    return PoseStats(a[ok].std(0), delta)
+
+
+def jitter(aligned: np.ndarray, fps: float, cutoff_hz: float = 6.0, index: list[int] | None = None) -> float:
+    """High-frequency landmark motion: the root-mean-square velocity (eye distances per second) of the
+    pose-free x-y landmark tracks (T, 478, 3) that is carried by frequencies above `cutoff_hz`, over the
+    468 mesh points (or `index`). Speech moves the lips at 2-7 Hz; tracker noise and frame-to-frame
+    shimmer are broadband, so this grows with visible jitter. The share above the cutoff comes from a
+    Hann-windowed spectrum of the velocity (no edge leakage); NaN frames are interpolated over, and the
+    result is NaN with under 1 s of frames, too few faces, or fps <= 2 x cutoff."""
+    idx = list(range(T.N_MESH)) if index is None else index
+    x = np.asarray(aligned, np.float64)[:, idx, :2].reshape(len(aligned), -1)  # (T, P)
+    ok = np.isfinite(x).all(1)
+    if len(x) < fps or ok.sum() < max(MIN_FRAMES, 0.8 * len(x)) or fps <= 2 * cutoff_hz:
+        return float("nan")
+    t = np.arange(len(x))
+    x = np.stack([np.interp(t, t[ok], col[ok]) for col in x.T], 1)
+    v = np.diff(x, axis=0) * fps  # (T-1, P), eye distances per second
+    v = v - v.mean(0)
+    spec = np.abs(np.fft.rfft(v * np.hanning(len(v))[:, None], axis=0)) ** 2
+    freqs = np.fft.rfftfreq(len(v), 1.0 / fps)
+    total = spec.sum()
+    if total <= 0:
+        return 0.0
+    share = spec[freqs > cutoff_hz].sum() / total
+    return float(np.sqrt((v * v).mean() * share))
+
+
+def identity_distance(reference: np.ndarray, embeddings: np.ndarray) -> float:
+    """Mean Euclidean distance between one face embedding (128,) and several (K, 128); dlib's same-person
+    threshold is 0.6. NaN when K = 0."""
+    e = np.asarray(embeddings, np.float64).reshape(-1, len(reference))
+    return float(np.linalg.norm(e - reference, axis=1).mean()) if len(e) else float("nan")

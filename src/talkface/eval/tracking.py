@@ -1,0 +1,172 @@
+"""Video -> per-frame face landmarks, head pose and (optionally) dlib face embeddings, for evaluation.
+
+Every frame is tracked with the product's own FaceTracker (mediapipe face mesh), so real and generated
+videos are measured by the same instrument. Frames without a face are NaN rows, never dropped, so that
+frame i of a track is always frame i of the video.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+import numpy as np
+
+from talkface.errors import TalkfaceError
+from talkface.eval import metrics
+from talkface.face import topology as T
+from talkface.face.landmarks import FaceTracker
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg")
+
+
+@dataclass(frozen=True)
+class Track:
+    """points: shape (T, 478, 3) float32, pixels (z in the same scale), NaN rows where no face was found.
+    fps: the video's frame rate. size: (width, height) in pixels. frames: the RGB frames asked for with
+    `keep`, by frame index."""
+
+    points: np.ndarray
+    fps: float
+    size: tuple[int, int]
+    frames: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    @property
+    def found(self) -> np.ndarray:
+        """Frames with a face, shape (T,) bool."""
+        return np.isfinite(self.points[:, 0, 0])
+
+
+def probe(path: str | Path) -> tuple[float, float, bool]:
+    """(fps, duration in seconds, has an audio stream) of a video file. Raises TalkfaceError if there is no
+    video stream or the file cannot be read."""
+    try:
+        with av.open(str(path)) as c:
+            if not c.streams.video:
+                raise TalkfaceError(f"{path} has no video stream")
+            v = c.streams.video[0]
+            rate = v.average_rate or v.guessed_rate or v.base_rate
+            duration = float(c.duration / av.time_base) if c.duration else 0.0
+            return float(rate) if rate else 25.0, duration, bool(c.streams.audio)
+    except av.error.FFmpegError as e:
+        raise TalkfaceError(f"cannot read video {path}: {e.strerror or e}") from None
+
+
+def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
+    """Decoded frames of the first video stream, RGB uint8 (H, W, 3), in display order."""
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in c.decode(stream):
+            yield frame.to_ndarray(format="rgb24")
+
+
+def read_frame(path: str | Path, index: int) -> np.ndarray:
+    """Frame `index` (0-based) of a video, RGB uint8 (H, W, 3)."""
+    for i, frame in enumerate(iter_frames(path)):
+        if i == index:
+            return frame
+    raise TalkfaceError(f"{path} has no frame {index}")
+
+
+def track_frames(frames: Iterable[np.ndarray]) -> np.ndarray:
+    """Landmarks of consecutive frames (one face, tracking mode), shape (T, 478, 3) float32, NaN rows
+    where the face mesh found no face."""
+    rows = []
+    nan = np.full((T.N_POINTS, 3), np.nan, np.float32)
+    with FaceTracker() as tracker:
+        for frame in frames:
+            face = tracker.track(frame)
+            rows.append(nan if face is None else face.points)
+    return np.stack(rows) if rows else np.zeros((0, T.N_POINTS, 3), np.float32)
+
+
+def track_video(path: str | Path, keep: Iterable[int] = ()) -> Track:
+    """Track every frame of a video; `keep` names frame indices whose RGB frames are returned as well."""
+    fps, _, _ = probe(path)
+    keep = set(keep)
+    kept: dict[int, np.ndarray] = {}
+    size = (0, 0)
+
+    def frames():
+        nonlocal size
+        for i, frame in enumerate(iter_frames(path)):
+            size = (frame.shape[1], frame.shape[0])
+            if i in keep:
+                kept[i] = frame
+            yield frame
+
+    points = track_frames(frames())
+    return Track(points, fps, size, kept)
+
+
+def head_pose(points: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+    """Head rotation of each frame relative to `reference` (default: the first frame with a face), from a
+    similarity (Kabsch/Umeyama) fit of the 3D mediapipe STABLE points; shape (T, 3): pitch, yaw, roll in
+    degrees (rotations about the image x, y and z axes; see metrics.rotation_angles), NaN where no face."""
+    points = np.asarray(points, np.float64)
+    out = np.full((len(points), 3), np.nan)
+    found = np.isfinite(points[:, 0, 0])
+    if not found.any():
+        return out
+    ref = points[np.argmax(found)] if reference is None else np.asarray(reference, np.float64)
+    _, rot, _ = metrics.similarity_fit(ref[T.STABLE], points[found][:, T.STABLE])
+    out[found] = metrics.rotation_angles(rot)
+    return out
+
+
+class FaceEmbedder:
+    """dlib's 128-d face embedding (ResNet, face_recognition_models weights), evaluation only.
+
+    Faces are located by our own landmarks (the face-oval box seeds dlib's 5-point shape predictor), so
+    no dlib face detector runs. Build with FaceEmbedder.load(), which returns (None, reason) when dlib or
+    the weights are missing."""
+
+    def __init__(self, shape_model: str, recognition_model: str):
+        import dlib
+
+        self._dlib = dlib
+        self._shape = dlib.shape_predictor(shape_model)
+        self._net = dlib.face_recognition_model_v1(recognition_model)
+
+    @classmethod
+    def load(cls) -> tuple[FaceEmbedder | None, str]:
+        """(embedder, "") or (None, why not)."""
+        try:
+            import dlib  # noqa: F401
+        except ImportError as e:
+            return None, f"dlib is not importable ({e}); install requirements-eval.lock"
+        # face_recognition_models' __init__ imports pkg_resources (gone in setuptools>=81): find its
+        # folder without importing it.
+        spec = importlib.util.find_spec("face_recognition_models")
+        if spec is None or not spec.submodule_search_locations:
+            return None, "face_recognition_models is not installed; install requirements-eval.lock"
+        models = Path(next(iter(spec.submodule_search_locations))) / "models"
+        shape = models / "shape_predictor_5_face_landmarks.dat"
+        net = models / "dlib_face_recognition_resnet_model_v1.dat"
+        if not (shape.is_file() and net.is_file()):
+            return None, f"dlib model files missing in {models}"
+        return cls(str(shape), str(net)), ""
+
+    def embed(self, image: np.ndarray, points: np.ndarray) -> np.ndarray | None:
+        """Embedding of the face whose landmarks (478, 3) are `points` in `image` (RGB uint8), shape (128,)
+        float64; None when the landmarks are NaN."""
+        if not np.isfinite(points).all():
+            return None
+        oval = points[T.FACE_OVAL, :2]
+        (x0, y0), (x1, y1) = oval.min(0), oval.max(0)
+        # dlib's detector boxes run from the brows to the chin: trim the forehead part of the oval.
+        y0 = y0 + 0.25 * (y1 - y0)
+        rect = self._dlib.rectangle(int(x0), int(y0), int(x1), int(y1))
+        img = np.ascontiguousarray(image)
+        shape = self._shape(img, rect)
+        return np.asarray(self._net.compute_face_descriptor(img, shape), np.float64)
