@@ -121,3 +121,19 @@ def test_bench_json_is_one_object_on_the_last_line():
         assert key in result
     assert set(result["stages_ms"]) >= {"face", "audio", "motion", "render", "encode"}
     assert result["render_fps"] > 0 and 0 < result["realtime_factor"]
+
+
+def test_say_renders_text_in_two_languages(tmp_path, portrait):
+    for voice, text in (("en-us", "Hello, world."), ("de", "Guten Morgen.")):
+        out = tmp_path / f"say_{voice}.mp4"
+        assert (
+            main(["say", str(portrait), text, "-o", str(out), "--voice", voice, "--size", "128", "-q"]) == 0
+        )
+        info = probe(out)
+        assert info["frames"] > 10 and info["acodec"] == "aac"
+
+
+def test_say_unknown_voice_lists_voices(tmp_path, portrait):
+    r = run_cli("say", portrait, "hi", "-o", tmp_path / "x.mp4", "--voice", "klingon")
+    assert r.returncode == 2 and "available voices" in r.stderr and "en-us" in r.stderr
+    assert not (tmp_path / "x.mp4").exists()

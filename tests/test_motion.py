@@ -75,3 +75,46 @@ def test_loudness_baseline_opens_the_jaw_with_loudness_only():
     m = generate("loudness", compute_features(from_samples(x, 16000)), 75, FPS, RuleSettings())
     assert m.coefficient("jaw_open").max() > 0.2
     assert np.abs(m.rotation).max() == 0 and m.coefficient("blink_left").max() == 0
+
+
+def test_visemes_close_lips_on_bilabials_and_round_on_u():
+    from talkface.audio.tts import Phoneme
+    from talkface.motion.visemes import viseme_of, viseme_targets
+
+    seq = [
+        ("_", 0.0, 0.2),
+        ("m", 0.2, 0.3),
+        ("'A:", 0.3, 0.5),
+        ("p", 0.5, 0.58),
+        ("'u:", 0.58, 0.8),
+        ("_:", 0.8, 1.2),
+    ]
+    phonemes = tuple(Phoneme(s, e, sym) for sym, s, e in seq)
+    t = np.array([0.25, 0.4, 0.54, 0.69, 1.1])
+    v = viseme_targets(phonemes, t)
+    jaw, rnd = v[:, 0], v[:, 1]
+    assert jaw[1] > 0.3  # open vowel
+    assert jaw[0] < 0.1 and jaw[2] < 0.12  # m and p close the mouth between vowels
+    assert rnd[3] > 0.6 and rnd[1] < 0.1  # u rounds, a does not
+    assert jaw[4] < 0.05  # pause rests
+    # Stress and length marks do not change a phoneme's viseme; unknown symbols fall back quietly.
+    assert viseme_of("'a:") == viseme_of("a") and len(viseme_of("§")) == 5
+
+
+def test_text_to_speech_motion_follows_the_phonemes():
+    from talkface.audio.features import compute_features
+    from talkface.audio.load import from_samples
+    from talkface.audio.tts import synthesize
+
+    speech = synthesize("Mama, papa, baby.", "en-us")
+    f = compute_features(from_samples(speech.samples, speech.sample_rate), speech.phonemes)
+    n = round(speech.duration * FPS)
+    jaw = generate_rules(f, n, FPS, RuleSettings()).coefficient("jaw_open")
+    t = (np.arange(n) + 0.5) / FPS
+    for p in speech.phonemes:
+        mid = (p.start + p.end) / 2
+        k = int(np.argmin(np.abs(t - mid)))
+        if p.symbol.lstrip("'") in ("m", "p", "b") and p.end - p.start > 0.05:
+            assert jaw[k] < 0.15, (p, jaw[k])
+        if p.symbol.lstrip("'").startswith("A") and p.end - p.start > 0.08:
+            assert jaw[k] > 0.25, (p, jaw[k])

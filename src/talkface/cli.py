@@ -62,12 +62,11 @@ def _progress_bar(enabled: bool):
     return update, close
 
 
-def _animate(portrait, audio, output, options, quiet: bool) -> None:
-    from talkface.pipeline import animate
-
+def _run_with_progress(job, quiet: bool, *args) -> None:
+    """Run a pipeline function job(*args, progress=...) with a progress bar on a terminal."""
     update, close = _progress_bar(not quiet)
     try:
-        path = animate(portrait, audio, output, options, progress=update)
+        path = job(*args, progress=update)
     finally:
         close()
     if not quiet:
@@ -75,19 +74,26 @@ def _animate(portrait, audio, output, options, quiet: bool) -> None:
 
 
 def cmd_animate(args) -> None:
-    _animate(args.portrait, args.audio, args.output, _options(args, AnimateOptions), args.quiet)
+    from talkface.pipeline import animate
+
+    options = _options(args, AnimateOptions)
+    _run_with_progress(animate, args.quiet, args.portrait, args.audio, args.output, options)
 
 
 def cmd_demo(args) -> None:
     from talkface.assets import asset_path
+    from talkface.pipeline import animate
 
-    _animate(
-        asset_path("portrait.jpg"),
-        asset_path("speech.flac"),
-        args.output,
-        _options(args, AnimateOptions),
-        args.quiet,
-    )
+    options = _options(args, AnimateOptions)
+    portrait, speech = asset_path("portrait.jpg"), asset_path("speech.flac")
+    _run_with_progress(animate, args.quiet, portrait, speech, args.output, options)
+
+
+def cmd_say(args) -> None:
+    from talkface.pipeline import say
+
+    options = _options(args, AnimateOptions)
+    _run_with_progress(say, args.quiet, args.portrait, args.text, args.output, args.voice, options)
 
 
 def cmd_bench(args) -> None:
@@ -121,6 +127,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_options(p, AnimateOptions)
     p.set_defaults(func=cmd_animate)
+
+    p = sub.add_parser("say", help="portrait + text -> speech (espeak-ng) -> MP4")
+    p.add_argument("portrait", help="image with a face")
+    p.add_argument("text", help="what the face says")
+    p.add_argument("-o", "--output", required=True, help="output .mp4")
+    p.add_argument("--voice", default="en-us", help="espeak-ng voice or language (de, fr, es, ja, cmn, ...)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_options(p, AnimateOptions)
+    p.set_defaults(func=cmd_say)
 
     p = sub.add_parser("demo", help="render the bundled sample to out/demo.mp4")
     p.add_argument("-o", "--output", default="out/demo.mp4", help="output .mp4 (default out/demo.mp4)")

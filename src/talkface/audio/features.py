@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from talkface.audio.load import SAMPLE_RATE, Audio
+from talkface.audio.tts import Phoneme
 from talkface.audio.vad import VAD_RATE, speech_probability
 
 FEATURE_RATE = 100  # feature frames per second
@@ -35,6 +36,7 @@ class AudioFeatures:
     low_ratio: share of 250-1000 Hz (first-formant region) in the 80-5000 Hz energy.
     high_ratio: share of 2-5 kHz (fricatives, spread vowels' second formant).
     centroid_hz: spectral centroid in 80-5000 Hz.   log_mel: log mel energies, 40 bands 60-7600 Hz.
+    phonemes: phoneme timings when they are known (text to speech, or an alignment), else empty.
     """
 
     rate: float
@@ -47,6 +49,7 @@ class AudioFeatures:
     high_ratio: np.ndarray
     centroid_hz: np.ndarray
     log_mel: np.ndarray
+    phonemes: tuple[Phoneme, ...] = ()
 
     def __len__(self) -> int:
         return len(self.energy_db)
@@ -120,8 +123,9 @@ def _frames(x: np.ndarray, start: int, count: int, width: int) -> np.ndarray:
     return x[idx]
 
 
-def compute_features(audio: Audio) -> AudioFeatures:
-    """100 Hz features of a whole 16 kHz signal; T = ceil(N / HOP) frames, frame i centred at i / 100 s."""
+def compute_features(audio: Audio, phonemes: tuple[Phoneme, ...] = ()) -> AudioFeatures:
+    """100 Hz features of a whole 16 kHz signal; T = ceil(N / HOP) frames, frame i centred at i / 100 s.
+    `phonemes` (timings in seconds on the same time base) are passed through for the motion generator."""
     x = audio.samples.astype(np.float32, copy=False)
     n_frames = max(1, -(-len(x) // HOP))
     pad = PITCH_WIN // 2
@@ -189,4 +193,5 @@ def compute_features(audio: Audio) -> AudioFeatures:
         high_ratio=cat["high"],
         centroid_hz=cat["centroid"],
         log_mel=cat["mel"],
+        phonemes=tuple(phonemes),
     )

@@ -81,3 +81,16 @@ def load_audio(path: str | Path, max_seconds: float = MAX_AUDIO_SECONDS) -> Audi
     mono = np.concatenate(chunks)
     audio = from_samples(mono, rate)
     return Audio(audio.samples, audio.duration, rate, channels)
+
+
+def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> Path:
+    """Write mono float samples in [-1, 1] as a 16-bit PCM WAV file."""
+    import wave
+
+    pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes(pcm.tobytes())
+    return Path(path)

@@ -11,7 +11,7 @@ import numpy as np
 
 from talkface.assets import asset_path
 from talkface.audio.features import compute_features, n_video_frames
-from talkface.audio.load import from_samples, load_audio
+from talkface.audio.load import from_samples, load_audio, write_wav
 from talkface.config import AnimateOptions
 from talkface.face.image import load_image
 from talkface.face.rig import build_rig
@@ -55,7 +55,7 @@ def run_bench(seconds: float = 10.0, size: int = 512, fps: float = 25.0) -> dict
     render_times, encode_times = [], []
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "bench.wav"
-        _write_wav(wav, samples)
+        write_wav(wav, samples, 16000)
         with Mp4Writer(Path(tmp) / "bench.mp4", size, fps, wav, crf=options.crf) as writer:
             for i in range(n):
                 frame, dt = _timed(renderer.render, motion, i)
@@ -81,14 +81,3 @@ def run_bench(seconds: float = 10.0, size: int = 512, fps: float = 25.0) -> dict
         "realtime_factor": round(total / audio.duration, 4),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
-
-
-def _write_wav(path: Path, samples: np.ndarray, rate: int = 16000) -> None:
-    import wave
-
-    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm.tobytes())

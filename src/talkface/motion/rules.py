@@ -1,7 +1,8 @@
 """The rule generator: deterministic phonetic/acoustic rules from audio features to motion.
 
-Mouth: the jaw opens with voiced loudness, more in the first-formant region (open vowels); lips round when
-the spectrum is dark (low centroid: o, u) and spread when it is bright (i, e, s); silence closes the mouth.
+Mouth: when phoneme timings are known, visemes with coarticulation (motion.visemes). Otherwise from the
+acoustics: the jaw opens with voiced loudness, more in the first-formant region (open vowels); lips round
+when the spectrum is dark (low centroid: o, u) and spread when it is bright (i, e, s); silence closes it.
 Lips lead the voice slightly (LIP_LEAD). Eyes blink at a conversational rate with log-normal intervals.
 The head sways slowly and nods on stressed syllables; brows rise with them.
 """
@@ -23,6 +24,7 @@ from talkface.face.expression import (
     LIP_SPREAD,
 )
 from talkface.motion.sequence import MotionSequence
+from talkface.motion.visemes import viseme_targets
 
 LIP_LEAD = 0.03  # s: frame j shows the audio 30 ms ahead (lips lead the voice, never lag)
 ATTACK_S, RELEASE_S = 0.025, 0.05  # mouth opening / closing time constants
@@ -138,7 +140,14 @@ def generate_rules(
     """Motion for n_frames video frames from 100 Hz features (of the whole signal)."""
     rng = np.random.default_rng(settings.seed)
     f = features.at_fps(fps, n_frames, offset=LIP_LEAD)
-    targets = mouth_targets(f)
+    if f.phonemes:
+        # Known phonemes (text to speech, alignment): visemes shape the mouth exactly; loudness only
+        # scales the jaw a little (emphasis).
+        times = (np.arange(n_frames) + 0.5) / fps + LIP_LEAD
+        targets = viseme_targets(f.phonemes, times)
+        targets[:, 0] *= np.clip(0.75 + 0.5 * loudness(f), 0.75, 1.25)
+    else:
+        targets = mouth_targets(f)
     mouth = np.column_stack([_smooth_asymmetric(targets[:, k], fps, ATTACK_S, RELEASE_S) for k in range(3)])
     mouth *= settings.expression_scale
 
