@@ -33,6 +33,7 @@ BLINK_INTERVAL_TALK_S = 2.4  # median interval while talking (about 24 blinks pe
 BLINK_INTERVAL_IDLE_S = 3.4  # at rest (about 17 per minute)
 HEAD_STD_DEG = np.array([2.4, 1.6, 1.1])  # yaw, pitch, roll sway at motion_scale = 1
 NOD_DEG = 2.0  # pitch added by a full-strength stressed syllable
+GAZE_INTERVAL_S = 3.0  # median time between gaze shifts
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,24 @@ def blink_track(n: int, fps: float, talking: np.ndarray, rng: np.random.Generato
     return out
 
 
+def gaze_track(n: int, fps: float, rng: np.random.Generator) -> np.ndarray:
+    """Eye rotation (yaw, pitch) degrees per frame, shape (n, 2): mostly on the camera, with brief natural
+    shifts (a saccade every ~3 s to a point a few degrees away, held 0.3-1.2 s, then back). Saccades take
+    one frame (they last 30-50 ms in people)."""
+    out = np.zeros((n, 2), np.float32)
+    t = rng.uniform(1.0, 3.0)
+    total = n / fps
+    while t < total:
+        hold = rng.uniform(0.3, 1.2)
+        angle = rng.uniform(0, 2 * np.pi)
+        amp = rng.uniform(3.0, 8.0)
+        target = (amp * np.cos(angle), 0.6 * amp * np.sin(angle))  # vertical shifts are smaller
+        a, b = int(t * fps), min(int((t + hold) * fps), n)
+        out[a:b] = target
+        t += hold + max(0.8, rng.lognormal(np.log(GAZE_INTERVAL_S), 0.5))
+    return out
+
+
 def head_sway(n: int, fps: float, rng: np.random.Generator) -> np.ndarray:
     """Slow idle head motion, degrees, shape (n, 3): band-limited noise (0.1-0.6 Hz) with the std of
     HEAD_STD_DEG per axis."""
@@ -178,4 +197,5 @@ def generate_rules(
     expr[:, BROW_RAISE] = settings.expression_scale * _clip01(0.5 * stress + 0.4 * accent)
     expr[:, BLINK_RIGHT] = blinks
     expr[:, BLINK_LEFT] = blinks
-    return MotionSequence(expr, rotation.astype(np.float32), translation.astype(np.float32), fps)
+    gaze = gaze_track(n_frames, fps, rng)
+    return MotionSequence(expr, rotation.astype(np.float32), translation.astype(np.float32), gaze, fps)

@@ -18,18 +18,23 @@ class MotionSequence:
     rotation: shape (T, 3) float32, head yaw, pitch, roll in degrees (yaw > 0 turns to the viewer's right,
         pitch > 0 nods down, roll > 0 tilts clockwise on screen).
     translation: shape (T, 2) float32, head shift in eye distances (x right, y down).
+    gaze: shape (T, 2) float32, eye rotation yaw, pitch in degrees relative to the head (0 = as in the
+        portrait; yaw > 0 looks to the viewer's right, pitch > 0 looks down).
     fps: frames per second.
     """
 
     expression: np.ndarray
     rotation: np.ndarray
     translation: np.ndarray
+    gaze: np.ndarray
     fps: float
 
     def __post_init__(self):
         t = len(self.expression)
         assert self.expression.shape == (t, len(EXPRESSIONS)), self.expression.shape
-        assert self.rotation.shape == (t, 3) and self.translation.shape == (t, 2)
+        assert (
+            self.rotation.shape == (t, 3) and self.translation.shape == (t, 2) and self.gaze.shape == (t, 2)
+        )
 
     def __len__(self) -> int:
         return len(self.expression)
@@ -37,7 +42,9 @@ class MotionSequence:
     def __getitem__(self, i: int | slice) -> MotionSequence:
         if isinstance(i, int):
             i = slice(i, i + 1)
-        return MotionSequence(self.expression[i], self.rotation[i], self.translation[i], self.fps)
+        return MotionSequence(
+            self.expression[i], self.rotation[i], self.translation[i], self.gaze[i], self.fps
+        )
 
     def coefficient(self, name: str) -> np.ndarray:
         """One expression coefficient over time, shape (T,)."""
@@ -49,6 +56,7 @@ class MotionSequence:
         return MotionSequence(
             np.zeros((n_frames, len(EXPRESSIONS)), np.float32),
             np.zeros((n_frames, 3), np.float32),
+            np.zeros((n_frames, 2), np.float32),
             np.zeros((n_frames, 2), np.float32),
             fps,
         )

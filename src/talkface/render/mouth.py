@@ -60,7 +60,7 @@ class MouthInterior:
 
     def paint(self, frame: WarpResult) -> None:
         """Composite the interior into frame.image where frame.label is MOUTH (soft-edged), in place."""
-        x0, y0, x1, y1 = frame.mouth_box
+        x0, y0, x1, y1 = frame.boxes[MOUTH]
         if x1 - x0 < 2 or y1 - y0 < 2:
             return
         label = frame.label[y0:y1, x0:x1]

@@ -6,6 +6,7 @@ import numpy as np
 
 from talkface.face.rig import FaceRig
 from talkface.motion.sequence import MotionSequence
+from talkface.render.eyes import Eyes
 from talkface.render.mouth import MouthInterior
 from talkface.render.warp import MeshWarp
 
@@ -17,9 +18,11 @@ class Renderer:
         self.rig = rig
         self.warp = MeshWarp(rig)
         self.mouth = MouthInterior(rig)
+        self.eyes = Eyes(rig)
 
     def render(self, motion: MotionSequence, i: int) -> np.ndarray:
         """Frame i of `motion`, shape (size, size, 3) uint8 RGB (a new array each call)."""
         result = self.warp.warp(motion.expression[i], motion.rotation[i], motion.translation[i])
         self.mouth.paint(result)
+        self.eyes.paint(result, motion.gaze[i])
         return result.image

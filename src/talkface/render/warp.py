@@ -4,7 +4,8 @@ Vertices: the 468 face-mesh points, plus three rings outside the face (a scaled 
 follows the head closely, a wider one that follows it loosely, and the crop border that stays still), so hair,
 ears, neck and background stay attached and the image edge never moves. The eyes and the mouth are holes in
 the face mesh: each eye is filled by a fan that maps the eyeball rigidly (a blinking lid covers it instead of
-squashing it), and the mouth by a fan labelled MOUTH whose pixels the mouth module repaints.
+squashing it), and the mouth by a fan labelled MOUTH whose pixels the mouth module repaints. Eye pixels are
+labelled too, so the eyes module can move the irises (gaze).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from talkface.face.expression import semantic_basis
 from talkface.face.rig import FaceRig
 from talkface.render.raster import rasterize_map
 
-SKIN, MOUTH = 0, 1  # triangle labels
+SKIN, MOUTH, EYE_RIGHT, EYE_LEFT = 0, 1, 2, 3  # triangle labels: which module repaints the pixel
 RING_SCALES = (1.25, 1.75)  # ring sizes relative to the face oval, from the face centre
 RING_HEAD_FOLLOW = ((0.85, 0.45), (0.45, 0.15))  # (top, bottom) share of head motion each ring follows
 RING_EXPRESSION_FOLLOW = (0.5, 0.1)  # share of the oval's expression motion (jaw) each ring follows
@@ -60,13 +61,14 @@ def rotation_matrix(yaw: float, pitch: float, roll: float) -> np.ndarray:
 @dataclass
 class WarpResult:
     """image: warped crop (H, W, 3) uint8. map_xy: source position of each pixel (H, W, 2) float32.
-    label: SKIN or MOUTH per pixel (H, W) uint8. lower_lip / upper_lip: the inner lip lines in the
-    skull's (source) frame, shapes (9, 2), for the mouth interior."""
+    label: SKIN, MOUTH, EYE_RIGHT or EYE_LEFT per pixel (H, W) uint8. boxes: label -> (x0, y0, x1, y1)
+    around the pixels of that hole. lower_lip / upper_lip: the inner lip lines in the skull's (source)
+    frame, shapes (9, 2), for the mouth interior."""
 
     image: np.ndarray
     map_xy: np.ndarray
     label: np.ndarray
-    mouth_box: tuple[int, int, int, int]
+    boxes: dict[int, tuple[int, int, int, int]]
     skull_from_output: np.ndarray
     upper_lip: np.ndarray
     lower_lip: np.ndarray
@@ -122,7 +124,7 @@ class MeshWarp:
         # Hole fans: right eye, left eye, mouth (each contour + a centre vertex), after the main vertices.
         self.eyes = (T.RIGHT_EYE, T.LEFT_EYE)
         fans, labels, start = [], [], self.n_main
-        for contour, label in ((T.RIGHT_EYE, SKIN), (T.LEFT_EYE, SKIN), (T.INNER_LIP, MOUTH)):
+        for contour, label in ((T.RIGHT_EYE, EYE_RIGHT), (T.LEFT_EYE, EYE_LEFT), (T.INNER_LIP, MOUTH)):
             fans.append(_fan(len(contour), start))
             labels.append(np.full(len(contour), label, np.uint8))
             start += len(contour) + 1
@@ -139,6 +141,8 @@ class MeshWarp:
         self._map = np.empty((size, size, 2), np.float32)
         self._label = np.empty((size, size), np.uint8)
         self._z = np.empty((size, size), np.float32)
+        gx, gy = np.meshgrid(np.arange(size, dtype=np.float32), np.arange(size, dtype=np.float32))
+        self._identity = np.dstack([gx, gy])
 
     def deform(self, expression: np.ndarray) -> np.ndarray:
         """Neutral landmarks plus expression, shape (478, 3)."""
@@ -198,9 +202,7 @@ class MeshWarp:
         self._label.fill(SKIN)
         size = self.rig.size
         # Pixels no triangle covers (none in practice: the border ring spans the crop) keep their place.
-        gx, gy = np.meshgrid(np.arange(size, dtype=np.float32), np.arange(size, dtype=np.float32))
-        self._map[..., 0] = gx
-        self._map[..., 1] = gy
+        self._map[...] = self._identity
         rasterize_map(
             dst.astype(np.float64),
             src.astype(np.float64),
@@ -212,14 +214,17 @@ class MeshWarp:
             self._z,
         )
         image = cv2.remap(self.rig.image, self._map, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        x0, y0 = np.floor(c.min(0)).astype(int) - 2
-        x1, y1 = np.ceil(c.max(0)).astype(int) + 3
-        box = (max(x0, 0), max(y0, 0), min(x1, size), min(y1, size))
+        boxes = {}
+        for label, contour in ((MOUTH, T.INNER_LIP), (EYE_RIGHT, T.RIGHT_EYE), (EYE_LEFT, T.LEFT_EYE)):
+            c = posed[contour, :2]
+            x0, y0 = np.floor(c.min(0)).astype(int) - 2
+            x1, y1 = np.ceil(c.max(0)).astype(int) + 3
+            boxes[label] = (max(x0, 0), max(y0, 0), min(x1, size), min(y1, size))
         return WarpResult(
             image=image,
             map_xy=self._map,
             label=self._label,
-            mouth_box=box,
+            boxes=boxes,
             skull_from_output=out_to_skull,
             upper_lip=_apply(out_to_skull, posed[T.INNER_UPPER, :2]),
             lower_lip=_apply(out_to_skull, posed[T.INNER_LOWER, :2]),
