@@ -137,3 +137,10 @@ def test_say_unknown_voice_lists_voices(tmp_path, portrait):
     r = run_cli("say", portrait, "hi", "-o", tmp_path / "x.mp4", "--voice", "klingon")
     assert r.returncode == 2 and "available voices" in r.stderr and "en-us" in r.stderr
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_gaze_option_is_parsed_and_checked(tmp_path, portrait, speech_wav):
+    r = run_cli("animate", portrait, speech_wav, "-o", tmp_path / "x.mp4", "--gaze", "abc")
+    assert r.returncode == 2 and "--gaze" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = run_cli("animate", portrait, speech_wav, "-o", tmp_path / "x.mp4", "--gaze", "40,0")
+    assert r.returncode == 2 and "out of range" in r.stderr

@@ -76,3 +76,24 @@ def test_head_turn_moves_the_face_and_keeps_the_border(rig):
     # The frame's edges (background) do not move.
     assert np.abs(turned[:4].astype(int) - base[:4].astype(int)).mean() < 2
     assert np.abs(turned[:, -4:].astype(int) - base[:, -4:].astype(int)).mean() < 2
+
+
+def test_gaze_moves_the_irises_inside_the_eyes(rig):
+    r = Renderer(rig)
+    m = _motion()
+    base = detect_face(r.render(m, 0)).points
+    m.gaze[0] = (12.0, 0.0)
+    moved = detect_face(r.render(m, 0)).points
+    for iris, corners in ((468, (33, 133)), (473, (263, 362))):
+        # The iris moves right relative to the eye corners, and the corners (the head) stay.
+        assert moved[iris, 0] - base[iris, 0] > 1.0
+        assert np.abs(moved[list(corners), :2] - base[list(corners), :2]).max() < 1.0
+
+
+def test_head_distance_frames_the_face_smaller_or_larger(portrait):
+    from talkface.face.image import load_image
+    from talkface.face.rig import build_rig
+
+    image = load_image(portrait)
+    near, far = build_rig(image, 256, head_distance=0.8), build_rig(image, 256, head_distance=1.4)
+    assert far.eye_distance < 0.75 * near.eye_distance

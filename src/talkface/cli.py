@@ -26,7 +26,7 @@ def _add_options(parser: argparse.ArgumentParser, cls) -> None:
         rng = f" ({lo_hi[0]:g}-{lo_hi[1]:g})" if lo_hi else ""
         parser.add_argument(
             f"--{f.name.replace('_', '-')}",
-            type=type(f.default),
+            type=f.metadata.get("parse") or type(f.default),
             default=None,
             metavar=f.name.upper(),
             help=f"{f.metadata['help']}{rng}; default {f.default}",

@@ -18,9 +18,23 @@ MAX_AUDIO_SECONDS = 30 * 60
 
 
 def _opt(
-    default, help: str, check: tuple[float, float] | None = None, choices: tuple[str, ...] | None = None
+    default,
+    help: str,
+    check: tuple[float, float] | None = None,
+    choices: tuple[str, ...] | None = None,
+    parse=None,
 ):
-    return field(default=default, metadata={"help": help, "check": check, "choices": choices})
+    """A dataclass field with CLI metadata. parse: str -> value for the CLI (default: the default's type)."""
+    return field(default=default, metadata={"help": help, "check": check, "choices": choices, "parse": parse})
+
+
+def parse_pair(text: str) -> tuple[float, float]:
+    """'A,B' -> (A, B) floats (for --gaze)."""
+    try:
+        a, b = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"expected two numbers like 5,-3, got {text!r}") from None
+    return a, b
 
 
 @dataclass(frozen=True)
@@ -31,6 +45,15 @@ class AnimateOptions:
     motion_scale: float = _opt(1.0, "head motion amplitude (0 holds the head still)", (0.0, 3.0))
     expression_scale: float = _opt(1.0, "mouth and face expression amplitude", (0.0, 2.0))
     crf: int = _opt(18, "H.264 quality (lower is better, 0-51)", (0, 51))
+    gaze: tuple[float, float] = _opt(
+        (0.0, 0.0),
+        "main gaze direction YAW,PITCH in degrees, relative to the portrait's (+yaw: right, +pitch: down)",
+        (-25.0, 25.0),
+        parse=parse_pair,
+    )
+    head_distance: float = _opt(
+        1.0, "framing: above 1 the face is smaller (further away), below 1 larger", (0.6, 1.8)
+    )
     generator: str = _opt(
         "rules",
         "motion generator (loudness is a naive baseline for evaluation)",
@@ -53,7 +76,7 @@ def check_ranges(options) -> None:
         if rng is None:
             continue
         lo, hi = rng
-        if not (lo <= value <= hi):
+        if not all(lo <= v <= hi for v in (value if isinstance(value, tuple) else (value,))):
             name = f.name.replace("_", "-")
             raise TalkfaceError(f"--{name} {value} is out of range: it must be between {lo:g} and {hi:g}")
 

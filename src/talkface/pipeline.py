@@ -54,10 +54,10 @@ def prepare(
 ) -> Prepared:
     """Face rig, audio features and motion for one job. Raises TalkfaceError on bad input."""
     image = portrait if isinstance(portrait, np.ndarray) else load_image(portrait)
-    rig = build_rig(image, options.size)
+    rig = build_rig(image, options.size, head_distance=options.head_distance)
     features = compute_features(sound, phonemes)
     n = n_video_frames(sound.duration, options.fps)
-    settings = RuleSettings(options.seed, options.motion_scale, options.expression_scale)
+    settings = RuleSettings(options.seed, options.motion_scale, options.expression_scale, options.gaze)
     motion = generate(options.generator, features, n, options.fps, settings)
     return Prepared(rig, sound, features, motion)
 

@@ -49,8 +49,11 @@ class FaceRig:
         return Landmarks(self.points).eye_distance
 
 
-def face_framing(face: Landmarks, image_shape: tuple[int, int], size: int) -> Framing:
-    """A square, roll-corrected crop around `face`, kept inside the image when the image allows."""
+def face_framing(
+    face: Landmarks, image_shape: tuple[int, int], size: int, head_distance: float = 1.0
+) -> Framing:
+    """A square, roll-corrected crop around `face`, kept inside the image when the image allows.
+    head_distance scales the crop: above 1 the face looks further away (smaller), below 1 nearer."""
     h, w = image_shape
     p = face.points
     right_eye = p[T.RIGHT_EYE, :2].mean(0)
@@ -62,10 +65,10 @@ def face_framing(face: Landmarks, image_shape: tuple[int, int], size: int) -> Fr
     mouth = p[T.INNER_LIP, :2].mean(0)
     # The face centre sits a little below the eye line; leave room above for hair.
     centre = eyes_mid + 0.25 * (mouth - eyes_mid)
-    side = CROP_FACE_RATIO * face_h
+    side = CROP_FACE_RATIO * face_h * head_distance
     # Keep the crop inside the image when the image allows (replicated borders look bad): first shrink it
     # towards MIN_CROP_FACE_RATIO, then slide it (the face may sit off-centre).
-    side = float(max(min(side, w, h), MIN_CROP_FACE_RATIO * face_h))
+    side = float(max(min(side, w, h), MIN_CROP_FACE_RATIO * face_h * min(head_distance, 1.0)))
     centre = centre.astype(np.float64)
     for axis, extent in ((0, w), (1, h)):
         if side <= extent:
@@ -76,10 +79,12 @@ def face_framing(face: Landmarks, image_shape: tuple[int, int], size: int) -> Fr
     return Framing(m.astype(np.float64), size, (h, w))
 
 
-def build_rig(portrait: np.ndarray, size: int, face: Landmarks | None = None) -> FaceRig:
+def build_rig(
+    portrait: np.ndarray, size: int, face: Landmarks | None = None, head_distance: float = 1.0
+) -> FaceRig:
     """Detect the face (unless given), crop and align it at `size` x `size`."""
     face = face or detect_face(portrait)
-    framing = face_framing(face, portrait.shape[:2], size)
+    framing = face_framing(face, portrait.shape[:2], size, head_distance)
     m = framing.matrix
     scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC

@@ -39,11 +39,12 @@ GAZE_INTERVAL_S = 3.0  # median time between gaze shifts
 @dataclass(frozen=True)
 class RuleSettings:
     """seed: random seed for blinks and sway. motion_scale: head motion amplitude.
-    expression_scale: mouth and brow amplitude."""
+    expression_scale: mouth and brow amplitude. gaze: main gaze direction (yaw, pitch) in degrees."""
 
     seed: int = 0
     motion_scale: float = 1.0
     expression_scale: float = 1.0
+    gaze: tuple[float, float] = (0.0, 0.0)
 
 
 def _smooth_asymmetric(x: np.ndarray, fps: float, attack: float, release: float) -> np.ndarray:
@@ -197,5 +198,5 @@ def generate_rules(
     expr[:, BROW_RAISE] = settings.expression_scale * _clip01(0.5 * stress + 0.4 * accent)
     expr[:, BLINK_RIGHT] = blinks
     expr[:, BLINK_LEFT] = blinks
-    gaze = gaze_track(n_frames, fps, rng)
+    gaze = gaze_track(n_frames, fps, rng) + np.asarray(settings.gaze, np.float32)
     return MotionSequence(expr, rotation.astype(np.float32), translation.astype(np.float32), gaze, fps)
