@@ -144,3 +144,14 @@ def test_gaze_option_is_parsed_and_checked(tmp_path, portrait, speech_wav):
     assert r.returncode == 2 and "--gaze" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = run_cli("animate", portrait, speech_wav, "-o", tmp_path / "x.mp4", "--gaze", "40,0")
     assert r.returncode == 2 and "out of range" in r.stderr
+
+
+def test_full_frame_output_has_the_portrait_size(tmp_path, portrait, speech_wav):
+    out = tmp_path / "full.mp4"
+    assert (
+        main(
+            ["animate", str(portrait), str(speech_wav), "-o", str(out), "--full-frame", "--size", "128", "-q"]
+        )
+        == 0
+    )
+    assert probe(out)["size"] == (512, 512)

@@ -97,3 +97,27 @@ def test_head_distance_frames_the_face_smaller_or_larger(portrait):
     image = load_image(portrait)
     near, far = build_rig(image, 256, head_distance=0.8), build_rig(image, 256, head_distance=1.4)
     assert far.eye_distance < 0.75 * near.eye_distance
+
+
+def test_paste_back_keeps_the_rest_of_the_portrait(portrait):
+    import cv2
+
+    from talkface.face.image import load_image
+    from talkface.face.rig import build_rig
+    from talkface.render.paste import PasteBack
+
+    image = cv2.copyMakeBorder(
+        load_image(portrait), 40, 60, 100, 81, cv2.BORDER_REFLECT
+    )  # 593 x 612, odd width
+    rig = build_rig(image, 256)
+    paste = PasteBack(rig, image)
+    assert paste.frame_size == (692, 612)  # even sides for H.264
+    neutral = paste.paste(rig.image)
+    # A neutral frame pasted back is the portrait, up to resampling at the feathered edge of the crop.
+    assert _psnr(neutral, image[:612, :692]) > 33
+    opened = paste.paste(Renderer(rig).render(_motion({"jaw_open": 0.6}), 0))
+    changed = np.abs(opened.astype(int) - neutral.astype(int)).sum(2) > 30
+    ys, xs = np.nonzero(changed)
+    # Only the face changes: the change sits inside the crop, around the mouth.
+    x0, y0, x1, y1 = paste.roi
+    assert changed.any() and xs.min() >= x0 and xs.max() < x1 and ys.min() >= y0 and ys.max() < y1

@@ -22,10 +22,14 @@ class _Parser(argparse.ArgumentParser):
 def _add_options(parser: argparse.ArgumentParser, cls) -> None:
     """One flag per dataclass field, default None so that unset flags keep the dataclass default."""
     for f in dataclasses.fields(cls):
+        flag = f"--{f.name.replace('_', '-')}"
+        if isinstance(f.default, bool):
+            parser.add_argument(flag, action="store_true", default=None, help=f.metadata["help"])
+            continue
         lo_hi = f.metadata.get("check")
         rng = f" ({lo_hi[0]:g}-{lo_hi[1]:g})" if lo_hi else ""
         parser.add_argument(
-            f"--{f.name.replace('_', '-')}",
+            flag,
             type=f.metadata.get("parse") or type(f.default),
             default=None,
             metavar=f.name.upper(),

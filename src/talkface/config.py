@@ -51,6 +51,7 @@ class AnimateOptions:
         (-25.0, 25.0),
         parse=parse_pair,
     )
+    full_frame: bool = _opt(False, "paste the animated face back into the whole portrait (at most 1920 px)")
     head_distance: float = _opt(
         1.0, "framing: above 1 the face is smaller (further away), below 1 larger", (0.6, 1.8)
     )

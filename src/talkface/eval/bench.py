@@ -56,7 +56,7 @@ def run_bench(seconds: float = 10.0, size: int = 512, fps: float = 25.0) -> dict
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "bench.wav"
         write_wav(wav, samples, 16000)
-        with Mp4Writer(Path(tmp) / "bench.mp4", size, fps, wav, crf=options.crf) as writer:
+        with Mp4Writer(Path(tmp) / "bench.mp4", (size, size), fps, wav, crf=options.crf) as writer:
             for i in range(n):
                 frame, dt = _timed(renderer.render, motion, i)
                 render_times.append(dt)

@@ -63,13 +63,13 @@ class _AudioSource:
 
 
 class Mp4Writer:
-    """Context manager: `with Mp4Writer(path, size, fps, audio_path) as w: w.write(frame)`.
-    frame: shape (size, size, 3) uint8 RGB. The file appears at `path` only on a clean exit."""
+    """Context manager: `with Mp4Writer(path, (width, height), fps, audio_path) as w: w.write(frame)`.
+    frame: shape (height, width, 3) uint8 RGB, both even. The file appears at `path` only on a clean exit."""
 
     def __init__(
         self,
         path: str | Path,
-        size: int,
+        frame_size: tuple[int, int],
         fps: float,
         audio_path: str | Path | None = None,
         crf: int = 18,
@@ -88,7 +88,7 @@ class Mp4Writer:
         for k, v in (metadata or {}).items():
             self._out.metadata[k] = v
         self._video = self._out.add_stream("libx264", rate=self.fps)
-        self._video.width = self._video.height = size
+        self._video.width, self._video.height = frame_size
         self._video.pix_fmt = "yuv420p"
         self._video.options = {"crf": str(crf), "preset": "veryfast", "tune": "film"}
         self._video.codec_context.time_base = 1 / self.fps

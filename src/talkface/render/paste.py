@@ -1,0 +1,55 @@
+"""Paste the animated crop back into the full-resolution portrait (--full-frame).
+
+The warp keeps the crop's border still, so the crop and the original agree there up to resampling; a
+feathered edge hides even that. Outside the crop the output is the portrait itself."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from talkface.face.rig import FaceRig
+
+MAX_SIDE = 1920  # full-frame output is scaled down to fit this (H.264 at 4K would not run in real time)
+FEATHER = 0.05  # width of the blend at the crop's edge, in crop sides
+
+
+class PasteBack:
+    """Precomputes the crop -> output transform, region and mask once; paste() per frame."""
+
+    def __init__(self, rig: FaceRig, portrait: np.ndarray, max_side: int = MAX_SIDE):
+        h, w = portrait.shape[:2]
+        scale = min(1.0, max_side / max(h, w))
+        out_w, out_h = (
+            max(2, int(w * scale) // 2 * 2),
+            max(2, int(h * scale) // 2 * 2),
+        )  # H.264 wants even sides
+        if scale < 1.0:
+            self.background = cv2.resize(portrait, (out_w, out_h), interpolation=cv2.INTER_AREA)
+        else:
+            self.background = np.ascontiguousarray(portrait[:out_h, :out_w])
+        crop_to_out = rig.framing.inverse * scale  # 2x3: crop pixels -> output pixels
+        size = rig.size
+        corners = np.array([[0, 0], [size, 0], [0, size], [size, size]], np.float64)
+        pts = corners @ crop_to_out[:, :2].T + crop_to_out[:, 2]
+        x0, y0 = np.floor(pts.min(0)).astype(int).clip(0, [out_w, out_h])
+        x1, y1 = np.ceil(pts.max(0)).astype(int).clip(0, [out_w, out_h])
+        self.roi = (x0, y0, x1, y1)
+        self.matrix = crop_to_out.copy()
+        self.matrix[:, 2] -= (x0, y0)
+        # Mask in crop space: 1 inside, ramping to 0 over FEATHER at the crop's edges.
+        ramp = np.clip(np.minimum(np.arange(size), size - 1 - np.arange(size)) / (FEATHER * size), 0, 1)
+        mask = np.minimum(ramp[:, None], ramp[None, :]).astype(np.float32)
+        self.mask = cv2.warpAffine(mask, self.matrix, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR)[..., None]
+        self.frame_size = (out_w, out_h)
+
+    def paste(self, frame: np.ndarray) -> np.ndarray:
+        """The full output frame, shape (out_h, out_w, 3) uint8, with `frame` (the crop) blended in."""
+        x0, y0, x1, y1 = self.roi
+        out = self.background.copy()
+        if x1 <= x0 or y1 <= y0:
+            return out
+        warped = cv2.warpAffine(frame, self.matrix, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR)
+        bg = out[y0:y1, x0:x1].astype(np.float32)
+        out[y0:y1, x0:x1] = (bg + (warped.astype(np.float32) - bg) * self.mask).astype(np.uint8)
+        return out
