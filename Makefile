@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
+EVALSTAMP := $(VENV)/.installed-eval
+DATA ?= ../shared/data/talking
 
 .PHONY: demo test lint eval bench clean
 
@@ -17,15 +19,24 @@ $(DEVSTAMP): $(STAMP) requirements-dev.lock
 	$(BIN)/pip install --quiet --no-deps -r requirements-dev.lock
 	touch $@
 
+# Evaluation-only tools (dlib's face embedding for identity_dist); never needed at run time.
+$(EVALSTAMP): $(STAMP) requirements-eval.lock
+	$(BIN)/pip install --quiet --no-deps -r requirements-eval.lock
+	touch $@
+
 demo: $(STAMP)
 	$(BIN)/talkface demo
 
-test: $(DEVSTAMP)
+test: $(DEVSTAMP) $(EVALSTAMP)
 	$(BIN)/pytest
 
 lint: $(DEVSTAMP)
 	$(BIN)/ruff check src tests training
 	$(BIN)/ruff format --check src tests training
+
+eval: $(EVALSTAMP)
+	@if [ -d "$(DATA)" ]; then $(BIN)/talkface eval $(DATA) --report reports/eval; \
+	else echo "no evaluation data at $(DATA) (set DATA=...)"; fi
 
 bench: $(STAMP)
 	$(BIN)/talkface bench --json

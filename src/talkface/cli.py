@@ -147,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_options(p, AnimateOptions)
     p.set_defaults(func=cmd_demo)
 
+    from talkface.eval.report import add_eval_parser
+
+    add_eval_parser(sub)
+
     p = sub.add_parser("bench", help="time each stage at 512x512 (after a warm-up)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--seconds", type=float, default=10.0, help="length of the benchmark audio (default 10)")

@@ -46,9 +46,25 @@ class Track:
         return np.isfinite(self.points[:, 0, 0])
 
 
-def probe(path: str | Path) -> tuple[float, float, bool]:
-    """(fps, duration in seconds, has an audio stream) of a video file. Raises TalkfaceError if there is no
-    video stream or the file cannot be read."""
+@dataclass(frozen=True)
+class VideoInfo:
+    """fps: frame rate of the first video stream. duration: seconds (container). has_audio: an audio stream
+    exists. av_offset_s: start of the video stream minus start of the audio stream, seconds (> 0: the
+    first frame is shown after the first sound)."""
+
+    fps: float
+    duration: float
+    has_audio: bool
+    av_offset_s: float
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Stream facts of a video file. Raises TalkfaceError if there is no video stream or the file cannot be
+    read."""
+
+    def start(stream) -> float:
+        return float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+
     try:
         with av.open(str(path)) as c:
             if not c.streams.video:
@@ -56,7 +72,8 @@ def probe(path: str | Path) -> tuple[float, float, bool]:
             v = c.streams.video[0]
             rate = v.average_rate or v.guessed_rate or v.base_rate
             duration = float(c.duration / av.time_base) if c.duration else 0.0
-            return float(rate) if rate else 25.0, duration, bool(c.streams.audio)
+            offset = start(v) - start(c.streams.audio[0]) if c.streams.audio else 0.0
+            return VideoInfo(float(rate) if rate else 25.0, duration, bool(c.streams.audio), offset)
     except av.error.FFmpegError as e:
         raise TalkfaceError(f"cannot read video {path}: {e.strerror or e}") from None
 
@@ -92,7 +109,7 @@ def track_frames(frames: Iterable[np.ndarray]) -> np.ndarray:
 
 def track_video(path: str | Path, keep: Iterable[int] = ()) -> Track:
     """Track every frame of a video; `keep` names frame indices whose RGB frames are returned as well."""
-    fps, _, _ = probe(path)
+    fps = probe(path).fps
     keep = set(keep)
     kept: dict[int, np.ndarray] = {}
     size = (0, 0)

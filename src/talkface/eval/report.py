@@ -1,0 +1,588 @@
+"""`talkface eval`: re-animate real talking clips from one of their own frames and their own audio, track
+the real and the generated video with the face mesh, and compare them.
+
+For each clip in DATA_DIR: the portrait is the first closed-mouth frame in the first PORTRAIT_SEARCH_S
+seconds (else the first frame), the audio is the clip's own, and each generator renders a video at the
+clip's frame rate so that frame i of both videos covers the same audio. Writes DIR/report.json,
+DIR/report.md and DIR/plots/*.png; the generated videos are kept in DIR/videos (git-ignored, like all
+of reports/: they are derived from third-party media and must not be committed or published).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from talkface import __version__
+from talkface.audio.features import compute_features, n_video_frames
+from talkface.audio.load import load_audio
+from talkface.config import AnimateOptions
+from talkface.errors import TalkfaceError
+from talkface.eval import metrics as M
+from talkface.eval import split as S
+from talkface.eval.tracking import (
+    VIDEO_SUFFIXES,
+    FaceEmbedder,
+    Track,
+    head_pose,
+    probe,
+    read_frame,
+    track_frames,
+    track_video,
+)
+from talkface.motion.generators import GENERATORS
+
+log = logging.getLogger(__name__)
+
+PORTRAIT_SEARCH_S = 2.0  # look this far into the clip for a closed-mouth portrait frame
+CLOSED_MOUTH = 0.03  # mouth opening (eye distances) below which the lips count as closed
+IDENTITY_FRAMES = 10  # frames per video sampled for the face embedding
+LAG_SEARCH_MS = 200.0
+
+# (key, unit, which way is better, description): the report's rows, in order. "real" = closer to the
+# real clip's own value is better.
+METRICS = [
+    ("lipsync_corr", "r", "higher", "Pearson r, real vs generated mouth opening, lag 0"),
+    ("lipsync_corr_best", "r", "higher", "the same at the best lag within +-200 ms"),
+    (
+        "lipsync_lag_ms",
+        "ms",
+        "0",
+        "lag of the best r where it peaks inside +-200 ms; > 0: the generated mouth lags",
+    ),
+    ("mouth_lmd", "eye dist", "lower", "lip-motion distance (40 lip points, pose-free)"),
+    ("mouth_open_voiced", "eye dist", "real", "mean mouth opening in voiced frames"),
+    ("silence_ratio", "ratio", "real", "mouth opening in silence / in speech"),
+    ("audio_corr", "r", "real", "Pearson r of mouth opening and audio level (dB)"),
+    ("blinks_per_min", "1/min", "real", "blink rate (conversation: 26/min, 95% CI 10.5-32.5)"),
+    ("pose_std_yaw", "deg", "real", "head yaw std"),
+    ("pose_std_pitch", "deg", "real", "head pitch std"),
+    ("pose_std_roll", "deg", "real", "head roll std"),
+    (
+        "delta_pose",
+        "deg/frame",
+        "real",
+        "mean absolute change of yaw, pitch, roll between frames (VASA-1 dP)",
+    ),
+    ("jitter", "eye dist/s", "real", "RMS landmark velocity above 6 Hz, pose-free face mesh"),
+    ("identity_dist", "dlib", "lower", "128-d dlib embedding distance to the portrait (same person < 0.6)"),
+    ("realtime_factor", "x", "lower", "render time / audio duration"),
+    ("face_found", "share", "higher", "share of frames where the face mesh found a face"),
+]
+# Values of the real clip compared with itself, where a metric is defined only against the real clip.
+REAL_CEILING = {"lipsync_corr": 1.0, "lipsync_corr_best": 1.0, "lipsync_lag_ms": 0.0, "mouth_lmd": 0.0}
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """generators: names in talkface.motion.generators.GENERATORS. size: rendered frame side in pixels
+    (256: the face mesh sees the face at the resolution of most real clips, and renders twice as fast as
+    at 512). seed: AnimateOptions.seed. limit: evaluate only the first N clips. split: "validation",
+    "train", "all", or None for the default (see split.default_split). keep_videos: keep the renders in
+    DIR/videos."""
+
+    generators: tuple[str, ...] = ("rules", "loudness")
+    size: int = 256
+    seed: int = 0
+    limit: int | None = None
+    split: str | None = None
+    keep_videos: bool = True
+
+
+def list_clips(data_dir: str | Path) -> list[Path]:
+    """Video files in data_dir (not recursive) that have an audio stream, sorted by name."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise TalkfaceError(f"not a folder: {data_dir}")
+    clips = []
+    for p in sorted(data_dir.iterdir()):
+        if p.suffix.lower() not in VIDEO_SUFFIXES:
+            continue
+        try:
+            has_audio = probe(p).has_audio
+        except TalkfaceError as e:
+            log.warning("skipping %s: %s", p.name, e)
+            continue
+        if has_audio:
+            clips.append(p)
+        else:
+            log.info("skipping %s: no audio", p.name)
+    return clips
+
+
+def choose_portrait(opening: np.ndarray, fps: float) -> tuple[int, str]:
+    """(frame index, how it was chosen): the first frame in the first PORTRAIT_SEARCH_S seconds with a
+    face whose mouth opening is below CLOSED_MOUTH, else the first frame with a face."""
+    n = max(1, int(round(PORTRAIT_SEARCH_S * fps)))
+    head = opening[:n]
+    closed = np.flatnonzero(np.isfinite(head) & (head < CLOSED_MOUTH))
+    if len(closed):
+        return int(closed[0]), "first closed-mouth frame"
+    found = np.flatnonzero(np.isfinite(opening))
+    if not len(found):
+        raise TalkfaceError("no face in any frame")
+    return int(found[0]), f"first frame with a face (no closed mouth in the first {PORTRAIT_SEARCH_S:g} s)"
+
+
+def _sample(n: int, k: int, exclude: int | None = None) -> list[int]:
+    idx = np.unique(np.linspace(0, n - 1, min(n, k + 1)).round().astype(int))
+    return [int(i) for i in idx if i != exclude][:k]
+
+
+def _identity(embedder, portrait_vec, track: Track, frames: list[int]) -> float:
+    if embedder is None or portrait_vec is None:
+        return float("nan")
+    vecs = [embedder.embed(track.frames[i], track.points[i]) for i in frames if i in track.frames]
+    vecs = [v for v in vecs if v is not None]
+    return M.identity_distance(portrait_vec, np.array(vecs)) if vecs else float("nan")
+
+
+def _motion_metrics(points: np.ndarray, fps: float, voicing: np.ndarray, level_db: np.ndarray) -> dict:
+    """The metrics of one video on its own (no comparison), from its track (T, 478, 3)."""
+    opening = M.mouth_opening(points)
+    found = np.isfinite(points[:, 0, 0])
+    aligned = M.align_frames(points, points[np.argmax(found)]) if found.any() else points * np.nan
+    pose = M.pose_stats(head_pose(points))
+    blinks = M.count_blinks(M.eye_aspect_ratio(points), fps)
+    return {
+        "mouth_open_voiced": M.voiced_mean(opening, voicing, fps),
+        "silence_ratio": M.silence_ratio(opening, voicing, fps),
+        "audio_corr": M.pearson(opening, level_db[: len(opening)]),
+        "blinks": blinks.count,
+        "blinks_per_min": blinks.per_min,
+        "pose_std_yaw": float(pose.std[0]),
+        "pose_std_pitch": float(pose.std[1]),
+        "pose_std_roll": float(pose.std[2]),
+        "delta_pose": pose.delta,
+        "jitter": M.jitter(aligned, fps),
+        "face_found": float(found.mean()) if len(found) else float("nan"),
+        "face_minutes": float(found.sum() / fps / 60.0),
+    }
+
+
+def _neutral_points(portrait: np.ndarray, size: int) -> np.ndarray:
+    """Landmarks (478, 3) of the generated videos' neutral frame: the portrait's aligned crop at `size`,
+    the image the renderer deforms, tracked like a video frame."""
+    from talkface.face.rig import build_rig
+
+    return track_frames([build_rig(portrait, size).image])[0]
+
+
+def evaluate_clip(path: Path, options: EvalOptions, video_dir: Path, embedder) -> tuple[dict, dict]:
+    """(the clip's record for report.json, per-frame series for its plot)."""
+    from talkface.pipeline import animate
+
+    info = probe(path)
+    fps = float(min(60.0, max(1.0, info.fps)))
+    if abs(info.av_offset_s) > 0.5 / fps:
+        log.warning(
+            "%s: the video starts %+.0f ms after the audio; frames are compared by index",
+            path.name,
+            1000 * info.av_offset_s,
+        )
+    audio = load_audio(path)
+    n = n_video_frames(audio.duration, fps)
+    feats = compute_features(audio).at_fps(fps, n)
+    voicing, level_db = feats.voicing, feats.energy_db
+
+    # One frame more than needed, so that IDENTITY_FRAMES remain without the portrait frame.
+    candidates = _sample(n, IDENTITY_FRAMES + 1) if embedder is not None else []
+    real = track_video(path, keep=candidates)
+    real_open = M.mouth_opening(real.points)
+    k, how = choose_portrait(real_open, fps)
+    portrait = read_frame(path, k)
+    real_ids = [i for i in candidates if i != k][:IDENTITY_FRAMES]
+    if abs(len(real) - n) > 1:
+        log.warning(
+            "%s: %d video frames for %d expected from the audio; comparing the first %d",
+            path.name,
+            len(real),
+            n,
+            min(len(real), n),
+        )
+    t_real = min(len(real), n)
+    portrait_vec = embedder.embed(portrait, real.points[k]) if embedder is not None else None
+
+    record = {
+        "clip": path.name,
+        "fps": fps,
+        "duration_s": audio.duration,
+        "frames": n,
+        "real_frames": len(real),
+        "av_offset_ms": 1000 * info.av_offset_s,
+        "size": list(real.size),
+        "portrait": {"frame": k, "time_s": k / fps, "how": how, "mouth_opening": float(real_open[k])},
+        "voiced_share": float(np.mean(voicing >= 0.5)),
+        "real": {},
+        "generators": {},
+    }
+    real_aligned = M.align_frames(real.points, real.points[k])
+    record["real"] = _motion_metrics(real.points[:t_real], fps, voicing, level_db)
+    record["real"].update(REAL_CEILING)
+    record["real"]["identity_dist"] = _identity(embedder, portrait_vec, real, real_ids)
+    series = {"fps": fps, "voicing": voicing, "real": real_open[:t_real], "generators": {}}
+
+    neutral = _neutral_points(portrait, options.size)
+    for name in options.generators:
+        out = video_dir / f"{path.stem}.{name}.mp4"
+        anim = AnimateOptions(size=options.size, fps=fps, seed=options.seed, generator=name)
+        t0 = time.perf_counter()
+        animate(portrait, path, out, anim)
+        render_s = time.perf_counter() - t0
+        gen_ids = _sample(n, IDENTITY_FRAMES)
+        gen = track_video(out, keep=gen_ids if embedder is not None else ())
+        if not options.keep_videos:
+            out.unlink()
+        t = min(len(gen), t_real)
+        gen_open = M.mouth_opening(gen.points)
+        gen_ref = neutral if np.isfinite(neutral).all() else gen.points[np.argmax(gen.found)]
+        gen_aligned = M.align_frames(gen.points, gen_ref)
+        lag = M.lagged_correlation(real_open[:t], gen_open[:t], fps, LAG_SEARCH_MS)
+        m = {
+            "lipsync_corr": lag.r_zero,
+            "lipsync_corr_best": lag.r_best,
+            "lipsync_lag_ms": lag.lag_ms,
+            "mouth_lmd": M.mouth_lmd(
+                real_aligned[:t], gen_aligned[:t], real_aligned[k], M.align_frames(gen_ref[None], gen_ref)[0]
+            ),
+        }
+        m.update(_motion_metrics(gen.points[:t], fps, voicing, level_db))
+        m["identity_dist"] = _identity(embedder, portrait_vec, gen, gen_ids)
+        m["realtime_factor"] = render_s / audio.duration
+        m["render_s"] = render_s
+        record["generators"][name] = m
+        series["generators"][name] = gen_open[:t]
+    return record, series
+
+
+def summarize(clips: list[dict], generators: tuple[str, ...]) -> dict:
+    """{generator or "real": {metric: mean over the clips where it is defined}}; blinks_per_min is pooled
+    (all blinks / all minutes) so that 2-second clips do not dominate it."""
+    ok = [c for c in clips if not c.get("error")]
+    out = {}
+    for col in (*generators, "real"):
+        rows = [c["real"] if col == "real" else c["generators"][col] for c in ok]
+        s = {}
+        for key, *_ in METRICS:
+            vals = np.array([r.get(key, np.nan) for r in rows], np.float64)
+            vals = vals[np.isfinite(vals)]
+            s[key] = float(vals.mean()) if len(vals) else float("nan")
+        minutes = sum(r["face_minutes"] for r in rows)
+        if minutes > 0:
+            s["blinks_per_min"] = sum(r["blinks"] for r in rows) / minutes
+        s["clips"] = len(rows)
+        out[col] = s
+    return out
+
+
+def _json_safe(x):
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def _fmt(v, key: str = "") -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "–"
+    if key in ("lipsync_lag_ms",):
+        return f"{v:+.0f}"
+    if key in ("blinks_per_min", "render_s"):
+        return f"{v:.1f}"
+    if key in ("mouth_lmd", "mouth_open_voiced", "jitter", "delta_pose"):
+        return f"{v:.3f}"
+    return f"{v:.2f}"
+
+
+def write_markdown(report: dict, path: Path) -> None:
+    """report.md: settings, the summary table (generators, then the real clips as the ceiling), the
+    per-clip table and the plots."""
+    st, summ = report["settings"], report["summary"]
+    gens = st["generators"]
+    cols = [*gens, "real"]
+    lines = [
+        "# talkface eval",
+        "",
+        f"talkface {st['version']}; {st['clips_evaluated']} clips ({st['split']} split) from "
+        f"`{st['data_dir']}`; generators {', '.join(gens)}; {st['size']} px at each clip's own frame rate; "
+        f"seed {st['seed']}; wall time {st['wall_time_s']:.0f} s.",
+        "",
+        "Each clip is re-animated from one of its own frames (the portrait column says which) with its own "
+        "audio, and the render is compared frame by frame with the real clip. `loudness` is the naive floor "
+        "(the jaw follows loudness, nothing else moves); `real` is the clip itself, the ceiling: for "
+        "lipsync_corr and mouth_lmd the real clip compared with itself at lag 0.",
+        "",
+        f"identity_dist: {st['identity']}",
+        "",
+        f"## Summary (mean over {summ['real']['clips']} clips)",
+        "",
+        "| metric | unit | better | " + " | ".join(cols) + " | what |",
+        "|---|---|---|" + "---:|" * len(cols) + "---|",
+    ]
+    better = {"higher": "higher", "lower": "lower", "0": "near 0", "real": "near real"}
+    for key, unit, way, what in METRICS:
+        vals = " | ".join(_fmt(summ[c].get(key), key) for c in cols)
+        lines.append(f"| {key} | {unit} | {better[way]} | {vals} | {what} |")
+    keys = [
+        ("lipsync_corr", "r"),
+        ("lipsync_lag_ms", "lag ms"),
+        ("lipsync_corr_best", "best r"),
+        ("mouth_lmd", "LMD"),
+        ("mouth_open_voiced", "open"),
+        ("silence_ratio", "sil. ratio"),
+        ("audio_corr", "audio r"),
+        ("blinks_per_min", "blinks/min"),
+        ("pose_std_yaw", "yaw std"),
+        ("pose_std_pitch", "pitch std"),
+        ("pose_std_roll", "roll std"),
+        ("delta_pose", "dP"),
+        ("jitter", "jitter"),
+        ("identity_dist", "identity"),
+        ("realtime_factor", "RTF"),
+    ]
+    lines += [
+        "",
+        "## Per clip",
+        "",
+        "| clip | portrait | video | " + " | ".join(h for _, h in keys) + " |",
+        "|---|---|---|" + "---:|" * len(keys),
+    ]
+    for c in report["clips"]:
+        if c.get("error"):
+            lines.append(f"| {c['clip']} | error: {c['error']} | |" + " |" * len(keys))
+            continue
+        p = c["portrait"]
+        where = f"frame {p['frame']} ({p['time_s']:.2f} s){'' if 'closed' in p['how'] else ', mouth open'}"
+        for col in cols:
+            row = c["real"] if col == "real" else c["generators"][col]
+            first = f"{c['clip']} ({c['duration_s']:.1f} s, {c['fps']:g} fps)" if col == cols[0] else ""
+            vals = " | ".join(_fmt(row.get(k), k) for k, _ in keys)
+            lines.append(f"| {first} | {where if col == cols[0] else ''} | {col} | {vals} |")
+    lines += ["", "## Plots", ""]
+    lines += [f"![{p}]({p})" for p in report["plots"]]
+    lines += ["", "## Definitions", ""]
+    lines += [f"- **{k}** ({u}): {w}." for k, u, _, w in METRICS]
+    lines += [
+        "- Voiced frames: silero-vad speech probability >= 0.5; silent frames: < 0.2 and more than 0.2 s "
+        "from speech (lips move before the voice starts).",
+        "- mouth_lmd subtracts each video's neutral lip shape (real: the portrait frame; generated: the "
+        "portrait crop the renderer deforms) so that only lip motion is compared.",
+        "- Portrait: the first frame in the first 2 s whose mouth opening is below "
+        f"{CLOSED_MOUTH} eye distances, else the first frame with a face.",
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _plot_clip(series: dict, name: str, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fps = series["fps"]
+    n = len(series["real"])
+    t = np.arange(n) / fps
+    fig, ax = plt.subplots(figsize=(10, 3.2), dpi=100)
+    voiced = series["voicing"][:n] >= 0.5
+    ax.fill_between(
+        t,
+        0,
+        1,
+        where=voiced,
+        step="mid",
+        color="0.88",
+        transform=ax.get_xaxis_transform(),
+        label="voice (VAD)",
+    )
+    ax.plot(t, series["real"], color="k", lw=1.8, label="real")
+    for (g, y), color in zip(
+        series["generators"].items(), ("tab:red", "tab:blue", "tab:green"), strict=False
+    ):
+        ax.plot(t, y[:n], color=color, lw=1.2, label=g)
+    ax.set_xlim(0, max(t[-1], 1 / fps))
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("mouth opening (eye dist.)")
+    ax.set_title(name, fontsize=10)
+    ax.legend(loc="upper right", fontsize=8, ncol=4, framealpha=0.9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _plot_metric(report: dict, key: str, unit: str, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    cols = [*report["settings"]["generators"], "real"]
+    ok = [c for c in report["clips"] if not c.get("error")]
+    fig, ax = plt.subplots(figsize=(4.5, 3.2), dpi=100)
+    for i, col in enumerate(cols):
+        mean = report["summary"][col].get(key)
+        per = [(c["real"] if col == "real" else c["generators"][col]).get(key) for c in ok]
+        per = np.array([v for v in per if v is not None and math.isfinite(v)], np.float64)
+        color = "0.6" if col == "real" else f"C{i}"
+        if mean is not None and math.isfinite(mean):
+            ax.bar(i, mean, color=color, alpha=0.8)
+            box = {"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8}
+            ax.annotate(_fmt(mean, key), (i + 0.42, mean), ha="right", va="bottom", fontsize=8, bbox=box)
+        if len(per):
+            jit = np.linspace(-0.2, 0.2, len(per)) if len(per) > 1 else np.zeros(1)
+            ax.scatter(i + jit, per, s=10, color="k", zorder=3)
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set_xticks(range(len(cols)), cols)
+    ax.set_ylabel(unit)
+    how = "all blinks / all minutes" if key == "blinks_per_min" else "mean"
+    ax.set_title(f"{key} (bars: {how}, dots: clips)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_plots(report: dict, series: dict[str, dict], plot_dir: Path) -> list[str]:
+    """One mouth-opening plot per clip and one bar chart per metric; returns their paths relative to the
+    report folder."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, s in series.items():
+        p = plot_dir / f"mouth_{Path(name).stem}.png"
+        _plot_clip(s, name, p)
+        paths.append(p)
+    for key, unit, *_ in METRICS:
+        if key == "face_found":
+            continue
+        p = plot_dir / f"metric_{key}.png"
+        _plot_metric(report, key, unit, p)
+        paths.append(p)
+    return [str(p.relative_to(plot_dir.parent)) for p in paths]
+
+
+def run_eval(data_dir: str | Path, report_dir: str | Path, options: EvalOptions | None = None) -> dict:
+    """Evaluate every clip with audio in data_dir (on the chosen split) with each generator; write
+    report.json, report.md and plots/ into report_dir and return the report as a dict."""
+    options = options or EvalOptions()
+    unknown = [g for g in options.generators if g not in GENERATORS]
+    if unknown or not options.generators:
+        raise TalkfaceError(f"unknown generator {unknown}; choose from {', '.join(GENERATORS)}")
+    start = time.perf_counter()
+    clips = list_clips(data_dir)
+    if not clips:
+        raise TalkfaceError(f"no video with audio in {data_dir}")
+    split = options.split or S.default_split(clips)
+    clips = S.select(clips, split)
+    if options.limit is not None:
+        clips = clips[: max(0, options.limit)]
+    report_dir = Path(report_dir)
+    video_dir = report_dir / "videos"
+    video_dir.mkdir(parents=True, exist_ok=True)
+    embedder, why = FaceEmbedder.load()
+    if embedder is None:
+        log.warning("identity_dist disabled: %s", why)
+
+    records, series = [], {}
+    for i, path in enumerate(clips, 1):
+        t0 = time.perf_counter()
+        try:
+            record, s = evaluate_clip(path, options, video_dir, embedder)
+        except TalkfaceError as e:
+            log.warning("clip %d/%d %s: skipped: %s", i, len(clips), path.name, e)
+            records.append({"clip": path.name, "error": str(e)})
+            continue
+        records.append(record)
+        series[path.name] = s
+        scores = ", ".join(
+            f"{g} r={_fmt(m['lipsync_corr'])} lag={_fmt(m['lipsync_lag_ms'], 'lipsync_lag_ms')} ms"
+            for g, m in record["generators"].items()
+        )
+        log.info(
+            "clip %d/%d %s (%.1f s audio): %s [%.1f s]",
+            i,
+            len(clips),
+            path.name,
+            record["duration_s"],
+            scores,
+            time.perf_counter() - t0,
+        )
+
+    report = {
+        "clips": records,
+        "summary": summarize(records, options.generators),
+        "settings": {
+            **dataclasses.asdict(options),
+            "version": __version__,
+            "data_dir": str(data_dir),
+            "split": split,
+            "clips_evaluated": sum(not r.get("error") for r in records),
+            "closed_mouth_threshold": CLOSED_MOUTH,
+            "portrait_search_s": PORTRAIT_SEARCH_S,
+            "lag_search_ms": LAG_SEARCH_MS,
+            "lag_sign": "positive lipsync_lag_ms: the generated mouth lags the real one",
+            "identity": "dlib 20 ResNet embedding, face_recognition_models 0.3.0"
+            if embedder is not None
+            else f"null: {why}",
+            "summary": "mean over clips; blinks_per_min pooled over all clips' minutes",
+        },
+        "plots": [],
+    }
+    report["plots"] = write_plots(report, series, report_dir / "plots")
+    report["settings"]["wall_time_s"] = time.perf_counter() - start
+    (report_dir / "report.json").write_text(json.dumps(_json_safe(report), indent=1) + "\n", encoding="utf-8")
+    write_markdown(report, report_dir / "report.md")
+    if not options.keep_videos:
+        try:
+            video_dir.rmdir()
+        except OSError:
+            pass
+    return report
+
+
+def add_eval_parser(subparsers) -> None:
+    """Register `talkface eval` on the CLI's subparsers."""
+    p = subparsers.add_parser("eval", help="measure the generators against real talking clips")
+    p.add_argument("data_dir", help="folder of talking-head videos with their own audio")
+    p.add_argument("--report", default="reports/eval", help="output folder (default reports/eval)")
+    p.add_argument(
+        "--generator",
+        action="append",
+        choices=list(GENERATORS),
+        help="generator to evaluate; repeat for several (default: rules and loudness)",
+    )
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate only the first N clips")
+    p.add_argument(
+        "--split",
+        choices=S.SPLITS,
+        default=None,
+        help="clips to use (default: validation for the development set, all for any other folder)",
+    )
+    p.add_argument(
+        "--size", type=int, default=EvalOptions.size, help=f"render size (default {EvalOptions.size})"
+    )
+    p.add_argument("--seed", type=int, default=EvalOptions.seed, help="random seed of the generators")
+    p.add_argument("--no-videos", action="store_true", help="delete the rendered videos after measuring")
+    p.set_defaults(func=cmd_eval)
+
+
+def cmd_eval(args) -> None:
+    logging.getLogger("talkface.eval").setLevel(logging.INFO)  # one progress line per clip
+    options = EvalOptions(
+        generators=tuple(dict.fromkeys(args.generator or EvalOptions.generators)),
+        size=args.size,
+        seed=args.seed,
+        limit=args.limit,
+        split=args.split,
+        keep_videos=not args.no_videos,
+    )
+    AnimateOptions(size=options.size, seed=options.seed)  # range checks, before any work
+    report = run_eval(args.data_dir, args.report, options)
+    print(f"wrote {Path(args.report) / 'report.md'} ({report['settings']['wall_time_s']:.0f} s)")

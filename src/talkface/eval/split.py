@@ -1,0 +1,97 @@
+"""The speaker-disjoint train / validation split of the development clips (../shared/data/talking).
+
+split.json (package data) holds clip file names and speaker labels only, never media. Training code may
+use only the train clips; numbers are quoted on the validation clips. Every clip of a speaker is on one
+side. Regenerate split.json from the data set's manifest with
+
+    python -m talkface.eval.split ../shared/data/manifest.tsv
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import sys
+from importlib.resources import files
+from pathlib import Path
+
+from talkface.errors import TalkfaceError
+
+SPLITS = ("validation", "train", "all")
+
+# 8 of the 29 speakers (28%), from every kind of source: two GRID speakers (studio, 3 s, silence at both
+# ends), two MEAD actors (1080p, emotional), one LRS3/TED speaker (a 2 s cut), two named public figures
+# (a 256 px styletalk crop, an AniPortrait 512 px clip) and the singer (not speech: a stress test).
+VALIDATION_SPEAKERS = (
+    "GRID speaker B",
+    "GRID speaker H",
+    "MEAD actor M026",
+    "MEAD actor W023",
+    "LRS3 speaker (TED video QoT0S2vu9m4)",
+    "Kristi Noem",
+    "Theresa May",
+    "unnamed singer in red beret (AniPortrait Aragaki driving video)",
+)
+
+
+def _speaker_group(speaker: str) -> str:
+    """The manifest's speaker label without its `[group vgNN]` tag, or the tag itself when present (a group
+    must stay on one side)."""
+    tag = re.search(r"\[group (vg\d+)\]", speaker)
+    return tag.group(1) if tag else speaker.strip()
+
+
+def build_split(manifest: str | Path) -> dict:
+    """The split of the manifest's `talking/` rows: {"validation": [file names], "train": [...],
+    "speakers": {"validation": [...], "train": [...]}}, names sorted."""
+    with open(manifest, newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f, delimiter="\t") if r["file"].startswith("talking/")]
+    unknown = set(VALIDATION_SPEAKERS) - {r["speaker"] for r in rows}
+    if unknown:
+        raise TalkfaceError(f"validation speakers not in {manifest}: {', '.join(sorted(unknown))}")
+    groups_val = {_speaker_group(s) for s in VALIDATION_SPEAKERS}
+    out: dict = {"validation": [], "train": [], "speakers": {"validation": set(), "train": set()}}
+    for r in rows:
+        side = "validation" if _speaker_group(r["speaker"]) in groups_val else "train"
+        out[side].append(Path(r["file"]).name)
+        out["speakers"][side].add(r["speaker"])
+    assert not out["speakers"]["validation"] & out["speakers"]["train"]
+    return {
+        "validation": sorted(out["validation"]),
+        "train": sorted(out["train"]),
+        "speakers": {k: sorted(v) for k, v in out["speakers"].items()},
+    }
+
+
+def load_split() -> dict:
+    """The shipped split (see build_split for its layout)."""
+    return json.loads((files("talkface.eval") / "split.json").read_text(encoding="utf-8"))
+
+
+def default_split(clips: list[Path]) -> str:
+    """ "validation" when every clip is named in the split file (the development set), else "all"."""
+    split = load_split()
+    known = set(split["validation"]) | set(split["train"])
+    return "validation" if clips and all(c.name in known for c in clips) else "all"
+
+
+def select(clips: list[Path], split: str) -> list[Path]:
+    """The clips on one side of the split ("all" keeps every clip). Raises TalkfaceError when a split is
+    asked for on a folder whose clips are not in the split file."""
+    if split not in SPLITS:
+        raise TalkfaceError(f"--split {split!r} is not one of: {', '.join(SPLITS)}")
+    if split == "all":
+        return list(clips)
+    names = set(load_split()[split])
+    chosen = [c for c in clips if c.name in names]
+    if not chosen:
+        raise TalkfaceError(f"no clip of the {split} split in this folder (use --split all)")
+    return chosen
+
+
+if __name__ == "__main__":
+    result = build_split(sys.argv[1])
+    path = Path(__file__).with_name("split.json")
+    path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {path}: {len(result['validation'])} validation, {len(result['train'])} train clips")

@@ -1,0 +1,225 @@
+"""talkface eval: metrics on synthetic signals with known answers, and the whole evaluation on a clip the
+test renders itself (no third-party media)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import numpy as np
+import pytest
+from conftest import synth_speech, write_audio
+
+from talkface.eval import metrics as M
+from talkface.face import topology as T
+
+FPS = 25.0
+
+
+def _smooth_noise(n: int, seed: int = 0) -> np.ndarray:
+    """A speech-like random signal: white noise low-passed to ~3 Hz at 25 fps."""
+    x = np.random.default_rng(seed).standard_normal(n + 20)
+    return np.convolve(x, np.hanning(9), mode="same")[10:-10]
+
+
+@pytest.mark.parametrize("shift", [3, -2, 0])
+def test_lagged_correlation_recovers_a_known_lag(shift):
+    real = _smooth_noise(250)
+    gen = np.roll(real, shift)  # gen[t] = real[t - shift]: positive shift = the generated signal lags
+    gen[np.isnan(gen)] = 0
+    res = M.lagged_correlation(real, gen, FPS, max_lag_ms=200)
+    assert res.lag_ms == pytest.approx(1000 * shift / FPS, abs=8)
+    assert res.r_best > 0.97
+    if shift:
+        assert res.r_zero < res.r_best
+
+
+def test_lagged_correlation_has_no_lag_without_a_peak_in_range():
+    real = _smooth_noise(250)
+    res = M.lagged_correlation(real, np.roll(real, 8), FPS, max_lag_ms=200)  # 320 ms, beyond the search
+    assert math.isnan(res.lag_ms) and math.isfinite(res.r_best)
+
+
+def test_lagged_correlation_skips_frames_without_a_face():
+    real = _smooth_noise(200)
+    gen = real.copy()
+    gen[50:60] = np.nan
+    res = M.lagged_correlation(real, gen, FPS)
+    assert res.r_zero == pytest.approx(1.0) and res.lag_ms == pytest.approx(0, abs=1)
+
+
+def test_count_blinks_counts_known_dips():
+    fps, seconds = 30.0, 20.0
+    rng = np.random.default_rng(1)
+    t = np.arange(int(fps * seconds)) / fps
+    ear = 0.30 + 0.02 * np.sin(2 * np.pi * 0.1 * t) + 0.004 * rng.standard_normal(len(t))
+    onsets = [30, 95, 200, 260, 330, 450, 540]  # 7 blinks, the closest two 2.2 s apart
+    dip = 0.3 - np.array([0.1, 0.22, 0.25, 0.22, 0.1])  # 5 frames = 170 ms
+    for o in onsets:
+        ear[o : o + len(dip)] = dip
+    ear[400:410] = np.nan  # a few frames without a face
+    blinks = M.count_blinks(ear, fps)
+    assert blinks.count == 7
+    assert all(abs(a - b) <= 1 for a, b in zip(blinks.onsets, onsets, strict=True))
+    assert blinks.per_min == pytest.approx(7 / ((len(t) - 10) / fps / 60), rel=1e-6)
+
+
+def test_count_blinks_ignores_tracking_noise():
+    ear = 0.3 + 0.01 * np.random.default_rng(2).standard_normal(300)
+    assert M.count_blinks(ear, 25.0).count == 0
+
+
+def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    y, p, r = np.radians([yaw, pitch, roll])
+    rx = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
+    ry = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
+    rz = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+@pytest.fixture(scope="module")
+def face_points() -> np.ndarray:
+    """A plausible face point cloud (478, 3): the bundled portrait's rig landmarks."""
+    from talkface.assets import asset_path
+    from talkface.face.image import load_image
+    from talkface.face.rig import build_rig
+
+    return build_rig(load_image(asset_path("portrait.jpg")), 256).points.astype(np.float64)
+
+
+def test_similarity_fit_and_angles_recover_a_known_pose(face_points):
+    rot = _rotation(12.0, -7.0, 4.0)
+    moved = 1.7 * face_points @ rot.T + np.array([30.0, -12.0, 5.0])
+    scale, r, t = M.similarity_fit(face_points[T.STABLE], moved[T.STABLE])
+    assert scale[0] == pytest.approx(1.7, rel=1e-9)
+    np.testing.assert_allclose(M.rotation_angles(r[0]), [12.0, -7.0, 4.0], atol=1e-9)
+
+
+def test_procrustes_removes_pose_but_keeps_lip_motion(face_points):
+    frames = np.stack([face_points] * 4)
+    frames[1, T.LOWER_LIP_MID, 1] += 10.0  # the lower lip drops 10 px in frames 1 and 3
+    frames[3] = frames[1]
+    frames[2] = 0.8 * frames[2] @ _rotation(-15.0, 5.0, 10.0).T + 40.0  # pure head motion
+    frames[3] = 0.8 * frames[3] @ _rotation(-15.0, 5.0, 10.0).T + 40.0  # head motion + the lip drop
+    aligned = M.align_frames(frames, face_points)
+    np.testing.assert_allclose(aligned[2], aligned[0], atol=1e-9)  # head motion removed entirely
+    np.testing.assert_allclose(aligned[3][T.STABLE], aligned[1][T.STABLE], atol=1e-3)
+    # The lip motion survives in eye-distance units, whatever the pose and scale.
+    lip_drop = 10.0 / M.eye_distance(face_points)
+    assert aligned[3, T.LOWER_LIP_MID, 1] - aligned[0, T.LOWER_LIP_MID, 1] == pytest.approx(
+        lip_drop, rel=0.02
+    )
+    # mouth_lmd: one of 40 lip points moved by lip_drop in 2 of 4 frames.
+    still = np.stack([aligned[0]] * 4)
+    lmd = M.mouth_lmd(np.concatenate([aligned] * 2), np.concatenate([still] * 2), aligned[0], aligned[0])
+    assert lmd == pytest.approx(lip_drop / 40 / 2, rel=0.03)
+
+
+def test_silence_ratio_and_voiced_mean():
+    voicing = np.r_[np.zeros(25), np.ones(50), np.zeros(25)]
+    opening = np.where(voicing > 0.5, 0.3, 0.03)
+    assert M.silence_ratio(opening, voicing, FPS) == pytest.approx(0.1)
+    assert M.voiced_mean(opening, voicing, FPS) == pytest.approx(0.3)
+    # The guard band: silent frames within 0.2 s of speech are not counted.
+    _, silent = M.speech_masks(voicing, FPS)
+    assert silent.sum() == 50 - 2 * 5
+    assert math.isnan(M.silence_ratio(opening, np.ones(100), FPS))  # no silence: undefined, not 0
+
+
+def test_jitter_grows_with_high_frequency_noise(face_points):
+    n = 100
+    motion = 0.02 * np.sin(2 * np.pi * 2.0 * np.arange(n) / FPS)  # a slow 2 Hz mouth motion
+    base = np.stack([face_points] * n) / M.eye_distance(face_points)
+    base[:, T.INNER_LIP, 1] += motion[:, None]
+    noisy = base + 0.003 * np.random.default_rng(0).standard_normal(base.shape)
+    smooth, shaky = M.jitter(base, FPS), M.jitter(noisy, FPS)
+    assert smooth < 0.002 and shaky > 10 * smooth
+
+
+def test_pose_stats_and_mouth_opening(face_points):
+    angles = np.c_[np.sin(np.arange(50) / 5.0) * 3.0, np.zeros(50), np.zeros(50)]
+    stats = M.pose_stats(angles)
+    assert stats.std[0] == pytest.approx(angles[:, 0].std()) and stats.std[1] == 0
+    assert stats.delta == pytest.approx(np.abs(np.diff(angles[:, 0])).mean() / 3)
+    from talkface.face.landmarks import Landmarks
+
+    assert M.mouth_opening(face_points[None])[0] == pytest.approx(
+        Landmarks(face_points).mouth_opening(), abs=1e-6
+    )
+
+
+def test_split_is_speaker_disjoint(tmp_path):
+    from talkface.eval import split as S
+
+    s = S.load_split()
+    assert not set(s["validation"]) & set(s["train"])
+    assert not set(s["speakers"]["validation"]) & set(s["speakers"]["train"])
+    share = len(s["speakers"]["validation"]) / (
+        len(s["speakers"]["validation"]) + len(s["speakers"]["train"])
+    )
+    assert 0.2 <= share <= 0.35
+    assert S.default_split([tmp_path / "my_clip.mp4"]) == "all"
+    assert S.default_split([tmp_path / s["validation"][0], tmp_path / s["train"][0]]) == "validation"
+
+
+def test_eval_parser_defaults():
+    from talkface.eval.report import add_eval_parser
+
+    parser = argparse.ArgumentParser()
+    add_eval_parser(parser.add_subparsers())
+    args = parser.parse_args(["eval", "clips", "--generator", "rules", "--limit", "2"])
+    assert args.generator == ["rules"] and args.limit == 2 and args.split is None
+    with pytest.raises(SystemExit):
+        parser.parse_args(["eval", "clips", "--generator", "nope"])
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory, portrait):
+    """The evaluation of one clip rendered by the rules generator (the "real" clip) with its own audio."""
+    from talkface.config import AnimateOptions
+    from talkface.eval.report import EvalOptions, run_eval
+    from talkface.pipeline import animate
+
+    root = tmp_path_factory.mktemp("eval")
+    audio = np.concatenate([np.zeros(8000, np.float32), synth_speech(2.0), np.zeros(8000, np.float32)])
+    wav = write_audio(root / "speech.wav", audio, 16000)
+    (root / "clips").mkdir()
+    animate(portrait, wav, root / "clips" / "talk.mp4", AnimateOptions(size=192, fps=25.0, seed=0))
+    (root / "clips" / "notes.txt").write_text("not a video")
+    return run_eval(root / "clips", root / "report", EvalOptions(size=192)), root / "report"
+
+
+def test_eval_writes_report_json_md_and_plots(report):
+    result, folder = report
+    data = json.loads((folder / "report.json").read_text())
+    assert set(data) == {"clips", "summary", "settings", "plots"}
+    assert data["settings"]["split"] == "all" and data["settings"]["clips_evaluated"] == 1
+    assert set(data["summary"]) == {"rules", "loudness", "real"}
+    md = (folder / "report.md").read_text()
+    assert "| lipsync_corr |" in md and "talk.mp4" in md
+    assert (folder / "plots" / "mouth_talk.png").stat().st_size > 10_000
+    assert (folder / "plots" / "metric_lipsync_corr.png").is_file()
+    assert all((folder / p).is_file() for p in data["plots"])
+
+
+def test_eval_metrics_are_finite_and_plausible(report):
+    result, _ = report
+    clip = result["clips"][0]
+    assert clip["frames"] == 75 and clip["portrait"]["frame"] < 50
+    rules, loud, real = clip["generators"]["rules"], clip["generators"]["loudness"], clip["real"]
+    for m in (rules, loud):
+        for key in ("lipsync_corr", "mouth_lmd", "silence_ratio", "jitter", "delta_pose", "realtime_factor"):
+            assert math.isfinite(m[key]), key
+        assert m["face_found"] == 1.0 and 0 < m["realtime_factor"] < 5
+    # The same generator and seed as the "real" clip: the mouths move together.
+    assert rules["lipsync_corr"] > 0.8 and abs(rules["lipsync_lag_ms"]) <= 40
+    assert rules["mouth_lmd"] < 0.05
+    assert rules["mouth_lmd"] < loud["mouth_lmd"]
+    # Loudness holds the head still; the rules generator (and so the "real" clip) sways it.
+    assert loud["pose_std_yaw"] < rules["pose_std_yaw"]
+    assert 0 <= real["silence_ratio"] < 0.5 and 0 < real["mouth_open_voiced"] < 0.6
+    if result["settings"]["identity"].startswith("null"):  # dlib not installed: said why, no number
+        assert math.isnan(rules["identity_dist"])
+    else:
+        assert 0 <= rules["identity_dist"] < 0.6
