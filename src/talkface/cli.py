@@ -93,6 +93,13 @@ def cmd_demo(args) -> None:
     _run_with_progress(animate, args.quiet, portrait, speech, args.output, options)
 
 
+def cmd_drive(args) -> None:
+    from talkface.pipeline import drive
+
+    options = _options(args, AnimateOptions)
+    _run_with_progress(drive, args.quiet, args.portrait, args.driving_video, args.output, options)
+
+
 def cmd_say(args) -> None:
     from talkface.pipeline import say
 
@@ -140,6 +147,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_options(p, AnimateOptions)
     p.set_defaults(func=cmd_say)
+
+    p = sub.add_parser("drive", help="portrait + a driving video of a face -> MP4 (video-driven reenactment)")
+    p.add_argument("portrait", help="image with a face")
+    p.add_argument(
+        "driving_video", help="video of a face: its pose, expression, blinks and gaze drive the portrait"
+    )
+    p.add_argument("-o", "--output", required=True, help="output .mp4")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_options(p, AnimateOptions)
+    p.set_defaults(func=cmd_drive)
 
     p = sub.add_parser("demo", help="render the bundled sample to out/demo.mp4")
     p.add_argument("-o", "--output", default="out/demo.mp4", help="output .mp4 (default out/demo.mp4)")

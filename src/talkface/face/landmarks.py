@@ -134,25 +134,25 @@ def detect_face(image: np.ndarray, what: str = "the portrait") -> Landmarks:
 
 class FaceTracker:
     """Landmarks for consecutive video frames (mediapipe's tracking mode: smoother and faster than
-    detecting every frame). Use as a context manager; track() returns None for a frame with no face."""
+    detecting every frame). Use as a context manager; track() returns None for a frame with no face.
+    While it is open, file descriptor 2 is silenced: mediapipe's graph threads log start-up warnings
+    there at unpredictable moments."""
 
     def __init__(self):
+        self._quiet = _quiet_stderr()
+        self._quiet.__enter__()
         self._mesh = _mediapipe_face_mesh(static=False, max_faces=1)
-        self._started = False
 
     def track(self, frame: np.ndarray) -> Landmarks | None:
         h, w = frame.shape[:2]
-        if not self._started:  # the graph logs its start-up warnings on the first frame
-            with _quiet_stderr():
-                result = self._mesh.process(np.ascontiguousarray(frame))
-            self._started = True
-        else:
-            result = self._mesh.process(np.ascontiguousarray(frame))
-        faces = _to_landmarks(result, w, h)
+        faces = _to_landmarks(self._mesh.process(np.ascontiguousarray(frame)), w, h)
         return faces[0] if faces else None
 
     def close(self) -> None:
-        self._mesh.close()
+        if self._quiet is not None:
+            self._mesh.close()
+            self._quiet.__exit__(None, None, None)
+            self._quiet = None
 
     def __enter__(self):
         return self
