@@ -102,33 +102,84 @@ def detect_faces(image: np.ndarray, max_faces: int = 4) -> list[Landmarks]:
     return sorted(_to_landmarks(result, w, h), key=lambda f: -f.area)
 
 
-def detect_face(image: np.ndarray, what: str = "the portrait") -> Landmarks:
-    """The largest face in an RGB uint8 image. Retries on a padded and on a rescaled copy (small or
-    tightly cropped faces, drawings) before raising NoFaceError."""
+def _views(image: np.ndarray):
+    """Transformed copies of an image to retry face detection on, as (name, image, 2x3 affine from the
+    copy back to the original). The face mesh's detector wants a face that fills a fair part of an
+    upright frame: small faces in large images, tight crops and tilted (often drawn) faces miss."""
     h, w = image.shape[:2]
-    attempts = [("as is", 1.0, 0)]
+    identity = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    yield "as is", image, identity
     if max(h, w) < 400:
-        attempts.append(("upscaled", 600 / max(h, w), 0))
+        s = 600 / max(h, w)
+        yield (
+            "upscaled",
+            cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_CUBIC),
+            identity / s,
+        )
     if max(h, w) > 1600:
-        attempts.append(("downscaled", 1024 / max(h, w), 0))
-    attempts.append(("padded", 1.0, max(h, w) // 4))
-    for name, scale, pad in attempts:
-        img = image
-        if scale != 1.0:
-            img = cv2.resize(img, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_CUBIC)
-        if pad:
-            img = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-        faces = detect_faces(img)
+        s = 1024 / max(h, w)
+        yield (
+            "downscaled",
+            cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA),
+            identity / s,
+        )
+    pad = max(h, w) // 4
+    back = identity.copy()
+    back[:, 2] = -pad
+    yield "padded", cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE), back
+    for angle in (-25.0, 25.0):
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+        rotated = cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        yield f"rotated {angle:+.0f} degrees", rotated, cv2.invertAffineTransform(m)
+    # Small faces in wide scenes: mediapipe's full-range face detector finds them; the mesh then runs on a
+    # square crop around each (largest first), upscaled.
+    for x0, y0, side in _face_boxes(image):
+        s = 512 / side
+        m = np.array([[s, 0, -x0 * s], [0, s, -y0 * s]])
+        crop = cv2.warpAffine(image, m, (512, 512), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+        yield "around a small face", crop, cv2.invertAffineTransform(m)
+
+
+def _face_boxes(image: np.ndarray) -> list[tuple[float, float, float]]:
+    """Squares (x0, y0, side) three times the size of each face mediapipe's full-range detector finds in
+    the image or in one of four overlapping tiles (it misses faces under about a third of its input),
+    largest first, duplicates merged."""
+    import mediapipe as mp
+
+    h, w = image.shape[:2]
+    tw, th = int(0.6 * w), int(0.6 * h)
+    regions = [(0, 0, w, h)] + [(x, y, tw, th) for y in (0, h - th) for x in (0, w - tw)]
+    boxes: list[tuple[float, float, float]] = []
+    with (
+        _quiet_stderr(),
+        mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5) as fd,
+    ):
+        for rx, ry, rw, rh in regions:
+            result = fd.process(np.ascontiguousarray(image[ry : ry + rh, rx : rx + rw]))
+            for det in result.detections or []:
+                b = det.location_data.relative_bounding_box
+                cx, cy = rx + (b.xmin + b.width / 2) * rw, ry + (b.ymin + b.height / 2) * rh
+                side = 3.0 * max(b.width * rw, b.height * rh)
+                if all(np.hypot(cx - (x0 + s / 2), cy - (y0 + s / 2)) > side / 6 for x0, y0, s in boxes):
+                    boxes.append((cx - side / 2, cy - side / 2, side))
+    return sorted(boxes, key=lambda b: -b[2])
+
+
+def detect_face(image: np.ndarray, what: str = "the portrait") -> Landmarks:
+    """The largest face in an RGB uint8 image. Retries on rescaled, padded, rotated and tiled copies
+    (small or tightly cropped faces, tilted drawings) before raising NoFaceError."""
+    for name, view, back in _views(image):
+        faces = detect_faces(view)
         if not faces:
             continue
         if len(faces) > 1:
             log.warning("%d faces in %s; animating the largest", len(faces), what)
         if name != "as is":
             log.info("face found in %s only %s", what, name)
-        pts = faces[0].points.copy()
-        pts[:, :2] -= pad
-        pts /= scale
-        return Landmarks(pts)
+        pts = faces[0].points.astype(np.float64)
+        scale = float(np.sqrt(abs(np.linalg.det(back[:, :2]))))
+        xy = pts[:, :2] @ back[:, :2].T + back[:, 2]
+        return Landmarks(np.column_stack([xy, pts[:, 2] * scale]).astype(np.float32))
     raise NoFaceError(f"no face found in {what}")
 
 
