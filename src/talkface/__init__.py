@@ -8,6 +8,6 @@ __version__ = "0.1.0"
 
 from talkface.config import AnimateOptions  # noqa: E402
 from talkface.errors import NoFaceError, TalkfaceError  # noqa: E402
-from talkface.pipeline import animate  # noqa: E402
+from talkface.pipeline import animate, drive, say  # noqa: E402
 
-__all__ = ["AnimateOptions", "NoFaceError", "TalkfaceError", "animate", "__version__"]
+__all__ = ["AnimateOptions", "NoFaceError", "TalkfaceError", "animate", "drive", "say", "__version__"]
