@@ -149,6 +149,86 @@ def test_pose_stats_and_mouth_opening(face_points):
     )
 
 
+def _textured_image(size: int = 96, seed: int = 0) -> np.ndarray:
+    """A smooth random RGB image (size, size, 3) uint8 with structure at several scales."""
+    import cv2
+
+    x = np.random.default_rng(seed).uniform(0, 255, (size, size, 3))
+    return np.clip(cv2.GaussianBlur(x, (0, 0), 2.0) * 3 - 255, 0, 255).astype(np.uint8)
+
+
+def test_psnr_known_values():
+    a = np.zeros((20, 30, 3), np.uint8)
+    assert M.psnr(a, a + 10) == pytest.approx(10 * np.log10(255**2 / 100))  # MSE 100: 28.13 dB
+    assert M.psnr(a, a) == M.PSNR_MAX
+    b = a.copy()
+    b[:10] = 50  # only outside the mask
+    mask = np.zeros((20, 30), bool)
+    mask[10:] = True
+    assert M.psnr(a, b, mask) == M.PSNR_MAX and M.psnr(a, b) < 20
+    assert math.isnan(M.psnr(a, b, np.zeros_like(mask)))
+
+
+def test_ssim_is_one_for_equal_images_and_falls_with_noise():
+    img = _textured_image()
+    assert M.ssim(img, img) == pytest.approx(1.0, abs=1e-9)
+    rng = np.random.default_rng(1)
+    scores = [
+        M.ssim(img, np.clip(img + rng.normal(0, sd, img.shape), 0, 255).astype(np.uint8))
+        for sd in (2, 8, 25, 60)
+    ]
+    assert 1 > scores[0] > scores[1] > scores[2] > scores[3] > 0
+    # Flat images: only the luminance term remains, (2 mu_a mu_b + C1) / (mu_a^2 + mu_b^2 + C1).
+    flat_a, flat_b = np.full((32, 32), 100.0), np.full((32, 32), 110.0)
+    c1 = (0.01 * 255) ** 2
+    assert M.ssim(flat_a, flat_b) == pytest.approx((2 * 100 * 110 + c1) / (100**2 + 110**2 + c1))
+    # The mask picks the pixels: noise only in the left half leaves the right half at 1.
+    noisy = img.copy()
+    noisy[:, :40] = rng.integers(0, 256, noisy[:, :40].shape)
+    right = np.zeros(img.shape[:2], bool)
+    right[:, 60:] = True
+    assert M.ssim(img, noisy, right) == pytest.approx(1.0, abs=1e-9) and M.ssim(img, noisy) < 0.8
+    # A mask filters only its own neighbourhood, with the numbers of the whole map.
+    box = np.zeros(img.shape[:2], bool)
+    box[30:50, 35:70] = True
+    assert M.ssim(img, noisy, box) == pytest.approx(M.ssim_map(img, noisy)[box].mean(), rel=1e-12)
+
+
+def test_blink_matching_and_pose_error():
+    assert M.blink_matches([10, 50, 90], [12, 48, 49, 200], tolerance=3) == 2
+    assert M.f1(2, 3, 4) == pytest.approx(4 / 7) and math.isnan(M.f1(0, 0, 0))
+    real = np.zeros((10, 3))
+    gen = np.tile([1.0, -2.0, 0.5], (10, 1))
+    gen[3] = np.nan
+    np.testing.assert_allclose(M.pose_error(real, gen), [1.0, 2.0, 0.5])
+
+
+def test_displacement_error_counts_head_shifts_that_mouth_lmd_ignores(face_points):
+    real = np.stack([face_points] * 6)
+    real[3:, :, 0] += 5.0  # the real head moves 5 px right in half the frames
+    still = np.stack([face_points] * 6)
+    iod = M.eye_distance(face_points)
+    err = M.displacement_error(real, still, face_points, face_points)
+    assert err == pytest.approx(0.5 * 5.0 / iod)
+    assert M.displacement_error(real, real + 7.0, face_points, face_points + 7.0) == pytest.approx(
+        0, abs=1e-9
+    )
+
+
+def test_motion_from_frame_is_relative_to_that_frame(face_points):
+    from talkface.eval.reenact import motion_from_frame
+    from talkface.face.tracking import Track
+
+    yaws = np.r_[np.linspace(0, 10, 20), np.linspace(10, -5, 20)]
+    pts = np.stack([face_points @ _rotation(y, 0, 0).T for y in yaws]).astype(np.float32)
+    k = 25
+    motion = motion_from_frame(Track(pts, FPS, (256, 256)), k)
+    assert len(motion) == len(pts)
+    np.testing.assert_allclose(motion.rotation[k], 0, atol=1e-3)
+    # Away from frame k (where the capture's light smoothing blurs the turn), the yaw is the true one.
+    np.testing.assert_allclose(motion.rotation[:, 0], yaws - yaws[k], atol=0.5)
+
+
 def test_split_is_speaker_disjoint(tmp_path):
     from talkface.eval import split as S
 
@@ -169,7 +249,8 @@ def test_eval_parser_defaults():
     parser = argparse.ArgumentParser()
     add_eval_parser(parser.add_subparsers())
     args = parser.parse_args(["eval", "clips", "--generator", "rules", "--limit", "2"])
-    assert args.generator == ["rules"] and args.limit == 2 and args.split is None
+    assert args.generator == ["rules"] and args.limit == 2 and args.split is None and not args.no_reenact
+    assert parser.parse_args(["eval", "clips", "--no-reenact"]).no_reenact
     with pytest.raises(SystemExit):
         parser.parse_args(["eval", "clips", "--generator", "nope"])
 
@@ -193,13 +274,15 @@ def report(tmp_path_factory, portrait):
 def test_eval_writes_report_json_md_and_plots(report):
     result, folder = report
     data = json.loads((folder / "report.json").read_text())
-    assert set(data) == {"clips", "summary", "settings", "plots"}
+    assert set(data) == {"clips", "summary", "reenact", "settings", "plots"}
     assert data["settings"]["split"] == "all" and data["settings"]["clips_evaluated"] == 1
     assert set(data["summary"]) == {"rules", "loudness", "real"}
     md = (folder / "report.md").read_text()
     assert "| lipsync_corr |" in md and "talk.mp4" in md
     assert (folder / "plots" / "mouth_talk.png").stat().st_size > 10_000
     assert (folder / "plots" / "metric_lipsync_corr.png").is_file()
+    assert (folder / "plots" / "reenact.png").is_file() and "## Self-reenactment" in md
+    assert (folder / "videos" / "talk.reenact.mp4").is_file()
     assert all((folder / p).is_file() for p in data["plots"])
 
 
@@ -223,3 +306,24 @@ def test_eval_metrics_are_finite_and_plausible(report):
         assert math.isnan(rules["identity_dist"])
     else:
         assert 0 <= rules["identity_dist"] < 0.6
+
+
+def test_reenactment_tracks_the_motion_better_than_the_still_portrait(report):
+    """The "real" clip was rendered from the same portrait with known motion: reenacting it from one of
+    its own frames with its own tracked motion must follow the lips and the head turns."""
+    result, _ = report
+    r = result["clips"][0]["reenact"]
+    re, still = r["reenact"], r["still"]
+    assert r["frames"] == 75 and re["face_found"] == 1.0 and r["rest_psnr"] > 40
+    assert re["mouth_lmd"] < 0.75 * still["mouth_lmd"]
+    assert re["pose_err"] < 0.7 * still["pose_err"]
+    assert result["reenact"]["reenact"]["clips"] == 1
+
+
+def test_reenactment_images_beat_the_still_portrait(report):
+    """The same clip: the reenacted frames must come clearly closer to the real ones, pixel for pixel and
+    in where the face sits, than holding the portrait frame."""
+    result, _ = report
+    re, still = (result["clips"][0]["reenact"][c] for c in ("reenact", "still"))
+    assert re["face_lmd"] < 0.5 * still["face_lmd"]
+    assert re["psnr"] > still["psnr"] + 3 and re["ssim"] > still["ssim"] + 0.1

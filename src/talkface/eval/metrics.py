@@ -4,7 +4,8 @@ Conventions. A landmark track is shape (T, 478, 3) float, mediapipe points in pi
 with NaN rows for frames without a face; every function here skips NaN frames rather than failing.
 "Pose-free" tracks come from align_frames: each frame's STABLE points similarity-aligned onto a reference
 frame, in eye-distance units. Lengths are in eye distances (the distance between the eye centres) unless
-a docstring says otherwise; angles in degrees; times in seconds; rates from `fps`.
+a docstring says otherwise; angles in degrees; times in seconds; rates from `fps`. Images are RGB uint8
+(H, W, 3) or float, 0-255; masks are (H, W) bool.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from talkface.face import topology as T
@@ -25,6 +27,10 @@ from talkface.face.geometry import (  # noqa: F401  (re-exported: metrics speak 
 
 LIPS = T.OUTER_LIP + T.INNER_LIP  # the 40 lip points mouth_lmd compares
 MIN_FRAMES = 5  # fewer valid frames than this and a statistic is NaN, not a number from noise
+PSNR_MAX = 100.0  # dB, the PSNR of identical images (instead of infinity)
+# SSIM (Wang et al. 2004): 11x11 Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03, dynamic range 255.
+SSIM_WINDOW, SSIM_SIGMA = 11, 1.5
+SSIM_C1, SSIM_C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -89,6 +95,27 @@ def mouth_lmd(real: np.ndarray, gen: np.ndarray, real_neutral: np.ndarray, gen_n
     dr = real[:n, LIPS, :2] - real_neutral[LIPS, :2]
     dg = gen[:n, LIPS, :2] - gen_neutral[LIPS, :2]
     dist = np.linalg.norm(dr - dg, axis=-1).mean(1)  # (T,)
+    ok = np.isfinite(dist)
+    return float(dist[ok].mean()) if ok.sum() >= MIN_FRAMES else float("nan")
+
+
+def displacement_error(
+    real: np.ndarray,
+    gen: np.ndarray,
+    real_ref: np.ndarray,
+    gen_ref: np.ndarray,
+    index: list[int] | None = None,
+) -> float:
+    """On-screen landmark error without any alignment: mean over frames and the `index` points (default the
+    468 mesh points) of the x-y distance between the real and generated displacement from each video's
+    reference frame (478, 3), in the real reference's eye distances. real, gen: (T, 478, 3) in the same
+    pixel frame (the shorter one sets T). Unlike mouth_lmd it counts where the head is: shift, rotation
+    and scale as well as expression. NaN when fewer than MIN_FRAMES frames have both faces."""
+    idx = list(range(T.N_MESH)) if index is None else index
+    n = min(len(real), len(gen))
+    dr = np.asarray(real[:n, idx, :2], np.float64) - real_ref[idx, :2]
+    dg = np.asarray(gen[:n, idx, :2], np.float64) - gen_ref[idx, :2]
+    dist = np.linalg.norm(dr - dg, axis=-1).mean(1) / max(float(eye_distance(real_ref)), 1e-6)
     ok = np.isfinite(dist)
     return float(dist[ok].mean()) if ok.sum() >= MIN_FRAMES else float("nan")
 
@@ -237,3 +264,82 @@ def identity_distance(reference: np.ndarray, embeddings: np.ndarray) -> float:
     threshold is 0.6. NaN when K = 0."""
     e = np.asarray(embeddings, np.float64).reshape(-1, len(reference))
     return float(np.linalg.norm(e - reference, axis=1).mean()) if len(e) else float("nan")
+
+
+def luminance(image: np.ndarray) -> np.ndarray:
+    """Luma Y' = 0.299 R + 0.587 G + 0.114 B (ITU-R BT.601) of an RGB image (H, W, 3), float64 (H, W),
+    0-255; a 2-D image is returned as float64."""
+    x = np.asarray(image, np.float64)
+    return x if x.ndim == 2 else x @ np.array([0.299, 0.587, 0.114])
+
+
+def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Peak signal-to-noise ratio of two images (H, W, 3) or (H, W), 0-255, over the pixels in `mask`
+    (H, W) bool (all channels), in dB; PSNR_MAX for identical pixels, NaN for an empty mask."""
+    d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
+    if mask is not None:
+        d = d[np.asarray(mask, bool)]
+    if d.size == 0:
+        return float("nan")
+    mse = float(np.mean(d * d))
+    return PSNR_MAX if mse <= 255.0**2 * 10 ** (-PSNR_MAX / 10) else float(10 * np.log10(255.0**2 / mse))
+
+
+def ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-pixel SSIM (Wang et al. 2004) of the luminance of two images (H, W, 3) or (H, W), 0-255, with
+    the standard 11x11 Gaussian window (sigma 1.5); shape (H, W), 1 where the images are equal. Edges
+    use reflected borders."""
+    x, y = luminance(a), luminance(b)
+
+    def blur(z):
+        return cv2.GaussianBlur(z, (SSIM_WINDOW, SSIM_WINDOW), SSIM_SIGMA, borderType=cv2.BORDER_REFLECT)
+
+    mx, my = blur(x), blur(y)
+    vx, vy, cxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+    num = (2 * mx * my + SSIM_C1) * (2 * cxy + SSIM_C2)
+    return num / ((mx * mx + my * my + SSIM_C1) * (vx + vy + SSIM_C2))
+
+
+def ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Mean SSIM (see ssim_map) over the pixels in `mask` (H, W) bool, or the whole image; NaN for an
+    empty mask. With a mask only its bounding box, grown by the window's radius, is filtered: the same
+    numbers, as no window around a masked pixel reaches past that box."""
+    if mask is None:
+        return float(ssim_map(a, b).mean())
+    mask = np.asarray(mask, bool)
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if not len(rows):
+        return float("nan")
+    r = SSIM_WINDOW // 2
+    box = (
+        slice(max(0, rows[0] - r), rows[-1] + r + 1),
+        slice(max(0, cols[0] - r), cols[-1] + r + 1),
+    )
+    return float(ssim_map(a[box], b[box])[mask[box]].mean())
+
+
+def blink_matches(real: list[int], gen: list[int], tolerance: int) -> int:
+    """How many blink onsets (frame indices, sorted) of `real` have a distinct onset of `gen` within
+    `tolerance` frames (greedy, in time order)."""
+    used: set[int] = set()
+    matched = 0
+    for r in real:
+        near = [j for j, g in enumerate(gen) if j not in used and abs(g - r) <= tolerance]
+        if near:
+            used.add(min(near, key=lambda j: abs(gen[j] - r)))
+            matched += 1
+    return matched
+
+
+def f1(matched: int, n_real: int, n_gen: int) -> float:
+    """F1 score 2 * matched / (n_real + n_gen); NaN when both are 0 (nothing to agree on)."""
+    return 2.0 * matched / (n_real + n_gen) if n_real + n_gen else float("nan")
+
+
+def pose_error(real: np.ndarray, gen: np.ndarray) -> np.ndarray:
+    """Mean absolute difference of per-frame head angles (T, 3) (yaw, pitch, roll, degrees) over the frames
+    finite in both, shape (3,); NaN when fewer than MIN_FRAMES such frames."""
+    n = min(len(real), len(gen))
+    d = np.abs(np.asarray(real[:n], np.float64) - np.asarray(gen[:n], np.float64))
+    ok = np.isfinite(d).all(1)
+    return d[ok].mean(0) if ok.sum() >= MIN_FRAMES else np.full(3, np.nan)

@@ -70,3 +70,12 @@ def align_frames(points: np.ndarray, reference: np.ndarray, index: list[int] = T
         out[found] = scale[:, None, None] * np.einsum("bnj,bij->bni", points[found], rot) + t[:, None, :]
     centre = reference[index].mean(0)
     return (out - centre) / max(float(eye_distance(reference)), 1e-6)
+
+
+def head_pivot(points: np.ndarray) -> np.ndarray:
+    """The point a head turns about, for one face (478, 3): behind the face by one eye distance, at nose
+    height, centred on the face oval; shape (3,). The renderer rotates about it, and motion capture
+    measures translation as what rotation about it does not explain."""
+    p = np.asarray(points, np.float64)
+    depth = p[: T.N_MESH, 2].mean() + float(eye_distance(p))
+    return np.array([p[T.FACE_OVAL, 0].mean(), p[T.NOSE_TIP, 1], depth])

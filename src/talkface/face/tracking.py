@@ -122,7 +122,7 @@ def track_video(path: str | Path, keep: Iterable[int] = ()) -> Track:
 
 def head_pose(points: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
     """Head rotation of each frame relative to `reference` (default: the first frame with a face), from a
-    similarity (Kabsch/Umeyama) fit of the 3D mediapipe STABLE points; shape (T, 3): pitch, yaw, roll in
+    similarity (Kabsch/Umeyama) fit of the 3D mediapipe STABLE points; shape (T, 3): yaw, pitch, roll in
     degrees (rotations about the image x, y and z axes; see rotation_angles), NaN where no face."""
     points = np.asarray(points, np.float64)
     out = np.full((len(points), 3), np.nan)

@@ -14,7 +14,7 @@ import numpy as np
 from talkface.errors import NoFaceError
 from talkface.face import topology as T
 from talkface.face.expression import EXPRESSIONS, semantic_basis
-from talkface.face.geometry import align_frames, eye_distance, rotation_angles, similarity_fit
+from talkface.face.geometry import align_frames, eye_distance, head_pivot, rotation_angles, similarity_fit
 from talkface.face.tracking import Track
 from talkface.motion.sequence import MotionSequence
 from talkface.render.eyes import EYEBALL_RADIUS
@@ -43,8 +43,9 @@ _FIT_POINTS = sorted(
 )
 
 
-def _fill_and_smooth(points: np.ndarray) -> np.ndarray:
-    """Frames without a face take the nearest tracked frame; then a light zero-phase Gaussian in time."""
+def _fill_and_smooth(points: np.ndarray, smooth: bool = True) -> np.ndarray:
+    """Frames without a face take the nearest tracked frame; then (if `smooth`) a light zero-phase
+    Gaussian in time."""
     found = np.isfinite(points[:, 0, 0])
     if not found.any():
         raise NoFaceError("no face found in the driving video")
@@ -54,6 +55,8 @@ def _fill_and_smooth(points: np.ndarray) -> np.ndarray:
     before = idx[np.clip(np.searchsorted(idx, frames) - 1, 0, len(idx) - 1)]
     pick = np.where(np.abs(before - frames) < np.abs(after - frames), before, after)
     p = points[pick].astype(np.float64)
+    if not smooth:
+        return p
     r = int(3 * SMOOTH_FRAMES) + 1
     k = np.exp(-0.5 * (np.arange(-r, r + 1) / SMOOTH_FRAMES) ** 2)
     k /= k.sum()
@@ -73,16 +76,36 @@ def _gaze(aligned: np.ndarray) -> np.ndarray:
     return g - g[0]
 
 
+def _blinks(points: np.ndarray) -> np.ndarray:
+    """Blink coefficients (T, 2) for the right and left eye from the lid gap over the eye width (raw,
+    unsmoothed landmarks: a blink lasts only a few frames): 0 at the video's open-eye gap (its 90th
+    percentile), 1 when the lids meet."""
+    out = []
+    for upper, lower, (c0, c1) in (
+        (T.RIGHT_EYE_UPPER, T.RIGHT_EYE_LOWER, T.RIGHT_EYE_CORNERS),
+        (T.LEFT_EYE_UPPER, T.LEFT_EYE_LOWER, T.LEFT_EYE_CORNERS),
+    ):
+        gap = np.linalg.norm(points[:, upper, :2] - points[:, lower, :2], axis=2).mean(1)
+        width = np.linalg.norm(points[:, c0, :2] - points[:, c1, :2], axis=1)
+        ratio = gap / np.maximum(width, 1e-6)
+        open_ratio = max(float(np.nanpercentile(ratio, 90)), 1e-6)
+        out.append(np.clip(1.0 - ratio / open_ratio, 0.0, 1.0))
+    return np.column_stack(out)
+
+
 def motion_from_track(track: Track) -> MotionSequence:
     """MotionSequence (one row per video frame) of the face in `track`, relative to its first frame."""
+    raw = _fill_and_smooth(track.points, smooth=False)
     pts = _fill_and_smooth(track.points)
     ref = pts[0]
     iod = float(eye_distance(ref))
-    # Pose: the head's rotation and shift relative to the first frame.
+    # Pose: the head's rotation relative to the first frame, and the shift that rotation about the
+    # renderer's pivot does not explain (the renderer adds `translation` after rotating).
     _, rot, _ = similarity_fit(ref[T.STABLE], pts[:, T.STABLE])
     rotation = rotation_angles(rot)
-    centre = pts[:, T.STABLE, :2].mean(1)
-    translation = (centre - centre[0]) / iod
+    pivot = head_pivot(ref)
+    turned = np.einsum("tij,nj->tni", rot, ref[T.STABLE] - pivot) + pivot  # (T, S, 3)
+    translation = (pts[:, T.STABLE, :2].mean(1) - turned[:, :, :2].mean(1)) / iod
     # Expression: pose-free offsets from the first frame, fitted on the semantic basis (eye-distance units).
     aligned = align_frames(pts, ref)
     delta = (aligned - aligned[:1])[:, _FIT_POINTS, :2].reshape(len(pts), -1)  # (T, P*2)
@@ -90,6 +113,10 @@ def motion_from_track(track: Track) -> MotionSequence:
     b = basis[:, _FIT_POINTS, :2].reshape(len(EXPRESSIONS), -1)  # (K, P*2)
     gram = b @ b.T + RIDGE * np.eye(len(EXPRESSIONS))
     coef = np.linalg.solve(gram, b @ delta.T).T  # (T, K)
+    # Blinks are measured directly: a few-frame event that the smoothed fit would shrink.
+    blinks = _blinks(raw)
+    coef[:, EXPRESSIONS.index("blink_right")] = blinks[:, 0]
+    coef[:, EXPRESSIONS.index("blink_left")] = blinks[:, 1]
     for k, name in enumerate(EXPRESSIONS):
         coef[:, k] = np.clip(coef[:, k], *LIMITS[name])
     return MotionSequence(

@@ -18,6 +18,7 @@ from scipy.spatial import Delaunay
 
 from talkface.face import topology as T
 from talkface.face.expression import semantic_basis
+from talkface.face.geometry import head_pivot
 from talkface.face.rig import FaceRig
 from talkface.render.raster import rasterize_map
 
@@ -87,7 +88,7 @@ class MeshWarp:
         oval = p[T.FACE_OVAL, :2]
         self.centre = oval.mean(0)
         # Head pivot: behind the face, at nose height (the head turns about the neck, not the nose tip).
-        self.pivot = np.array([self.centre[0], p[T.NOSE_TIP, 1], 1.0 * self.iod])
+        self.pivot = head_pivot(p)
         rings = [self.centre + s * (oval - self.centre) for s in RING_SCALES]
         t = np.linspace(-2.0, size + 1.0, BORDER_STEPS + 1)
         border = np.unique(
