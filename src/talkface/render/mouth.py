@@ -14,7 +14,7 @@ from talkface.render.warp import MOUTH, WarpResult
 TOOTH_EDGES = np.array(
     [0.0, 0.17, 0.32, 0.45, 0.56, 0.66, 0.75, 0.83]
 )  # |u| of tooth borders (incisor first)
-UPPER_TEETH = 0.17  # visible height of the upper incisors, in mouth widths
+UPPER_TEETH = 0.12  # visible height of the upper incisors, in mouth widths
 LOWER_TEETH = 0.08
 CAVITY = np.array([62.0, 24.0, 28.0])
 TEETH = np.array([232.0, 226.0, 212.0])
@@ -93,7 +93,7 @@ class MouthInterior:
         # Teeth: incisors widest in the middle, narrowing around the arch; soft seams between teeth. The
         # lower incisors are narrower than the upper ones.
         arch = 1 - 0.55 * au**2
-        opening = np.clip(gap / (0.12 * w), 0.35, 1.0)
+        opening = np.clip(gap / (0.18 * w), 0.3, 1.0)  # a narrow gap lets little light onto the teeth
         rounding_up, seam_up = _tooth_row(au, w, darkest=0.62)
         rounding_lo, seam_lo = _tooth_row(au * 1.35, w / 1.35, darkest=0.78)
         upper = (
