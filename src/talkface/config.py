@@ -51,6 +51,12 @@ class AnimateOptions:
         (-25.0, 25.0),
         parse=parse_pair,
     )
+    emotion: str = _opt(
+        "neutral",
+        "emotion offset learned from labelled clips",
+        choices=("neutral", "happy", "sad", "angry", "surprised", "disgusted"),
+    )
+    emotion_strength: float = _opt(0.7, "strength of --emotion", (0.0, 1.5))
     full_frame: bool = _opt(False, "paste the animated face back into the whole portrait (at most 1920 px)")
     head_distance: float = _opt(
         1.0, "framing: above 1 the face is smaller (further away), below 1 larger", (0.6, 1.8)

@@ -22,7 +22,7 @@ from talkface.face.tracking import probe, track_video
 from talkface.motion.capture import motion_from_track
 from talkface.motion.generators import generate
 from talkface.motion.rules import RuleSettings
-from talkface.motion.sequence import MotionSequence
+from talkface.motion.sequence import MotionSequence, with_emotion
 from talkface.render.paste import PasteBack
 from talkface.render.renderer import Renderer
 from talkface.video.encode import Mp4Writer
@@ -63,6 +63,7 @@ def prepare(
     n = n_video_frames(sound.duration, options.fps)
     settings = RuleSettings(options.seed, options.motion_scale, options.expression_scale, options.gaze)
     motion = generate(options.generator, features, n, options.fps, settings)
+    motion = with_emotion(motion, options.emotion, options.emotion_strength)
     return Prepared(image, rig, sound, features, motion)
 
 

@@ -14,6 +14,8 @@ from talkface.face import topology as T
 
 EXPRESSIONS = ("jaw_open", "lip_round", "lip_spread", "brow_raise", "blink_right", "blink_left")
 JAW_OPEN, LIP_ROUND, LIP_SPREAD, BROW_RAISE, BLINK_RIGHT, BLINK_LEFT = range(len(EXPRESSIONS))
+# Emotion offsets (static displacement fields learned from labelled clips, face.learned_basis).
+EMOTIONS = ("happy", "sad", "angry", "surprised", "disgusted")
 
 # Extremes, in eye distances (the distance between the eye centres).
 JAW_DROP = 0.55  # lower-lip travel at jaw_open = 1 (a wide-open mouth)

@@ -13,8 +13,9 @@ import numpy as np
 
 from talkface.errors import NoFaceError
 from talkface.face import topology as T
-from talkface.face.expression import EXPRESSIONS, semantic_basis
+from talkface.face.expression import EXPRESSIONS
 from talkface.face.geometry import align_frames, eye_distance, head_pivot, rotation_angles, similarity_fit
+from talkface.face.learned_basis import load_basis
 from talkface.face.tracking import Track
 from talkface.motion.sequence import MotionSequence
 from talkface.render.eyes import EYEBALL_RADIUS
@@ -109,7 +110,7 @@ def motion_from_track(track: Track) -> MotionSequence:
     # Expression: pose-free offsets from the first frame, fitted on the semantic basis (eye-distance units).
     aligned = align_frames(pts, ref)
     delta = (aligned - aligned[:1])[:, _FIT_POINTS, :2].reshape(len(pts), -1)  # (T, P*2)
-    basis = semantic_basis(ref.astype(np.float32)).astype(np.float64) / iod
+    basis = load_basis().on_face(ref)[0].astype(np.float64) / iod  # the renderer's basis, on the driving face
     b = basis[:, _FIT_POINTS, :2].reshape(len(EXPRESSIONS), -1)  # (K, P*2)
     gram = b @ b.T + RIDGE * np.eye(len(EXPRESSIONS))
     coef = np.linalg.solve(gram, b @ delta.T).T  # (T, K)

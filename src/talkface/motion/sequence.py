@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
-from talkface.face.expression import EXPRESSIONS
+from talkface.face.expression import EMOTIONS, EXPRESSIONS
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,8 @@ class MotionSequence:
     gaze: shape (T, 2) float32, eye rotation yaw, pitch in degrees relative to the head (0 = as in the
         portrait; yaw > 0 looks to the viewer's right, pitch > 0 looks down).
     fps: frames per second.
+    emotion: shape (T, len(EMOTIONS)) float32, strength of each emotion offset (face.expression.EMOTIONS),
+        0 = none; zeros when not given.
     """
 
     expression: np.ndarray
@@ -28,9 +31,13 @@ class MotionSequence:
     translation: np.ndarray
     gaze: np.ndarray
     fps: float
+    emotion: np.ndarray | None = None
 
     def __post_init__(self):
         t = len(self.expression)
+        if self.emotion is None:
+            object.__setattr__(self, "emotion", np.zeros((t, len(EMOTIONS)), np.float32))
+        assert self.emotion.shape == (t, len(EMOTIONS)), self.emotion.shape
         assert self.expression.shape == (t, len(EXPRESSIONS)), self.expression.shape
         assert (
             self.rotation.shape == (t, 3) and self.translation.shape == (t, 2) and self.gaze.shape == (t, 2)
@@ -43,7 +50,7 @@ class MotionSequence:
         if isinstance(i, int):
             i = slice(i, i + 1)
         return MotionSequence(
-            self.expression[i], self.rotation[i], self.translation[i], self.gaze[i], self.fps
+            self.expression[i], self.rotation[i], self.translation[i], self.gaze[i], self.fps, self.emotion[i]
         )
 
     def coefficient(self, name: str) -> np.ndarray:
@@ -60,3 +67,12 @@ class MotionSequence:
             np.zeros((n_frames, 2), np.float32),
             fps,
         )
+
+
+def with_emotion(motion: MotionSequence, name: str, strength: float) -> MotionSequence:
+    """`motion` with a constant emotion offset (VASA-1's emotion control): `name` in EMOTIONS (or
+    "neutral" for none) at `strength` (0..1) on every frame, replacing any emotion it had."""
+    emotion = np.zeros((len(motion), len(EMOTIONS)), np.float32)
+    if name != "neutral":
+        emotion[:, EMOTIONS.index(name)] = strength
+    return dataclasses.replace(motion, emotion=emotion)

@@ -17,8 +17,9 @@ import numpy as np
 from scipy.spatial import Delaunay
 
 from talkface.face import topology as T
-from talkface.face.expression import semantic_basis
+from talkface.face.expression import EMOTIONS
 from talkface.face.geometry import head_pivot
+from talkface.face.learned_basis import load_basis
 from talkface.face.rig import FaceRig
 from talkface.render.raster import rasterize_map
 
@@ -83,7 +84,10 @@ class MeshWarp:
         size = rig.size
         p = rig.points.astype(np.float64)
         self.neutral = p
-        self.basis = semantic_basis(p).astype(np.float64)  # (K, 478, 3)
+        # The expression directions learned from video (face.learned_basis), calibrated on this face.
+        semantic, _, emotions = load_basis().on_face(p)
+        self.basis = semantic.astype(np.float64)  # (K, 478, 3)
+        self.emotions = np.stack([emotions[name] for name in EMOTIONS]).astype(np.float64)  # (E, 478, 3)
         self.iod = rig.eye_distance
         oval = p[T.FACE_OVAL, :2]
         self.centre = oval.mean(0)
@@ -145,9 +149,12 @@ class MeshWarp:
         gx, gy = np.meshgrid(np.arange(size, dtype=np.float32), np.arange(size, dtype=np.float32))
         self._identity = np.dstack([gx, gy])
 
-    def deform(self, expression: np.ndarray) -> np.ndarray:
-        """Neutral landmarks plus expression, shape (478, 3)."""
-        return self.neutral + np.tensordot(expression.astype(np.float64), self.basis, axes=1)
+    def deform(self, expression: np.ndarray, emotion: np.ndarray | None = None) -> np.ndarray:
+        """Neutral landmarks plus expression (K,) and emotion offsets (E,), shape (478, 3)."""
+        out = self.neutral + np.tensordot(expression.astype(np.float64), self.basis, axes=1)
+        if emotion is not None and np.any(emotion):
+            out = out + np.tensordot(emotion.astype(np.float64), self.emotions, axes=1)
+        return out
 
     def pose(self, pts: np.ndarray, rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
         """Rotate 3D points (N, 3) about the head pivot and shift them (translation in eye distances)."""
@@ -156,9 +163,16 @@ class MeshWarp:
         out[:, :2] += np.asarray(translation) * self.iod
         return out
 
-    def warp(self, expression: np.ndarray, rotation: np.ndarray, translation: np.ndarray) -> WarpResult:
-        """One frame: expression coefficients (K,), rotation (3,) degrees, translation (2,) eye distances."""
-        deformed = self.deform(expression)
+    def warp(
+        self,
+        expression: np.ndarray,
+        rotation: np.ndarray,
+        translation: np.ndarray,
+        emotion: np.ndarray | None = None,
+    ) -> WarpResult:
+        """One frame: expression coefficients (K,), rotation (3,) degrees, translation (2,) eye distances,
+        emotion strengths (E,)."""
+        deformed = self.deform(expression, emotion)
         posed = self.pose(deformed, rotation, translation)
         oval = self.neutral[T.FACE_OVAL]
         dst_parts, depth_parts = [posed[:, :2]], [posed[:, 2]]
