@@ -155,3 +155,28 @@ def test_full_frame_output_has_the_portrait_size(tmp_path, portrait, speech_wav)
         == 0
     )
     assert probe(out)["size"] == (512, 512)
+
+
+def test_every_video_carries_the_watermark_and_says_it_is_synthetic(tmp_path, portrait, speech_wav):
+    out = tmp_path / "marked.mp4"
+    assert (
+        main(["animate", str(portrait), str(speech_wav), "-o", str(out), "--size", "256", "--label", "-q"])
+        == 0
+    )
+    r = run_cli("verify", out)
+    assert r.returncode == 0 and "talkface watermark found" in r.stdout and "talkface 0.1.0" in r.stdout
+    with av.open(str(out)) as c:
+        assert "AI-generated" in c.metadata.get("description", "")
+    # A video talkface did not make: no mark, exit 1; an unreadable file: exit 2.
+    plain = tmp_path / "plain.mp4"
+    from talkface.video.encode import Mp4Writer
+
+    frame = cv2.resize(cv2.cvtColor(cv2.imread(str(portrait)), cv2.COLOR_BGR2RGB), (256, 256))
+    with Mp4Writer(plain, (256, 256), 25.0, speech_wav) as w:
+        for _ in range(30):
+            w.write(frame)
+    assert run_cli("verify", plain).returncode == 1
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"nope" * 100)
+    r = run_cli("verify", junk)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1

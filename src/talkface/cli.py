@@ -173,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=10.0, help="length of the benchmark audio (default 10)")
     p.add_argument("--size", type=int, default=512, help="frame size (default 512)")
     p.set_defaults(func=cmd_bench)
+    from talkface.video.verify_cli import add_verify_parser
+
+    add_verify_parser(sub)
     return parser
 
 
@@ -185,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        args.func(args)
+        code = args.func(args)
     except TalkfaceError as e:
         print(f"talkface: error: {e}", file=sys.stderr)
         return 2
@@ -200,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def parse_pair(text: str) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class AnimateOptions:
-    size: int = _opt(512, "output width and height in pixels", (64, 2048))
+    size: int = _opt(512, "output width and height in pixels", (128, 2048))
     fps: float = _opt(25.0, "output frame rate", (1.0, 60.0))
     seed: int = _opt(0, "random seed: the same inputs and seed give identical frames", (0, 2**31 - 1))
     motion_scale: float = _opt(1.0, "head motion amplitude (0 holds the head still)", (0.0, 3.0))
@@ -57,6 +57,7 @@ class AnimateOptions:
         choices=("neutral", "happy", "sad", "angry", "surprised", "disgusted"),
     )
     emotion_strength: float = _opt(0.7, "strength of --emotion", (0.0, 1.5))
+    label: bool = _opt(False, "add a small visible 'AI-generated' mark in a corner")
     full_frame: bool = _opt(False, "paste the animated face back into the whole portrait (at most 1920 px)")
     head_distance: float = _opt(
         1.0, "framing: above 1 the face is smaller (further away), below 1 larger", (0.6, 1.8)

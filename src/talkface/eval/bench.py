@@ -18,6 +18,7 @@ from talkface.face.rig import build_rig
 from talkface.motion.rules import RuleSettings, generate_rules
 from talkface.render.renderer import Renderer
 from talkface.video.encode import Mp4Writer
+from talkface.video.watermark import Watermarker, new_payload
 
 WARMUP_FRAMES = 10
 
@@ -30,7 +31,8 @@ def _timed(fn, *args):
 
 def run_bench(seconds: float = 10.0, size: int = 512, fps: float = 25.0) -> dict:
     """Time every stage on `seconds` of the bundled speech (looped) at size x size. Returns
-    stages_ms (per frame), setup_ms (once per job), render_fps, realtime_factor, peak_rss_mb."""
+    stages_ms (per frame), setup_ms (once per job), render_fps, realtime_factor, peak_rss_mb, and
+    watermark_ms (embedding, per frame amortized over the video, pattern set-up included)."""
     options = AnimateOptions(size=size, fps=fps)
     speech = load_audio(asset_path("speech.flac"))
     reps = int(np.ceil(seconds * 16000 / len(speech.samples)))
@@ -52,7 +54,8 @@ def run_bench(seconds: float = 10.0, size: int = 512, fps: float = 25.0) -> dict
     features, t_audio = _timed(compute_features, audio)
     n = n_video_frames(audio.duration, fps)
     motion, t_motion = _timed(generate_rules, features, n, fps, RuleSettings())
-    render_times, encode_times = [], []
+    marker, t_mark_setup = _timed(Watermarker, new_payload(), size, size)
+    render_times, encode_times, mark_times = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "bench.wav"
         write_wav(wav, samples, 16000)
@@ -60,9 +63,12 @@ def run_bench(seconds: float = 10.0, size: int = 512, fps: float = 25.0) -> dict
             for i in range(n):
                 frame, dt = _timed(renderer.render, motion, i)
                 render_times.append(dt)
+                _, dt = _timed(marker.embed, frame, frame)
+                mark_times.append(dt)
                 _, dt = _timed(writer.write, frame)
                 encode_times.append(dt)
-    total = t_face + t_renderer + t_audio + t_motion + sum(render_times) + sum(encode_times)
+    total = t_face + t_renderer + t_audio + t_motion + t_mark_setup
+    total += sum(render_times) + sum(mark_times) + sum(encode_times)
     render_ms = float(np.median(render_times) * 1000)
     return {
         "size": size,
@@ -74,8 +80,10 @@ def run_bench(seconds: float = 10.0, size: int = 512, fps: float = 25.0) -> dict
             "audio": round(t_audio * 1000 / n, 3),
             "motion": round(t_motion * 1000 / n, 3),
             "render": round(render_ms, 3),
+            "watermark": round(float(np.median(mark_times) * 1000), 3),
             "encode": round(float(np.median(encode_times) * 1000), 3),
         },
+        "watermark_ms": round((t_mark_setup + sum(mark_times)) * 1000 / n, 3),
         "setup_ms": {"face": round(t_face * 1000, 1), "renderer": round(t_renderer * 1000, 1)},
         "render_fps": round(1000.0 / render_ms, 1),
         "realtime_factor": round(total / audio.duration, 4),
