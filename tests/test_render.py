@@ -21,10 +21,15 @@ def _psnr(a, b):
     return 10 * np.log10(255**2 / max(mse, 1e-9))
 
 
-def test_neutral_frame_is_the_portrait(rig):
-    frame = Renderer(rig).render(_motion(), 0)
+def test_rest_frame_is_the_portrait_with_closed_lips(rig):
+    r = Renderer(rig)
+    # The bundled portrait smiles with parted lips: jaw_open = 0 closes them, -rest_jaw gives them back.
+    assert r.warp.rest_jaw < -0.1
+    frame = r.render(_motion({"jaw_open": -r.warp.rest_jaw}), 0)
     assert frame.shape == rig.image.shape and frame.dtype == np.uint8
     assert _psnr(frame, rig.image) > 38
+    closed = detect_face(r.render(_motion(), 0)).mouth_opening()
+    assert closed < 0.3 * detect_face(rig.image).mouth_opening()
 
 
 def test_open_jaw_opens_the_mouth_as_the_face_mesh_sees_it(rig):

@@ -17,9 +17,10 @@ import numpy as np
 from scipy.spatial import Delaunay
 
 from talkface.face import topology as T
-from talkface.face.expression import EMOTIONS
+from talkface.face.expression import EMOTIONS, JAW_OPEN
 from talkface.face.geometry import head_pivot
-from talkface.face.learned_basis import load_basis
+from talkface.face.landmarks import Landmarks
+from talkface.face.learned_basis import JAW_GAP, load_basis
 from talkface.face.rig import FaceRig
 from talkface.render.raster import rasterize_map
 
@@ -29,6 +30,7 @@ RING_HEAD_FOLLOW = ((0.85, 0.45), (0.45, 0.15))  # (top, bottom) share of head m
 RING_EXPRESSION_FOLLOW = (0.5, 0.1)  # share of the oval's expression motion (jaw) each ring follows
 BORDER_STEPS = 8  # border points per side
 FAR = 1e6  # depth of the ring: the face always wins where they overlap
+REST_GAP_TOLERANCE = 0.02  # inner-lip gap (eye distances) under which a portrait's lips count as closed
 
 
 def _fan(n_contour: int, first: int) -> np.ndarray:
@@ -88,6 +90,10 @@ class MeshWarp:
         semantic, _, emotions = load_basis().on_face(p)
         self.basis = semantic.astype(np.float64)  # (K, 478, 3)
         self.emotions = np.stack([emotions[name] for name in EMOTIONS]).astype(np.float64)  # (E, 478, 3)
+        # Motion means jaw_open = 0 is closed lips (silence, m, b, p). A portrait with parted lips or a
+        # toothy smile is closed by this much jaw; its own opening comes back at jaw_open = -rest_jaw.
+        gap = Landmarks(rig.points).mouth_opening()
+        self.rest_jaw = -gap / JAW_GAP if gap > REST_GAP_TOLERANCE else 0.0
         self.iod = rig.eye_distance
         oval = p[T.FACE_OVAL, :2]
         self.centre = oval.mean(0)
@@ -151,7 +157,9 @@ class MeshWarp:
 
     def deform(self, expression: np.ndarray, emotion: np.ndarray | None = None) -> np.ndarray:
         """Neutral landmarks plus expression (K,) and emotion offsets (E,), shape (478, 3)."""
-        out = self.neutral + np.tensordot(expression.astype(np.float64), self.basis, axes=1)
+        coef = expression.astype(np.float64).copy()
+        coef[JAW_OPEN] += self.rest_jaw
+        out = self.neutral + np.tensordot(coef, self.basis, axes=1)
         if emotion is not None and np.any(emotion):
             out = out + np.tensordot(emotion.astype(np.float64), self.emotions, axes=1)
         return out
