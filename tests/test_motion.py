@@ -118,3 +118,103 @@ def test_text_to_speech_motion_follows_the_phonemes():
             assert jaw[k] < 0.15, (p, jaw[k])
         if p.symbol.lstrip("'").startswith("A") and p.end - p.start > 0.08:
             assert jaw[k] > 0.25, (p, jaw[k])
+
+
+def _vowel(seconds: float, f0: float = 150.0, vibrato: float = 0.0, rate: int = 16000) -> np.ndarray:
+    """A steady vowel: harmonics of f0 (optionally with 5 Hz vibrato of +-vibrato Hz) shaped by formants
+    at 700 and 1200 Hz over a -6 dB/octave source, shape (N,) float32 peaking at 0.3."""
+    t = np.arange(int(seconds * rate)) / rate
+    phase = 2 * np.pi * np.cumsum(f0 + vibrato * np.sin(2 * np.pi * 5 * t)) / rate
+    y = sum(
+        np.sin(k * phase)
+        / k
+        * (1 + 4 * np.exp(-(((k * f0 - 700) / 200) ** 2)) + 3 * np.exp(-(((k * f0 - 1200) / 250) ** 2)))
+        for k in range(1, int(5000 / f0))
+    )
+    return (0.3 * y / np.abs(y).max()).astype(np.float32)
+
+
+def test_lips_close_on_a_stop_inside_speech():
+    # "a-pa": a vowel, a 120 ms stop closure (near silence), the vowel again, all inside one utterance.
+    rate = 16000
+    a = _vowel(0.6)
+    x = np.concatenate([a, 0.002 * np.random.default_rng(0).standard_normal(int(0.12 * rate)), a])
+    jaw = _motion(x.astype(np.float32)).coefficient("jaw_open")
+    gap = slice(int(0.6 * FPS), int(0.72 * FPS) + 1)
+    assert jaw[5:12].mean() > 0.2 and jaw[20:27].mean() > 0.2
+    # A closed rendered mouth is a gap under 0.03 eye distances: jaw under ~0.05.
+    assert jaw[gap].min() < 0.05
+
+
+def test_lips_close_on_a_nasal_murmur():
+    # "a-ma": during the m the voice goes on, but only its low harmonics (< 500 Hz) leave through the nose.
+    from scipy.signal import butter, sosfiltfilt
+
+    a = _vowel(0.6)
+    m = sosfiltfilt(butter(6, 400, fs=16000, output="sos"), _vowel(0.16)).astype(np.float32)
+    m *= 0.5 * np.abs(a).max() / np.abs(m).max()
+    jaw = _motion(np.concatenate([a, m, a])).coefficient("jaw_open")
+    nasal = slice(int(0.62 * FPS), int(0.74 * FPS) + 1)
+    assert jaw[5:12].mean() > 0.2 and jaw[nasal].min() < 0.5 * jaw[5:12].mean()
+
+
+def test_a_held_sung_vowel_holds_the_mouth_open():
+    m = _motion(_vowel(4.0, f0=220.0, vibrato=4.0))
+    jaw = m.coefficient("jaw_open")
+    assert jaw[5:-5].min() > 0.2  # open from start to end, not pulsing shut
+    assert jaw[5:-5].std() < 0.05
+
+
+def test_background_hum_is_not_voice():
+    # A steady electrical whine (200 Hz and harmonics: strongly periodic) at -35 dBFS, under speech whose
+    # loud frames reach about -7 dBFS (as on GRID), alone before and after the speech: the periodic-voice
+    # override must not take it for a held vowel, and the mouth stays shut there.
+    rate = 16000
+    t = np.arange(4 * rate) / rate
+    hum = sum(np.sin(2 * np.pi * 200 * k * t) / k for k in (1, 2, 3))
+    hum *= 10 ** (-35 / 20) / np.sqrt(np.mean(hum**2))
+    x = (np.concatenate([np.zeros(rate), 3.0 * synth_speech(2.0), np.zeros(rate)]) + hum).astype(np.float32)
+    f = compute_features(from_samples(x, rate))
+    assert np.median(f.periodicity[:90]) > 0.8 and f.energy_db[:90].mean() > -40  # periodic, not faint
+    assert f.voicing[:90].max() < 0.5 and f.voicing[-90:].max() < 0.5
+    assert np.mean(f.voicing[110:290] > 0.5) > 0.4  # the speech is still voice
+    jaw = _motion(x).coefficient("jaw_open")
+    assert jaw[:22].max() < 0.03 and jaw[-22:].max() < 0.03
+
+
+def test_lips_lead_the_voice_by_at_most_40_ms():
+    from talkface.motion.rules import LIP_LEAD, open_cue
+
+    fps = 100.0
+    x = synth_speech(4.0)
+    f = compute_features(from_samples(x, 16000))
+    n = round(len(x) / 16000 * fps)
+    jaw = generate_rules(f, n, fps, RuleSettings()).coefficient("jaw_open").astype(np.float64)
+    cue = open_cue(f.at_fps(fps, n)).astype(np.float64)
+    # r of jaw[t] with cue[t + k]: k > 0 frames means the jaw shows the sound k frames early (the lips lead).
+    lags = np.arange(-10, 11)
+    r = [np.corrcoef(jaw[max(0, -k) : n - max(0, k)], cue[max(0, k) : n - max(0, -k)])[0, 1] for k in lags]
+    best = lags[int(np.argmax(r))]
+    assert 0 <= best <= round(LIP_LEAD * fps) + 1 and 0 <= LIP_LEAD <= 0.04
+
+
+def test_every_blink_shows_a_closed_frame():
+    from talkface.motion.rules import blink_track
+
+    for fps in (25.0, 30.0, 60.0):
+        lids = blink_track(int(120 * fps), fps, np.ones(int(120 * fps), bool), np.random.default_rng(3))
+        shut = lids > 0.01
+        starts = np.flatnonzero(np.diff(shut.astype(int)) == 1) + 1
+        ends = np.flatnonzero(np.diff(shut.astype(int)) == -1) + 1
+        for a, b in zip(starts, ends, strict=False):
+            assert lids[a:b].max() == 1.0  # held shut for at least one frame
+            assert 0.15 <= (b - a) / fps <= 0.36  # 200-300 ms (+- a frame of sampling)
+        assert 15 <= len(starts) / 2 <= 35  # per minute
+
+
+def test_mel_band_centres_match_the_features():
+    from talkface.audio.features import N_FFT, N_MELS, SAMPLE_RATE, _mel_filters
+    from talkface.motion.rules import _mel_centres_hz
+
+    peak = np.fft.rfftfreq(N_FFT, 1 / SAMPLE_RATE)[_mel_filters().argmax(1)]
+    assert np.all(np.abs(_mel_centres_hz(N_MELS) - peak) <= SAMPLE_RATE / N_FFT)

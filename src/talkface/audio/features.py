@@ -24,6 +24,11 @@ N_FFT = 512
 N_MELS = 40
 PITCH_RANGE = (60.0, 500.0)  # Hz: speech and most singing
 BLOCK = 1000  # feature frames per processing block (10 s): bounds memory on long inputs
+# A frame whose periodicity exceeds PERIODIC_MIN (fully at +0.25) counts as voice when it is within
+# PERIODIC_BELOW_DB of the file's loud voice (fading in over the 5 dB below), and above PERIODIC_FLOOR_DB.
+PERIODIC_MIN = 0.55
+PERIODIC_BELOW_DB = 20.0
+PERIODIC_FLOOR_DB = -45.0
 assert SAMPLE_RATE % FEATURE_RATE == 0
 
 
@@ -123,6 +128,20 @@ def _frames(x: np.ndarray, start: int, count: int, width: int) -> np.ndarray:
     return x[idx]
 
 
+def _periodic_voice(periodicity: np.ndarray, energy_db: np.ndarray, speech: np.ndarray) -> np.ndarray:
+    """Voice probability 0..1 per frame, shape (T,), for strongly periodic frames about as loud as the
+    file's own voice. silero-vad is trained on speech and can miss a held sung vowel or humming; such a
+    frame is voice too. Mains hum and fan whine are periodic as well but far quieter than the voice on the
+    same recording (GRID's studio hum sits 30-35 dB below its speech), so the level gate is relative to the
+    file's loud voice: the 95th percentile of the frames that silero calls speech or that are periodic
+    (of all frames when there are under 100 ms of those), never an absolute level."""
+    periodic = np.clip((periodicity - PERIODIC_MIN) / 0.25, 0, 1)
+    candidates = (speech > 0.5) | (periodic > 0)
+    ref = float(np.percentile(energy_db[candidates] if candidates.sum() >= 10 else energy_db, 95))
+    loud = np.clip((energy_db - (ref - PERIODIC_BELOW_DB)) / 5.0, 0, 1) * (energy_db > PERIODIC_FLOOR_DB)
+    return periodic * loud
+
+
 def compute_features(audio: Audio, phonemes: tuple[Phoneme, ...] = ()) -> AudioFeatures:
     """100 Hz features of a whole 16 kHz signal; T = ceil(N / HOP) frames, frame i centred at i / 100 s.
     `phonemes` (timings in seconds on the same time base) are passed through for the motion generator."""
@@ -177,10 +196,7 @@ def compute_features(audio: Audio, phonemes: tuple[Phoneme, ...] = ()) -> AudioF
     vad = speech_probability(x)
     t_vad = (np.arange(len(vad)) + 0.5) / VAD_RATE
     speech = np.interp(np.arange(n_frames) / FEATURE_RATE, t_vad, vad)
-    # silero-vad is trained on speech and can miss a held sung vowel or humming; a loud, strongly periodic
-    # frame is voice too.
-    periodic = np.clip((cat["period"] - 0.55) / 0.25, 0, 1) * (energy_db > -45)
-    voicing = np.maximum(speech, periodic).astype(np.float32)
+    voicing = np.maximum(speech, _periodic_voice(cat["period"], energy_db, speech)).astype(np.float32)
     pitch = np.where((energy_db > -50) & (voicing > 0.3), cat["pitch"], 0.0).astype(np.float32)
     return AudioFeatures(
         rate=float(FEATURE_RATE),
