@@ -22,6 +22,7 @@ WIN = 400  # 25 ms analysis window for spectra and energy
 PITCH_WIN = 640  # 40 ms window for pitch: two periods of 50 Hz
 N_FFT = 512
 N_MELS = 40
+MEL_RANGE_HZ = (60.0, 7600.0)  # span of the log_mel bands
 PITCH_RANGE = (60.0, 500.0)  # Hz: speech and most singing
 BLOCK = 1000  # feature frames per processing block (10 s): bounds memory on long inputs
 # A frame whose periodicity exceeds PERIODIC_MIN (fully at +0.25) counts as voice when it is within
@@ -100,17 +101,25 @@ def n_video_frames(duration: float, fps: float) -> int:
     return max(1, round(duration * fps))
 
 
-def _mel_filters() -> np.ndarray:
-    """Triangular mel filterbank, shape (N_MELS, N_FFT // 2 + 1)."""
+def _mel_edges_hz() -> np.ndarray:
+    """N_MELS + 2 band edges equally spaced on the mel scale over MEL_RANGE_HZ."""
 
     def mel(f):
         return 2595.0 * np.log10(1.0 + f / 700.0)
 
-    def hz(m):
-        return 700.0 * (10 ** (m / 2595.0) - 1.0)
+    m = np.linspace(mel(MEL_RANGE_HZ[0]), mel(MEL_RANGE_HZ[1]), N_MELS + 2)
+    return 700.0 * (10 ** (m / 2595.0) - 1.0)
 
+
+def mel_centres_hz() -> np.ndarray:
+    """Centre frequency of each log_mel band, shape (N_MELS,), Hz."""
+    return _mel_edges_hz()[1:-1]
+
+
+def _mel_filters() -> np.ndarray:
+    """Triangular mel filterbank, shape (N_MELS, N_FFT // 2 + 1)."""
     freqs = np.fft.rfftfreq(N_FFT, 1.0 / SAMPLE_RATE)
-    pts = hz(np.linspace(mel(60.0), mel(7600.0), N_MELS + 2))
+    pts = _mel_edges_hz()
     fb = np.zeros((N_MELS, len(freqs)), np.float32)
     for m in range(N_MELS):
         left, centre, right = pts[m : m + 3]

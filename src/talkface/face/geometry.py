@@ -9,12 +9,13 @@ import numpy as np
 from talkface.face import topology as T
 
 
-def eye_distance(points: np.ndarray) -> np.ndarray:
-    """Distance between the eye centres (mean of each eye contour, x and y), shape (T,) for points
-    (T, 478, 3), or a float for one frame (478, 3); pixels."""
+def eye_distance(points: np.ndarray, dims: int = 2) -> np.ndarray:
+    """Distance between the eye centres (mean of each eye contour), shape (T,) for points (T, 478, 3), or a
+    float for one frame (478, 3); pixels. dims=2 measures in x and y (on screen, as talkface does unless
+    said otherwise); dims=3 in 3D (does not shrink when the head turns)."""
     p = np.asarray(points, np.float64)
-    right = p[..., T.RIGHT_EYE, :2].mean(-2)
-    left = p[..., T.LEFT_EYE, :2].mean(-2)
+    right = p[..., T.RIGHT_EYE, :dims].mean(-2)
+    left = p[..., T.LEFT_EYE, :dims].mean(-2)
     return np.linalg.norm(left - right, axis=-1)
 
 

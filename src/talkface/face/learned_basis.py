@@ -35,7 +35,7 @@ from talkface.face.expression import (
     SPREAD_WIDEN,
     UPPER_LIP_RISE,
 )
-from talkface.face.geometry import similarity_fit
+from talkface.face.geometry import eye_distance, similarity_fit
 
 ASSET = "expression_basis.npz"
 META = "expression_basis.json"
@@ -74,12 +74,6 @@ def brow_height(points: np.ndarray) -> np.ndarray:
 def lid_gap(points: np.ndarray, pairs: tuple[tuple[int, int], ...]) -> np.ndarray:
     """Mean lower-minus-upper lid height over lid pairs."""
     return (points[..., [b for _, b in pairs], 1] - points[..., [a for a, _ in pairs], 1]).mean(-1)
-
-
-def eye_distance(points: np.ndarray, dims: int = 2) -> float:
-    """Distance between the eye centres (mean of each eye contour), in x and y (dims=2, as the rest of
-    talkface measures it) or in 3D (dims=3: does not shrink when the head turns)."""
-    return float(np.linalg.norm(points[T.LEFT_EYE, :dims].mean(0) - points[T.RIGHT_EYE, :dims].mean(0)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -157,7 +151,7 @@ class _Transfer:
         _, rot, shift = similarity_fit(mean[anchors], points[anchors])
         self.rot = rot[0]
         self.shift = shift[0]
-        self.iod = eye_distance(points, dims=3)
+        self.iod = float(eye_distance(points, dims=3))
         upright = self.to_face_frame(points)
         ratio = _face_size(upright) / _face_size(mean)
         sx, sy = np.clip(ratio, *SHAPE_RANGE)
@@ -174,7 +168,7 @@ class _Transfer:
 
 def _face_size(face: np.ndarray) -> np.ndarray:
     """(width, height) of a face in its own eye distances: cheek to cheek (234-454) and forehead to chin."""
-    iod = eye_distance(face)
+    iod = float(eye_distance(face))
     width = np.linalg.norm(face[454, :2] - face[234, :2])
     height = np.linalg.norm(face[T.CHIN, :2] - face[T.FOREHEAD, :2])
     return np.array([width, height]) / iod

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from talkface.audio.features import AudioFeatures
+from talkface.audio.features import AudioFeatures, mel_centres_hz
 from talkface.face.expression import (
     BLINK_LEFT,
     BLINK_RIGHT,
@@ -95,21 +95,10 @@ def _clip01(x):
     return np.clip(x, 0.0, 1.0)
 
 
-def _mel_centres_hz(n_mels: int) -> np.ndarray:
-    """Centre frequencies (n_mels,) of AudioFeatures.log_mel's bands: the mel scale over 60-7600 Hz, as
-    audio.features._mel_filters builds them."""
-
-    def mel(f):
-        return 2595.0 * np.log10(1.0 + f / 700.0)
-
-    edges = np.linspace(mel(60.0), mel(7600.0), n_mels + 2)
-    return 700.0 * (10 ** (edges[1:-1] / 2595.0) - 1.0)
-
-
 def band_level_db(features: AudioFeatures, band_hz: tuple[float, float]) -> np.ndarray:
     """Level (T,) in dB of the log-mel bands whose centres lie in band_hz (power sum)."""
     log_mel = features.log_mel
-    centres = _mel_centres_hz(log_mel.shape[1])
+    centres = mel_centres_hz()
     cols = (centres >= band_hz[0]) & (centres < band_hz[1])
     return 10.0 * np.log10(np.exp(log_mel[:, cols].astype(np.float64)).sum(1) + 1e-10)
 
