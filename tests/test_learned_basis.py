@@ -9,8 +9,7 @@ import pytest
 from talkface.assets import asset_path
 from talkface.face import topology as T
 from talkface.face.expression import EXPRESSIONS, JAW_DROP, semantic_basis
-from talkface.face.geometry import rotation_angles, similarity_fit
-from talkface.face.geometry import eye_distance
+from talkface.face.geometry import eye_distance, rotation_angles, similarity_fit
 from talkface.face.learned_basis import ANCHORS, load_basis
 from talkface.render.warp import rotation_matrix
 
