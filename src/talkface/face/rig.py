@@ -79,6 +79,21 @@ def face_framing(
     return Framing(m.astype(np.float64), size, (h, w))
 
 
+def _soften_outside(crop: np.ndarray, image_shape: tuple[int, int], matrix: np.ndarray) -> np.ndarray:
+    """Where the crop leaves the portrait, its edge pixels were repeated (streaks); blur those parts into a
+    smooth continuation of the edge colours instead. Crops inside the image are returned unchanged."""
+    h, w = image_shape
+    size = crop.shape[0]
+    inside = cv2.warpAffine(np.ones((h, w), np.float32), matrix, (size, size), flags=cv2.INTER_LINEAR)
+    if inside.min() > 0.999:
+        return crop
+    sigma = 0.04 * size
+    smooth = cv2.GaussianBlur(crop, (0, 0), sigma)
+    # Fade from the real pixels into the smooth fill over a few pixels past the image edge.
+    outside = cv2.GaussianBlur(1.0 - inside, (0, 0), 2.0).clip(0, 1)[..., None]
+    return (crop * (1 - outside) + smooth * outside).astype(np.uint8)
+
+
 def build_rig(
     portrait: np.ndarray, size: int, face: Landmarks | None = None, head_distance: float = 1.0
 ) -> FaceRig:
@@ -89,6 +104,7 @@ def build_rig(
     scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
     crop = cv2.warpAffine(portrait, m, (size, size), flags=interp, borderMode=cv2.BORDER_REPLICATE)
+    crop = _soften_outside(crop, portrait.shape[:2], m)
     pts = face.points.astype(np.float64)
     xy = pts[:, :2] @ m[:, :2].T + m[:, 2]
     z = (pts[:, 2] - pts[: T.N_MESH, 2].mean()) * scale
