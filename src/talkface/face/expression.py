@@ -1,8 +1,11 @@
-"""Semantic expression directions on the portrait's own neutral mesh.
+"""The expression coefficients' names and units, and their hand-built geometric definition.
 
-Each direction is a per-vertex 3D displacement field (crop pixels per unit coefficient) built from the
-portrait's landmarks, so the same coefficients drive any face: jaw opening, lip rounding, lip spreading
-(smile), brow raise and each eye's blink. A coefficient of 1 is a large but natural extreme.
+EXPRESSIONS names the coefficients every MotionSequence carries: jaw opening, lip rounding, lip spreading
+(smile), brow raise and each eye's blink; a coefficient of 1 is a large but natural extreme. The units are
+defined here by semantic_basis, a per-vertex 3D displacement field (crop pixels per unit coefficient) built
+geometrically from a portrait's landmarks. The renderer and drive mode use the basis learned from video
+(face.learned_basis), calibrated to these same units; semantic_basis remains as that definition, the
+reference the learned basis is built and tested against (training/build_expression_basis.py).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from talkface.face import topology as T
 
 EXPRESSIONS = ("jaw_open", "lip_round", "lip_spread", "brow_raise", "blink_right", "blink_left")
 JAW_OPEN, LIP_ROUND, LIP_SPREAD, BROW_RAISE, BLINK_RIGHT, BLINK_LEFT = range(len(EXPRESSIONS))
+EYEBALL_RADIUS = 0.45  # eyeball radius in eye widths (corner to corner): gaze degrees <-> iris shift
 # Emotion offsets (static displacement fields learned from labelled clips, face.learned_basis).
 EMOTIONS = ("happy", "sad", "angry", "surprised", "disgusted")
 

@@ -12,12 +12,10 @@ import cv2
 import numpy as np
 
 from talkface.face import topology as T
+from talkface.face.expression import EYEBALL_RADIUS
 from talkface.face.rig import FaceRig
 from talkface.render.warp import EYE_LEFT, EYE_RIGHT, WarpResult
 
-EYEBALL_RADIUS = (
-    0.45  # eyeball radius in eye widths (corner to corner): a 10-degree turn moves the iris ~0.08 w
-)
 MIN_SHIFT_PX = 0.05  # below this the eye is left exactly as the portrait has it
 
 
