@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,49 +39,97 @@ def from_samples(samples: np.ndarray, sample_rate: int) -> Audio:
     return Audio(y.astype(np.float32, copy=False), len(x) / sample_rate, sample_rate, channels)
 
 
-def load_audio(path: str | Path, max_seconds: float = MAX_AUDIO_SECONDS) -> Audio:
-    """Decode the first audio stream of `path` (WAV, MP3, M4A/AAC, FLAC, OGG/Opus, or a video's audio),
-    mix to mono and resample to 16 kHz. Raises TalkfaceError for a missing, unreadable, silent-less
-    (no audio stream), empty or too long file."""
-    path = Path(path)
-    if not path.is_file():
-        raise TalkfaceError(f"audio file not found: {path}")
-    try:
-        container = av.open(str(path))
-    except av.error.FFmpegError as e:
-        raise TalkfaceError(f"cannot read audio file {path}: {e.strerror or e}") from None
-    with container:
-        if not container.streams.audio:
-            raise TalkfaceError(f"{path} has no audio stream")
-        stream = container.streams.audio[0]
-        # Convert the sample format and mix down only; soxr does the rate change (a better filter than swr's).
-        to_mono = av.AudioResampler(format="flt", layout="mono", rate=stream.rate)
-        chunks: list[np.ndarray] = []
-        n = 0
-        channels = stream.channels
-        rate = stream.rate
+class AudioReader:
+    """Streaming decode of the first audio stream of a file (WAV, MP3, M4A/AAC, FLAC, OGG/Opus, or a video's
+    audio): iterate for 16 kHz mono float32 chunks, so any length decodes in bounded memory. Opening raises
+    TalkfaceError for a missing or unreadable file or one without audio; iterating raises it for an empty
+    or too long one. After iteration, `duration` is exact (the source's sample count over its rate)."""
+
+    def __init__(self, path: str | Path, max_seconds: float = MAX_AUDIO_SECONDS):
+        self.path = Path(path)
+        self.max_seconds = max_seconds
+        if not self.path.is_file():
+            raise TalkfaceError(f"audio file not found: {self.path}")
         try:
-            for frame in container.decode(stream):
-                rate = frame.sample_rate
-                for f in to_mono.resample(frame):
-                    chunk = f.to_ndarray().reshape(-1)
-                    chunks.append(chunk)
-                    n += len(chunk)
-                if n > max_seconds * rate:
-                    raise TalkfaceError(
-                        f"{path} is longer than the {max_seconds / 60:g}-minute limit; split it into parts"
-                    )
-            for f in to_mono.resample(None):
-                chunks.append(f.to_ndarray().reshape(-1))
+            container = av.open(str(self.path))
         except av.error.FFmpegError as e:
-            if not chunks:
-                raise TalkfaceError(f"cannot decode audio in {path}: {e.strerror or e}") from None
-            # A damaged tail: keep what decoded, as players do.
-    if not chunks or sum(len(c) for c in chunks) == 0:
-        raise TalkfaceError(f"{path} holds no audio samples")
-    mono = np.concatenate(chunks)
-    audio = from_samples(mono, rate)
-    return Audio(audio.samples, audio.duration, rate, channels)
+            raise TalkfaceError(f"cannot read audio file {self.path}: {e.strerror or e}") from None
+        with container:
+            if not container.streams.audio:
+                raise TalkfaceError(f"{self.path} has no audio stream")
+            stream = container.streams.audio[0]
+            self.source_rate, self.source_channels = stream.rate, stream.channels
+            seconds = None
+            if stream.duration is not None and stream.time_base:
+                seconds = float(stream.duration * stream.time_base)
+            elif container.duration:
+                seconds = container.duration / av.time_base
+        self.duration_hint = seconds  # from the container's header, when it says
+        if seconds is not None and seconds > max_seconds + 1.0:
+            raise TalkfaceError(self._too_long())
+        self.duration: float | None = None
+
+    def _too_long(self) -> str:
+        return f"{self.path} is longer than the {self.max_seconds / 60:g}-minute limit; split it into parts"
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        n = 0  # source samples
+        rate = self.source_rate
+        resampler = None
+        with av.open(str(self.path)) as container:
+            stream = container.streams.audio[0]
+            # Convert the sample format and mix down only; soxr does the rate change (a better filter than
+            # swr's).
+            to_mono = av.AudioResampler(format="flt", layout="mono", rate=stream.rate)
+            try:
+                for frame in container.decode(stream):
+                    for f in to_mono.resample(frame):
+                        rate = f.sample_rate
+                        chunk = f.to_ndarray().reshape(-1)
+                        n += len(chunk)
+                        if resampler is None:
+                            resampler = _Resampler(rate)
+                        yield resampler(chunk)
+                    if n > self.max_seconds * rate:
+                        raise TalkfaceError(self._too_long())
+                for f in to_mono.resample(None):
+                    chunk = f.to_ndarray().reshape(-1)
+                    n += len(chunk)
+                    if len(chunk):
+                        resampler = resampler or _Resampler(rate)
+                        yield resampler(chunk)
+            except av.error.FFmpegError as e:
+                if n == 0:
+                    raise TalkfaceError(f"cannot decode audio in {self.path}: {e.strerror or e}") from None
+                # A damaged tail: keep what decoded, as players do.
+        if n == 0:
+            raise TalkfaceError(f"{self.path} holds no audio samples")
+        yield resampler(np.zeros(0, np.float32), last=True)
+        self.source_rate = rate
+        self.duration = n / rate
+
+
+class _Resampler:
+    """Streaming soxr resampling of mono float32 to SAMPLE_RATE (identity at 16 kHz)."""
+
+    def __init__(self, rate: int):
+        self._stream = (
+            None if rate == SAMPLE_RATE else soxr.ResampleStream(rate, SAMPLE_RATE, 1, "float32", "HQ")
+        )
+
+    def __call__(self, x: np.ndarray, last: bool = False) -> np.ndarray:
+        x = np.asarray(x, np.float32)
+        if self._stream is None:
+            return x
+        return self._stream.resample_chunk(x, last=last).astype(np.float32, copy=False)
+
+
+def load_audio(path: str | Path, max_seconds: float = MAX_AUDIO_SECONDS) -> Audio:
+    """Decode the first audio stream of `path` whole: mono, 16 kHz (AudioReader, concatenated). Raises
+    TalkfaceError for a missing, unreadable, audio-less, empty or too long file."""
+    reader = AudioReader(path, max_seconds)
+    samples = np.concatenate(list(reader))
+    return Audio(samples, reader.duration, reader.source_rate, reader.source_channels)
 
 
 def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> Path:

@@ -1,4 +1,4 @@
-"""The motion generators behind one interface: (features, n_frames, fps, settings) -> MotionSequence.
+"""The motion generators behind one interface: a MotionStream (motion.stream) made by name.
 
 rules     the phonetic/acoustic rule generator (motion.rules), the default.
 loudness  a naive baseline for evaluation: loudness opens the jaw, nothing else moves. It gives every
@@ -12,36 +12,53 @@ from collections.abc import Callable
 import numpy as np
 
 from talkface.audio.features import AudioFeatures
+from talkface.audio.tts import Phoneme
 from talkface.errors import TalkfaceError
 from talkface.face.expression import EXPRESSIONS, JAW_OPEN
-from talkface.motion.rules import RuleSettings, generate_rules, loudness
+from talkface.motion.rules import RuleSettings, RuleStream, SpeechLevels
 from talkface.motion.sequence import MotionSequence
+from talkface.motion.stream import MotionStream, run_stream
 
-Generator = Callable[[AudioFeatures, int, float, RuleSettings], MotionSequence]
+StreamFactory = Callable[[float, RuleSettings, tuple[Phoneme, ...]], MotionStream]
 
 
-def generate_loudness(
-    features: AudioFeatures, n_frames: int, fps: float, settings: RuleSettings
-) -> MotionSequence:
+class LoudnessStream:
     """Naive baseline: jaw opening proportional to the frame's loudness; no lead, no smoothing, no blinks,
     no head motion."""
-    f = features.at_fps(fps, n_frames)
-    m = MotionSequence.still(n_frames, fps)
-    m.expression[:, JAW_OPEN] = 0.6 * loudness(f) * settings.expression_scale
-    return m
+
+    lead_s = 0.0
+
+    def __init__(self, fps: float, settings: RuleSettings, phonemes: tuple[Phoneme, ...] = ()):
+        self.fps, self.settings = float(fps), settings
+        self._levels = SpeechLevels(fps)
+
+    def push(self, features: AudioFeatures) -> MotionSequence:
+        m = MotionSequence.still(len(features), self.fps)
+        m.expression[:, JAW_OPEN] = 0.6 * self._levels(features)[0] * self.settings.expression_scale
+        return m
+
+    def finish(self) -> MotionSequence:
+        return MotionSequence.still(0, self.fps)
 
 
-GENERATORS: dict[str, Generator] = {"rules": generate_rules, "loudness": generate_loudness}
+GENERATORS: dict[str, StreamFactory] = {"rules": RuleStream, "loudness": LoudnessStream}
+
+
+def make_stream(
+    name: str, fps: float, settings: RuleSettings, phonemes: tuple[Phoneme, ...] = ()
+) -> MotionStream:
+    """The motion stream of the generator called `name`."""
+    try:
+        factory = GENERATORS[name]
+    except KeyError:
+        raise TalkfaceError(f"unknown generator {name!r}; choose from {', '.join(GENERATORS)}") from None
+    return factory(fps, settings, tuple(phonemes))
 
 
 def generate(
     name: str, features: AudioFeatures, n_frames: int, fps: float, settings: RuleSettings
 ) -> MotionSequence:
-    """Run the generator called `name`."""
-    try:
-        fn = GENERATORS[name]
-    except KeyError:
-        raise TalkfaceError(f"unknown generator {name!r}; choose from {', '.join(GENERATORS)}") from None
-    motion = fn(features, n_frames, fps, settings)
+    """Run the generator called `name` on a whole signal's 100 Hz features: n_frames frames of motion."""
+    motion = run_stream(make_stream(name, fps, settings, features.phonemes), features, n_frames)
     assert motion.expression.shape == (n_frames, len(EXPRESSIONS)) and np.isfinite(motion.expression).all()
     return motion

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from talkface.audio.features import AudioFeatures, mel_centres_hz
+from talkface.audio.features import VOICE_LEVEL_PRIOR_DB, AudioFeatures, RunningReference, mel_centres_hz
+from talkface.audio.tts import Phoneme
 from talkface.face.expression import (
     BLINK_LEFT,
     BLINK_RIGHT,
@@ -28,6 +29,7 @@ from talkface.face.expression import (
     LIP_SPREAD,
 )
 from talkface.motion.sequence import MotionSequence
+from talkface.motion.stream import CausalSmoother, GaussianSmoother, run_stream
 from talkface.motion.visemes import viseme_targets
 
 LIP_LEAD = 0.04  # s: frame j shows the audio 40 ms ahead (lips lead the voice, never lag)
@@ -40,7 +42,7 @@ MAX_JAW = 0.75
 OPEN_BAND_HZ = (1800.0, 3800.0)  # F2-F3 region: radiated through an open mouth
 NASAL_BAND_HZ = (60.0, 500.0)  # where closed-lip voicing (m, n, b) keeps its energy
 NASAL_TILT = 0.25  # dB of open cue lost per dB the nasal band rises over the open band
-OPEN_RANGE_DB = 30.0  # open cue: 0 this far below the file's loud speech, 1 at its 95th percentile
+OPEN_RANGE_DB = 30.0  # open cue: 0 this far below the speaker's loud speech, 1 at its 95th percentile
 JAW_GAIN = 0.46  # jaw at open cue 1: the rendered voiced opening averages the real 0.134 eye distances
 MOUTH_SMOOTH_S = 0.035  # zero-phase Gaussian: keeps the lips' 2-7 Hz motion, drops frame-rate shimmer
 MOUTH_REACH_S = 0.06  # the smoothing looks at most this far ahead (streaming budget: + LIP_LEAD <= 100 ms)
@@ -67,6 +69,16 @@ SWAY_SLOPE = 0.3  # amplitude ~ frequency**-SWAY_SLOPE
 NOD_DEG = 2.0  # pitch added by a full-strength stressed syllable
 GAZE_INTERVAL_S = 3.0  # median time between gaze shifts
 
+# Running speech references (the speaker's loud voice, open cue and median pitch), so that levels are relative
+# to the speaker's own voice on any recording while the audio streams in: over the last LEVEL_HISTORY_S of
+# voiced frames, updated every LEVEL_BLOCK_S; until LEVEL_MIN_S of voice is heard, typical values fill in:
+# the medians over the real clips of ../shared/data/talking (open cue 95th percentile 10 dB, 10-90 %: 3-21;
+# median pitch 169 Hz, 10-90 %: 118-219).
+LEVEL_HISTORY_S, LEVEL_BLOCK_S, LEVEL_MIN_S = 30.0, 0.25, 1.0
+OPEN_CUE_PRIOR_DB = 10.0
+PITCH_PRIOR_HZ = 169.0
+STRESS_MEAN_S = 0.35  # the running mean that stress (loudness above it) is measured against
+
 
 @dataclass(frozen=True)
 class RuleSettings:
@@ -79,20 +91,20 @@ class RuleSettings:
     gaze: tuple[float, float] = (0.0, 0.0)
 
 
-def _lowpass(x: np.ndarray, fps: float, seconds: float, reach: float | None = None) -> np.ndarray:
-    """Zero-phase Gaussian smoothing of x (T,) with standard deviation `seconds`; the kernel reaches at
-    most `reach` seconds to either side (default 3 standard deviations)."""
-    sigma = seconds * fps
-    if sigma < 0.3 or len(x) < 2:
-        return np.asarray(x, np.float64).copy()
-    r = int(3 * sigma) + 1 if reach is None else max(1, int(reach * fps + 1e-6))
-    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
-    k /= k.sum()
-    return np.convolve(np.pad(x, r, mode="edge"), k, mode="valid")
-
-
 def _clip01(x):
     return np.clip(x, 0.0, 1.0)
+
+
+def _gaussian(fps: float, seconds: float, reach_s: float | None = None, columns: int = 1) -> GaussianSmoother:
+    """A zero-phase Gaussian of standard deviation `seconds` reaching at most `reach_s` (default 3 sigma)."""
+    sigma = seconds * fps
+    reach = int(3 * sigma) + 1 if reach_s is None else max(1, int(reach_s * fps + 1e-6))
+    return GaussianSmoother(sigma, reach, columns)
+
+
+def _causal(fps: float, seconds: float) -> CausalSmoother:
+    """A causal smoother that smooths about as much as a Gaussian of standard deviation `seconds`."""
+    return CausalSmoother(seconds / np.sqrt(2) * fps)
 
 
 def band_level_db(features: AudioFeatures, band_hz: tuple[float, float]) -> np.ndarray:
@@ -103,38 +115,61 @@ def band_level_db(features: AudioFeatures, band_hz: tuple[float, float]) -> np.n
     return 10.0 * np.log10(np.exp(log_mel[:, cols].astype(np.float64)).sum(1) + 1e-10)
 
 
-def _speech_reference(x: np.ndarray, voicing: np.ndarray) -> float:
-    """95th percentile of x over the voiced frames (over all frames when fewer than 5 are voiced): the
-    level of the file's own loud speech."""
-    speech = voicing > 0.5
-    return float(np.percentile(x[speech] if speech.sum() >= 5 else x, 95))
+def _open_level_db(features: AudioFeatures, tilt: float = NASAL_TILT) -> np.ndarray:
+    """The F2-F3 band level lowered by `tilt` dB per dB the nasal band rises above it, (T,) dB."""
+    high = band_level_db(features, OPEN_BAND_HZ)
+    low = band_level_db(features, NASAL_BAND_HZ)
+    return high - tilt * (low - high)
+
+
+class SpeechLevels:
+    """Running references of one voice at `rate` frames per second: its loud level (95th percentile of the
+    voiced frames' energy), its loud open cue and its median pitch. Calling it on consecutive frames gives
+    loudness (0..1), the open cue (0..1) and the pitch in semitones above the median (0 where unvoiced)."""
+
+    def __init__(self, rate: float, tilt: float = NASAL_TILT, range_db: float = OPEN_RANGE_DB):
+        history, block, min_count = (
+            max(1, round(s * rate)) for s in (LEVEL_HISTORY_S, LEVEL_BLOCK_S, LEVEL_MIN_S)
+        )
+        self._energy = RunningReference(95, VOICE_LEVEL_PRIOR_DB, history, block, min_count)
+        self._cue = RunningReference(95, OPEN_CUE_PRIOR_DB, history, block, min_count)
+        self._pitch = RunningReference(50, np.log2(PITCH_PRIOR_HZ), history, block, max(1, min_count // 3))
+        self.tilt, self.range_db = tilt, range_db
+
+    def __call__(self, f: AudioFeatures) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        voiced = f.voicing > 0.5
+        energy_ref, _ = self._energy(f.energy_db, voiced)
+        level = _clip01((f.energy_db - (energy_ref - 28.0)) / 28.0)
+        cue = _open_level_db(f, self.tilt)
+        cue_ref, _ = self._cue(cue, voiced)
+        cue = _clip01((cue - cue_ref + self.range_db) / self.range_db)
+        has_pitch = f.pitch_hz > 0
+        log_pitch = np.log2(np.maximum(f.pitch_hz, 1.0))
+        pitch_ref, _ = self._pitch(log_pitch, has_pitch)
+        semis = np.where(has_pitch, 12 * (log_pitch - pitch_ref), 0.0)
+        return level, cue, semis
 
 
 def loudness(features: AudioFeatures) -> np.ndarray:
-    """Voiced loudness 0..1 per frame: level relative to the file's own loud speech, so a quiet and a
-    loud recording of the same speech move the mouth alike."""
-    e = features.energy_db
-    return _clip01((e - (_speech_reference(e, features.voicing) - 28.0)) / 28.0)
+    """Voiced loudness 0..1 per frame of a whole sequence: level relative to the speaker's own loud speech
+    (a running reference), so a quiet and a loud recording of the same speech move the mouth alike."""
+    return SpeechLevels(features.rate)(features)[0]
 
 
 def open_cue(
     features: AudioFeatures, tilt: float = NASAL_TILT, range_db: float = OPEN_RANGE_DB
 ) -> np.ndarray:
-    """How open the lips sound, 0..1 per frame (T,): the F2-F3 band level, lowered by `tilt` dB per dB the
-    nasal band rises above it, relative to the file's loud speech (1 at its 95th percentile, 0 at
-    `range_db` below). Closed-lip sounds (m, the hold of p/b) and pauses fall towards 0."""
-    high = band_level_db(features, OPEN_BAND_HZ)
-    low = band_level_db(features, NASAL_BAND_HZ)
-    cue = high - tilt * (low - high)
-    ref = _speech_reference(cue, features.voicing)
-    return _clip01((cue - ref + range_db) / range_db)
+    """How open the lips sound, 0..1 per frame (T,) of a whole sequence: the F2-F3 band level, lowered by
+    `tilt` dB per dB the nasal band rises above it, relative to the speaker's loud speech (1 at its 95th
+    percentile, 0 at `range_db` below). Closed-lip sounds (m, the hold of p/b) and pauses fall towards 0."""
+    return SpeechLevels(features.rate, tilt, range_db)(features)[1]
 
 
-def mouth_targets(features: AudioFeatures) -> np.ndarray:
-    """Jaw, rounding and spreading targets per frame from the acoustics, shape (T, 3), before smoothing."""
+def mouth_targets(features: AudioFeatures, level: np.ndarray, cue: np.ndarray) -> np.ndarray:
+    """Jaw, rounding and spreading targets per frame from the acoustics, shape (T, 3), before smoothing;
+    level and cue from SpeechLevels."""
     gate = _clip01((features.voicing - 0.25) / 0.4)
-    jaw = JAW_GAIN * open_cue(features) * gate
-    level = loudness(features)
+    jaw = JAW_GAIN * cue * gate
     dark = _clip01((1500.0 - features.centroid_hz) / 900.0)
     bright = _clip01((features.high_ratio - 0.08) / 0.3)
     voiced = (features.pitch_hz > 0).astype(np.float32)
@@ -144,51 +179,104 @@ def mouth_targets(features: AudioFeatures) -> np.ndarray:
 
 
 def smooth_mouth(targets: np.ndarray, fps: float, seconds: float = MOUTH_SMOOTH_S) -> np.ndarray:
-    """Mouth targets (T, k) smoothed over time (zero-phase Gaussian of standard deviation `seconds`, at
-    most MOUTH_REACH_S of lookahead); never below 0. The default keeps the lips' 2-7 Hz motion."""
-    cols = [_lowpass(targets[:, k], fps, seconds, MOUTH_REACH_S) for k in range(targets.shape[1])]
-    return np.maximum(np.column_stack(cols), 0.0)
+    """Mouth targets (T, k) of a whole sequence smoothed over time (zero-phase Gaussian of standard
+    deviation `seconds`, at most MOUTH_REACH_S of lookahead); never below 0."""
+    smoother = _gaussian(fps, seconds, MOUTH_REACH_S, targets.shape[1])
+    return np.maximum(np.concatenate([smoother.push(targets), smoother.finish()]), 0.0)
+
+
+class BlinkSchedule:
+    """Eyelid closure 0..1 per frame, in absolute time. Intervals are log-normal (median
+    BLINK_INTERVAL_TALK_S talking, BLINK_INTERVAL_IDLE_S at rest, never under 0.6 s). Each blink closes in
+    70-100 ms, stays shut for 30-50 ms but at least one frame (so that every blink shows a fully closed
+    frame, whatever its phase against the frame clock) and opens in 100-150 ms: 200-300 ms in all at 25 fps.
+    Whether the face is talking is read at each blink's start."""
+
+    def __init__(self, fps: float, rng: np.random.Generator):
+        self.fps, self._rng = fps, rng
+        self._next = rng.uniform(0.3, 2.0)  # start of the next blink, s
+        self._blinks: list[tuple[float, float, float, float]] = []  # (start, close, shut, reopen) s
+
+    def __call__(self, first: int, talking: np.ndarray) -> np.ndarray:
+        """Lid closure of frames first..first+len(talking)-1; call with consecutive frames."""
+        end = first + len(talking)
+        while int(self._next * self.fps) < end:
+            t = self._next
+            close = self._rng.uniform(*BLINK_CLOSE_S)
+            shut = max(self._rng.uniform(*BLINK_SHUT_S), 1.0 / self.fps)
+            reopen = self._rng.uniform(*BLINK_OPEN_S)
+            self._blinks.append((t, close, shut, reopen))
+            median = BLINK_INTERVAL_TALK_S if talking[int(t * self.fps) - first] else BLINK_INTERVAL_IDLE_S
+            self._next = t + max(0.6, self._rng.lognormal(np.log(median), 0.45))
+        times = np.arange(first, end) / self.fps
+        out = np.zeros(len(talking), np.float32)
+        for t, close, shut, reopen in self._blinks:
+            x = times - t
+            prof = np.minimum(_clip01(x / close), _clip01(1 - (x - close - shut) / reopen))
+            out = np.maximum(out, prof.astype(np.float32))
+        self._blinks = [b for b in self._blinks if sum(b) >= end / self.fps]
+        return out
 
 
 def blink_track(n: int, fps: float, talking: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Eyelid closure 0..1 per frame. Intervals are log-normal (median BLINK_INTERVAL_TALK_S talking,
-    BLINK_INTERVAL_IDLE_S at rest, never under 0.6 s). Each blink closes in 70-100 ms, stays shut for
-    30-50 ms but at least one frame (so that every blink shows a fully closed frame, whatever its phase
-    against the frame clock) and opens in 100-150 ms: 200-300 ms in all at 25 fps."""
-    out = np.zeros(n, np.float32)
-    t = rng.uniform(0.3, 2.0)
-    duration_total = n / fps
-    times = np.arange(n) / fps
-    while t < duration_total:
-        close = rng.uniform(*BLINK_CLOSE_S)
-        shut = max(rng.uniform(*BLINK_SHUT_S), 1.0 / fps)
-        reopen = rng.uniform(*BLINK_OPEN_S)
-        # Continuous profile sampled at frame times.
-        x = times - t
-        prof = np.minimum(_clip01(x / close), _clip01(1 - (x - close - shut) / reopen))
-        out = np.maximum(out, prof.astype(np.float32))
-        k = min(int(t * fps), n - 1)
-        median = BLINK_INTERVAL_TALK_S if talking[k] else BLINK_INTERVAL_IDLE_S
-        t += max(0.6, rng.lognormal(np.log(median), 0.45))
-    return out
+    """BlinkSchedule over n frames at once."""
+    return BlinkSchedule(fps, rng)(0, talking[:n])
 
 
-def gaze_track(n: int, fps: float, rng: np.random.Generator) -> np.ndarray:
-    """Eye rotation (yaw, pitch) degrees per frame, shape (n, 2): mostly on the camera, with brief natural
-    shifts (a saccade every ~3 s to a point a few degrees away, held 0.3-1.2 s, then back). Saccades take
-    one frame (they last 30-50 ms in people)."""
-    out = np.zeros((n, 2), np.float32)
-    t = rng.uniform(1.0, 3.0)
-    total = n / fps
-    while t < total:
-        hold = rng.uniform(0.3, 1.2)
-        angle = rng.uniform(0, 2 * np.pi)
-        amp = rng.uniform(3.0, 8.0)
-        target = (amp * np.cos(angle), 0.6 * amp * np.sin(angle))  # vertical shifts are smaller
-        a, b = int(t * fps), min(int((t + hold) * fps), n)
-        out[a:b] = target
-        t += hold + max(0.8, rng.lognormal(np.log(GAZE_INTERVAL_S), 0.5))
-    return out
+class GazeSchedule:
+    """Eye rotation (yaw, pitch) degrees per frame, in absolute time: mostly on the camera, with brief
+    natural shifts (a saccade every ~3 s to a point a few degrees away, held 0.3-1.2 s, then back).
+    Saccades take one frame (they last 30-50 ms in people)."""
+
+    def __init__(self, fps: float, rng: np.random.Generator):
+        self.fps, self._rng = fps, rng
+        self._next = rng.uniform(1.0, 3.0)
+        self._shifts: list[tuple[int, int, tuple[float, float]]] = []  # (first frame, end frame, target)
+
+    def __call__(self, first: int, count: int) -> np.ndarray:
+        end = first + count
+        while int(self._next * self.fps) < end:
+            t = self._next
+            hold = self._rng.uniform(0.3, 1.2)
+            angle = self._rng.uniform(0, 2 * np.pi)
+            amp = self._rng.uniform(3.0, 8.0)
+            target = (amp * np.cos(angle), 0.6 * amp * np.sin(angle))  # vertical shifts are smaller
+            self._shifts.append((int(t * self.fps), int((t + hold) * self.fps), target))
+            self._next = t + hold + max(0.8, self._rng.lognormal(np.log(GAZE_INTERVAL_S), 0.5))
+        out = np.zeros((count, 2), np.float32)
+        for a, b, target in self._shifts:
+            out[max(a, first) - first : max(min(b, end), first) - first] = target
+        self._shifts = [s for s in self._shifts if s[1] > end]
+        return out
+
+
+class HeadSway:
+    """Idle head motion, degrees (yaw, pitch, roll), in absolute time: per axis, SWAY_COMPONENTS sinusoids,
+    one in each equal log-frequency slot of band_hz (at a random frequency within it and a random phase),
+    amplitude falling as frequency**-slope like real heads' (slow drifts, with faster small movements),
+    scaled to the long-run std HEAD_STD_DEG."""
+
+    def __init__(
+        self,
+        fps: float,
+        rng: np.random.Generator,
+        band_hz: tuple[float, float] = SWAY_BAND_HZ,
+        slope: float = SWAY_SLOPE,
+    ):
+        self.fps = fps
+        edges = np.log(np.geomspace(*band_hz, SWAY_COMPONENTS + 1))
+        self._axes = []
+        for axis in range(3):
+            freqs = np.exp(rng.uniform(edges[:-1], edges[1:]))
+            phases = rng.uniform(0, 2 * np.pi, size=SWAY_COMPONENTS)
+            amps = freqs**-slope
+            self._axes.append((freqs, phases, amps / np.sqrt((amps**2).sum() / 2) * HEAD_STD_DEG[axis]))
+
+    def __call__(self, first: int, count: int) -> np.ndarray:
+        t = np.arange(first, first + count)[:, None] / self.fps
+        return np.column_stack(
+            [(amps * np.sin(2 * np.pi * t * freqs + phases)).sum(1) for freqs, phases, amps in self._axes]
+        )
 
 
 def head_sway(
@@ -198,69 +286,119 @@ def head_sway(
     band_hz: tuple[float, float] = SWAY_BAND_HZ,
     slope: float = SWAY_SLOPE,
 ) -> np.ndarray:
-    """Idle head motion, degrees, shape (n, 3): per axis, SWAY_COMPONENTS sinusoids, one in each equal
-    log-frequency slot of band_hz (at a random frequency within it and a random phase), amplitude falling
-    as frequency**-slope like real heads' (slow drifts, with faster small movements), scaled to the
-    long-run std HEAD_STD_DEG."""
-    out = np.zeros((n, 3))
-    t = np.arange(n) / fps
-    edges = np.log(np.geomspace(*band_hz, SWAY_COMPONENTS + 1))
-    for axis in range(3):
-        freqs = np.exp(rng.uniform(edges[:-1], edges[1:]))
-        phases = rng.uniform(0, 2 * np.pi, size=SWAY_COMPONENTS)
-        amps = freqs**-slope
-        s = (amps[None, :] * np.sin(2 * np.pi * t[:, None] * freqs[None, :] + phases[None, :])).sum(1)
-        out[:, axis] = s / np.sqrt((amps**2).sum() / 2) * HEAD_STD_DEG[axis]
-    return out
+    """HeadSway over n frames, shape (n, 3)."""
+    return HeadSway(fps, rng, band_hz, slope)(0, n)
+
+
+class RuleStream:
+    """The rule generator as a MotionStream: per window, the mouth from visemes or acoustics (smoothed with
+    MOUTH_REACH_S of lookahead), blinks, gaze shifts, head sway, nods and brows on stress, all carried across
+    windows in absolute time. The head and brows follow the voice through causal filters, read with the
+    mouth's lookahead, so a live stream waits for nothing more than the mouth does."""
+
+    def __init__(self, fps: float, settings: RuleSettings, phonemes: tuple[Phoneme, ...] = ()):
+        self.fps, self.lead_s = float(fps), LIP_LEAD
+        self.settings, self.phonemes = settings, tuple(phonemes)
+        # One random stream per track, so that blinks, sway and gaze each depend on the seed alone: the head
+        # does not change when the blinks do, and a track's start does not depend on the clip's length.
+        blink_rng, sway_rng, gaze_rng = (
+            np.random.default_rng(s) for s in np.random.SeedSequence(settings.seed).spawn(3)
+        )
+        self._blinks = BlinkSchedule(fps, blink_rng)
+        self._sway = HeadSway(fps, sway_rng)
+        self._roll_sign = sway_rng.choice([-1.0, 1.0])
+        self._gaze = GazeSchedule(fps, gaze_rng)
+        self._levels = SpeechLevels(fps)
+        smooth_s = VISEME_SMOOTH_S if phonemes else MOUTH_SMOOTH_S
+        self._mouth = _gaussian(fps, smooth_s, MOUTH_REACH_S, 3)
+        self._stress_mean = _causal(fps, STRESS_MEAN_S)
+        self._stress, self._nod = _causal(fps, 0.08), _causal(fps, 0.1)
+        self._accent, self._accent_roll = _causal(fps, 0.12), _causal(fps, 0.2)
+        self._pushed = 0  # frames of features pushed
+        self._done = 0  # motion frames returned
+        self._lookahead = self._mouth.reach
+        # Per pushed frame not yet returned: nod, roll, brow, blink, gaze yaw and pitch.
+        self._rows = np.zeros((0, 6))
+
+    def push(self, features: AudioFeatures) -> MotionSequence:
+        n = len(features)
+        first = self._pushed
+        self._pushed += n
+        if n == 0:
+            return MotionSequence.still(0, self.fps)
+        level, cue, semis = self._levels(features)
+        if self.phonemes:
+            # Known phonemes (text to speech, alignment): visemes shape the mouth exactly; loudness only
+            # scales the jaw a little (emphasis).
+            times = (np.arange(first, first + n) + 0.5) / self.fps + LIP_LEAD
+            targets = viseme_targets(self.phonemes, times)
+            targets[:, 0] *= VISEME_JAW_GAIN * np.clip(0.75 + 0.5 * level, 0.75, 1.25)
+        else:
+            targets = mouth_targets(features, level, cue)
+        mouth = self._mouth.push(targets)
+
+        talking = features.voicing > 0.5
+        # Stress: loudness above its recent mean, on voiced frames; drives nods and brows. Accent: pitch
+        # above the speaker's median; tilts the head and lifts the brows.
+        stress = self._stress(_clip01((level - self._stress_mean(level)) * 3.0) * talking)
+        accent = self._accent(_clip01(semis / 4.0) * (features.pitch_hz > 0))
+        rows = np.column_stack(
+            [
+                NOD_DEG * self._nod(stress),
+                0.8 * self._accent_roll(accent) * self._roll_sign,
+                _clip01(0.5 * stress + 0.4 * accent),
+                self._blinks(first, talking),
+                self._gaze(first, n),
+            ]
+        )
+        self._rows = np.concatenate([self._rows, rows])
+        return self._motion(mouth)
+
+    def finish(self) -> MotionSequence:
+        return self._motion(self._mouth.finish())
+
+    def _motion(self, mouth: np.ndarray) -> MotionSequence:
+        """Motion for the next len(mouth) frames: the mouth given, the voice-driven head and brows read
+        `lookahead` frames later (the same lookahead as the mouth's), blinks, gaze and sway at the frame."""
+        n = len(mouth)
+        first = self._done
+        self._done += n
+        if n == 0:
+            return MotionSequence.still(0, self.fps)
+        s = self.settings
+        base = self._pushed - len(self._rows)  # frame index of self._rows[0]
+        frames = np.arange(first, first + n)
+        ahead = np.minimum(frames + self._lookahead, self._pushed - 1) - base
+        here = frames - base
+        rows = self._rows
+        rotation = self._sway(first, n)
+        rotation[:, 1] += rows[ahead, 0]  # nod down on stress
+        rotation[:, 2] += rows[ahead, 1]
+        rotation *= s.motion_scale
+        translation = np.column_stack([rotation[:, 0] * 0.006, rotation[:, 1] * 0.004])
+
+        expr = np.zeros((n, len(EXPRESSIONS)), np.float32)
+        mouth = np.maximum(mouth, 0.0) * s.expression_scale
+        expr[:, JAW_OPEN] = mouth[:, 0]
+        expr[:, LIP_ROUND] = mouth[:, 1]
+        expr[:, LIP_SPREAD] = mouth[:, 2]
+        expr[:, BROW_RAISE] = s.expression_scale * rows[ahead, 2]
+        expr[:, BLINK_RIGHT] = rows[here, 3]
+        expr[:, BLINK_LEFT] = rows[here, 3]
+        gaze = rows[here, 4:6] + np.asarray(s.gaze)
+        # Keep the rows later frames still read (their own and `lookahead` ahead).
+        self._rows = self._rows[max(0, first + n - base) :]
+        return MotionSequence(
+            expr,
+            rotation.astype(np.float32),
+            translation.astype(np.float32),
+            gaze.astype(np.float32),
+            self.fps,
+        )
 
 
 def generate_rules(
     features: AudioFeatures, n_frames: int, fps: float, settings: RuleSettings
 ) -> MotionSequence:
     """Motion for n_frames video frames from 100 Hz features (of the whole signal)."""
-    # One random stream per track, so that blinks, sway and gaze each depend on the seed alone: the head
-    # does not change when the blinks do, and a track's start does not depend on the clip's length.
-    blink_rng, sway_rng, gaze_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(settings.seed).spawn(3)
-    )
-    f = features.at_fps(fps, n_frames, offset=LIP_LEAD)
-    if f.phonemes:
-        # Known phonemes (text to speech, alignment): visemes shape the mouth exactly; loudness only
-        # scales the jaw a little (emphasis).
-        times = (np.arange(n_frames) + 0.5) / fps + LIP_LEAD
-        targets = viseme_targets(f.phonemes, times)
-        targets[:, 0] *= VISEME_JAW_GAIN * np.clip(0.75 + 0.5 * loudness(f), 0.75, 1.25)
-        mouth = smooth_mouth(targets, fps, VISEME_SMOOTH_S)
-    else:
-        mouth = smooth_mouth(mouth_targets(f), fps)
-    mouth *= settings.expression_scale
-
-    talking = f.voicing > 0.5
-    blinks = blink_track(n_frames, fps, talking, blink_rng)
-
-    # Stress: loudness above its local (1 s) mean, on voiced frames; drives nods and brows.
-    level = loudness(f)
-    stress = _clip01((level - _lowpass(level, fps, 0.5)) * 3.0) * talking
-    stress = _lowpass(stress, fps, 0.08)
-    pitch = f.pitch_hz
-    voiced = pitch > 0
-    if voiced.sum() > 5:
-        semis = np.where(voiced, 12 * np.log2(np.maximum(pitch, 1) / np.median(pitch[voiced])), 0.0)
-        accent = _lowpass(_clip01(semis / 4.0) * voiced, fps, 0.12)
-    else:
-        accent = np.zeros(n_frames)
-    rotation = head_sway(n_frames, fps, sway_rng)
-    rotation[:, 1] += NOD_DEG * _lowpass(stress, fps, 0.1)  # nod down on stress
-    rotation[:, 2] += 0.8 * _lowpass(accent, fps, 0.2) * sway_rng.choice([-1.0, 1.0])
-    rotation *= settings.motion_scale
-    translation = np.column_stack([rotation[:, 0] * 0.006, rotation[:, 1] * 0.004])
-
-    expr = np.zeros((n_frames, len(EXPRESSIONS)), np.float32)
-    expr[:, JAW_OPEN] = mouth[:, 0]
-    expr[:, LIP_ROUND] = mouth[:, 1]
-    expr[:, LIP_SPREAD] = mouth[:, 2]
-    expr[:, BROW_RAISE] = settings.expression_scale * _clip01(0.5 * stress + 0.4 * accent)
-    expr[:, BLINK_RIGHT] = blinks
-    expr[:, BLINK_LEFT] = blinks
-    gaze = gaze_track(n_frames, fps, gaze_rng) + np.asarray(settings.gaze, np.float32)
-    return MotionSequence(expr, rotation.astype(np.float32), translation.astype(np.float32), gaze, fps)
+    return run_stream(RuleStream(fps, settings, features.phonemes), features, n_frames)

@@ -76,3 +76,17 @@ def with_emotion(motion: MotionSequence, name: str, strength: float) -> MotionSe
     if name != "neutral":
         emotion[:, EMOTIONS.index(name)] = strength
     return dataclasses.replace(motion, emotion=emotion)
+
+
+def concat_motion(parts: list[MotionSequence]) -> MotionSequence:
+    """Consecutive pieces of one motion stream joined (at least one piece)."""
+    if len(parts) == 1:
+        return parts[0]
+    return MotionSequence(
+        *(
+            np.concatenate([getattr(p, name) for p in parts])
+            for name in ("expression", "rotation", "translation", "gaze")
+        ),
+        parts[0].fps,
+        np.concatenate([p.emotion for p in parts]),
+    )

@@ -1,0 +1,149 @@
+"""Sliding-window motion generation: audio in, motion out, window by window, in bounded memory.
+
+Every generator is a MotionStream: it takes the features of the next video frames (any number: a 2-s window
+offline, one 40-ms frame live) and returns the motion frames that are final, carrying its state (the
+previous window's motion and levels, its blink/gaze/sway schedules, its smoothing filters) from one window to
+the next. A whole file is just a stream pushed once, so offline and live output agree frame for frame,
+whatever the window size (tests/test_stream.py checks both).
+
+AudioMotion chains the stages for a 16 kHz signal: FeatureStream (100 Hz features) -> FramePooler (features
+per video frame, with the generator's lead) -> MotionStream -> emotion offset.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+from scipy.signal import lfilter
+
+from talkface.audio.features import AudioFeatures, FeatureStream, FramePooler
+from talkface.audio.load import SAMPLE_RATE
+from talkface.motion.sequence import MotionSequence, concat_motion, with_emotion
+
+
+class MotionStream(Protocol):
+    """A motion generator in sliding windows at `fps` frames per second. lead_s: video frame j is given the
+    features pooled over [j/fps + lead_s, (j+1)/fps + lead_s) (the lips lead the voice)."""
+
+    fps: float
+    lead_s: float
+
+    def push(self, features: AudioFeatures) -> MotionSequence:
+        """Features of the next video frames (rate = fps, any count >= 0); returns the motion frames that
+        are now final (any count, in order)."""
+        ...
+
+    def finish(self) -> MotionSequence:
+        """The remaining frames: in all, exactly one motion frame per feature frame pushed."""
+        ...
+
+
+def run_stream(
+    stream: MotionStream, features: AudioFeatures, n_frames: int, window: int = 0
+) -> MotionSequence:
+    """Motion for n_frames video frames of a whole signal's 100 Hz `features`, pushed in windows of `window`
+    frames (0: all at once; the result is the same)."""
+    f = features.at_fps(stream.fps, n_frames, offset=stream.lead_s)
+    step = window or max(n_frames, 1)
+    parts = [stream.push(f.sliced(i, i + step)) for i in range(0, n_frames, step)]
+    parts.append(stream.finish())
+    return concat_motion(parts)
+
+
+class GaussianSmoother:
+    """Zero-phase Gaussian smoothing of a stream of rows (T, k), standard deviation `sigma` frames, the
+    kernel truncated at `reach` frames each side: each output row needs `reach` rows of lookahead. The edges
+    are held (as np.pad's "edge" mode), so a stream gives the same values as the whole sequence at once."""
+
+    def __init__(self, sigma: float, reach: int, columns: int):
+        self.reach = reach if sigma >= 0.3 else 0
+        k = np.exp(-0.5 * (np.arange(-self.reach, self.reach + 1) / max(sigma, 1e-6)) ** 2)
+        self._kernel = k / k.sum()
+        self._columns = columns
+        self.reset()
+
+    def reset(self) -> None:
+        self._buffer = np.zeros((0, self._columns))
+        self._started = False
+
+    def push(self, rows: np.ndarray) -> np.ndarray:
+        """Smoothed rows for every position whose `reach` following rows have arrived."""
+        rows = np.asarray(rows, np.float64).reshape(-1, self._columns)
+        if len(rows) and not self._started:
+            rows = np.concatenate([np.repeat(rows[:1], self.reach, 0), rows])
+            self._started = True
+        self._buffer = np.concatenate([self._buffer, rows])
+        return self._emit()
+
+    def finish(self) -> np.ndarray:
+        """The last `reach` rows, the final input row held beyond the end."""
+        if not self._started:
+            return np.zeros((0, self._columns))
+        self._buffer = np.concatenate([self._buffer, np.repeat(self._buffer[-1:], self.reach, 0)])
+        out = self._emit()
+        self.reset()
+        return out
+
+    def _emit(self) -> np.ndarray:
+        width = 2 * self.reach + 1
+        n = len(self._buffer) - width + 1
+        if n <= 0:
+            return np.zeros((0, self._columns))
+        windows = np.lib.stride_tricks.sliding_window_view(self._buffer, width, axis=0)  # (n, k, width)
+        out = windows @ self._kernel
+        self._buffer = self._buffer[n:]
+        return out
+
+
+class CausalSmoother:
+    """Two one-pole low-passes in cascade (a critically damped response: smooth, no overshoot), time
+    constant `tau` frames each: delay about 2 tau, spread about sqrt(2) tau, the same as a Gaussian of
+    sigma = sqrt(2) tau would smooth but using the past only. Starts settled on the first value."""
+
+    def __init__(self, tau: float):
+        self._a = float(np.exp(-1.0 / max(tau, 1e-6)))
+        self.reset()
+
+    def reset(self) -> None:
+        self._zi: tuple[np.ndarray, np.ndarray] | None = None
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, np.float64)
+        if len(x) == 0:
+            return x
+        b, a = [1.0 - self._a], [1.0, -self._a]
+        if self._zi is None:
+            z = np.array([self._a * x[0]])
+            self._zi = (z, z.copy())
+        y1, z1 = lfilter(b, a, x, zi=self._zi[0])
+        y2, z2 = lfilter(b, a, y1, zi=self._zi[1])
+        self._zi = (z1, z2)
+        return y2
+
+
+class AudioMotion:
+    """16 kHz samples in, motion out: features, pooling to video frames, a MotionStream, the emotion offset.
+    push() returns the motion frames that are final; finish() the rest, round(duration * fps) in all."""
+
+    def __init__(self, stream: MotionStream, fps: float, emotion: str = "neutral", strength: float = 0.0):
+        self._features = FeatureStream()
+        self._pooler = FramePooler(fps, stream.lead_s)
+        self._stream = stream
+        self._emotion = (emotion, strength)
+
+    @property
+    def samples_received(self) -> int:
+        return self._features.samples_received
+
+    def push(self, samples: np.ndarray) -> MotionSequence:
+        motion = self._stream.push(self._pooler.push(self._features.push(samples)))
+        return with_emotion(motion, *self._emotion)
+
+    def finish(self) -> MotionSequence:
+        """The remaining frames of the signal pushed so far."""
+        duration = self._features.samples_received / SAMPLE_RATE
+        last = self._stream.push(self._pooler.push(self._features.finish()))
+        rest = self._stream.push(self._pooler.finish(duration))
+        motion = concat_motion([last, rest, self._stream.finish()])
+        return with_emotion(motion, *self._emotion)

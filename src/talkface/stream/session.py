@@ -1,0 +1,159 @@
+"""talkface.Session: the live form of the pipeline. Push audio as it arrives, pull frames as they are ready.
+
+The stages and the sliding-window generator are the offline pipeline's own (pipeline.motion_source,
+pipeline.FrameMaker), so a live session and `talkface animate` give the same motion for the same audio, and
+every frame carries the watermark. push_audio() does the cheap part (features and motion, about 1 ms per
+40 ms of audio); frames() renders, so a consumer thread can render while another pushes.
+
+    with talkface.Session("me.jpg", size=512) as s:
+        for chunk in microphone():            # float32 or int16 PCM, any rate, any chunk size
+            s.push_audio(chunk, 48000)
+            for t, frame in s.frames():       # RGB uint8 (512, 512, 3); t = frame time on the audio's clock
+                show(t, frame)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import soxr
+
+from talkface.audio.load import SAMPLE_RATE
+from talkface.config import AnimateOptions
+from talkface.errors import TalkfaceError
+from talkface.motion.sequence import MotionSequence
+from talkface.pipeline import FrameMaker, _portrait_rig, motion_source
+from talkface.video.watermark import new_payload
+
+RATE_RANGE = (8000, 192000)  # accepted input sample rates, Hz
+FLUSH_STEP = 160  # samples of silence per step while flushing (10 ms)
+MAX_FLUSH_S = 1.0  # flushing never adds more silence than this
+
+
+class Session:
+    """A live talking-face stream from one portrait. options: fields of AnimateOptions (size, fps, seed,
+    motion_scale, gaze, emotion, ...); raises TalkfaceError for bad options or a portrait without a face.
+
+    push_audio() and frames() may be called from two different threads (one producer, one consumer)."""
+
+    def __init__(self, portrait: str | Path | np.ndarray, **options):
+        names = {f.name for f in dataclasses.fields(AnimateOptions)}
+        unknown = sorted(set(options) - names)
+        if unknown:
+            raise TalkfaceError(f"unknown option {unknown[0]!r}; options are: {', '.join(sorted(names))}")
+        self.options = AnimateOptions(**options)
+        image, rig = _portrait_rig(portrait, self.options)
+        self.payload = new_payload()
+        self._make_frame = FrameMaker(image, rig, self.options, self.payload)
+        self.fps = self.options.fps
+        self.frame_size = self._make_frame.frame_size  # (width, height)
+        self._lock = threading.Lock()
+        self._closed = False
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new stream: time goes back to 0, pending frames are dropped."""
+        with self._lock:
+            self._check_open()
+            self._motion = motion_source(self.options)
+            self._pending: deque[MotionSequence] = deque()
+            self._row = 0  # next row of _pending[0] to render
+            self._next_frame = 0  # index of the next frame frames() yields
+            self._queued = 0  # frames made ready so far
+            self._resampler: soxr.ResampleStream | None = None
+            self._rate: int | None = None
+
+    def push_audio(self, pcm: np.ndarray, sample_rate: int) -> None:
+        """Add audio: float in [-1, 1] or int16, mono (N,) or multichannel (N, C), at sample_rate Hz
+        (8-192 kHz, the same for the whole stream; reset() to change it), any chunk size."""
+        x = _mono_float(pcm)
+        rate = int(sample_rate)
+        if not RATE_RANGE[0] <= rate <= RATE_RANGE[1]:
+            raise TalkfaceError(f"sample rate {sample_rate} Hz is outside {RATE_RANGE[0]}-{RATE_RANGE[1]} Hz")
+        with self._lock:
+            self._check_open()
+            if self._rate is None:
+                self._rate = rate
+                if rate != SAMPLE_RATE:
+                    self._resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, "float32", "HQ")
+            elif rate != self._rate:
+                raise TalkfaceError(f"sample rate changed from {self._rate} to {rate} Hz; reset() first")
+            if self._resampler is not None:
+                x = self._resampler.resample_chunk(x)
+            self._queue(self._motion.push(x))
+
+    def flush(self) -> None:
+        """End of an utterance: push just enough silence that every frame of the audio pushed so far is
+        ready. The stream goes on (the silence becomes part of its time line)."""
+        with self._lock:
+            self._check_open()
+            heard = self._motion.samples_received / SAMPLE_RATE
+            target = int(np.ceil(heard * self.fps - 1e-9))
+            silence = np.zeros(FLUSH_STEP, np.float32)
+            for _ in range(int(MAX_FLUSH_S * SAMPLE_RATE / FLUSH_STEP)):
+                if self._queued >= target:
+                    break
+                self._queue(self._motion.push(silence))
+
+    def frames(self) -> Iterator[tuple[float, np.ndarray]]:
+        """Render and yield (timestamp in seconds, RGB uint8 (H, W, 3)) for every frame ready now; returns
+        when none is left (it never waits for audio). Frame j's timestamp is j / fps."""
+        while True:
+            with self._lock:
+                self._check_open()
+                if not self._pending:
+                    return
+                motion, row = self._pending[0], self._row
+                self._row += 1
+                if self._row >= len(motion):
+                    self._pending.popleft()
+                    self._row = 0
+                index = self._next_frame
+                self._next_frame += 1
+            yield index / self.fps, self._make_frame(motion, row)
+
+    @property
+    def pending(self) -> int:
+        """Frames ready but not yet rendered."""
+        with self._lock:
+            return self._queued - self._next_frame
+
+    def close(self) -> None:
+        """Free the session; any later call raises TalkfaceError."""
+        with self._lock:
+            self._closed = True
+            self._pending.clear()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _queue(self, motion: MotionSequence) -> None:
+        if len(motion):
+            self._pending.append(motion)
+            self._queued += len(motion)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise TalkfaceError("the session is closed")
+
+
+def _mono_float(pcm: np.ndarray) -> np.ndarray:
+    """PCM as mono float32 (N,): int16 scaled to [-1, 1], channels averaged, non-finite values zeroed."""
+    x = np.asarray(pcm)
+    if x.dtype == np.int16:
+        x = x.astype(np.float32) / 32768.0
+    elif x.dtype.kind != "f":
+        raise TalkfaceError(f"audio must be float or int16 PCM, got {x.dtype}")
+    if x.ndim == 2:
+        x = x.mean(axis=1)
+    elif x.ndim != 1:
+        raise TalkfaceError(f"audio must be (samples,) or (samples, channels), got shape {x.shape}")
+    return np.nan_to_num(x.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
