@@ -46,3 +46,18 @@ def test_crop_past_the_image_edge_is_smooth_not_streaked(portrait):
     assert np.array_equal(
         _soften_outside(inside, image.shape[:2], np.array([[1.0, 0, -10], [0, 1.0, -10]])), inside
     )
+
+
+def test_person_mask_covers_the_person_not_the_backdrop(rig):
+    from talkface.face import topology as T
+
+    mask = rig.person
+    assert mask.shape == rig.image.shape[:2] and mask.dtype == np.float32
+    assert 0 <= mask.min() and mask.max() <= 1
+    face = np.zeros(mask.shape, np.uint8)
+    cv2.fillPoly(face, [np.round(rig.points[T.FACE_OVAL, :2]).astype(np.int32)], 1)
+    assert mask[face > 0].min() > 0.99  # the face always counts as person
+    # The bundled portrait: the astronaut's head and suit in front of a grey backdrop (top corners).
+    corner = rig.size // 8
+    assert mask[:corner, :corner].mean() < 0.1 and mask[:corner, -corner:].mean() < 0.1
+    assert mask[-corner:, rig.size // 3 : 2 * rig.size // 3].mean() > 0.9  # the suit at the bottom centre

@@ -9,12 +9,15 @@ import cv2
 import numpy as np
 
 from talkface.face import topology as T
-from talkface.face.landmarks import Landmarks, detect_face
+from talkface.face.landmarks import Landmarks, _quiet_stderr, detect_face
 
 # Crop side as a multiple of the face height (mid-forehead landmark to chin). 2.2 frames head, hair and
 # shoulders the way talking-head datasets do (the face is about half the frame).
 CROP_FACE_RATIO = 2.2
 MIN_CROP_FACE_RATIO = 1.8  # when the image is too small for the full crop, shrink it down to this
+# The face itself always counts as person, whatever the segmentation says (statues, drawings): the face oval
+# scaled by this from its centre.
+FACE_IN_PERSON = 1.15
 
 
 @dataclass(frozen=True)
@@ -34,11 +37,14 @@ class Framing:
 @dataclass(frozen=True)
 class FaceRig:
     """image: the aligned crop, shape (size, size, 3) uint8 RGB. points: neutral landmarks in crop
-    pixels, shape (478, 3) float32 (z in the same pixel scale). eye_distance: pixels in the crop."""
+    pixels, shape (478, 3) float32 (z in the same pixel scale). eye_distance: pixels in the crop.
+    person: soft person mask of the crop (head, hair, neck, body), shape (size, size) float32 in 0..1, or
+    None when not computed (the renderer then warps the background along with the head)."""
 
     image: np.ndarray
     points: np.ndarray
     framing: Framing
+    person: np.ndarray | None = None
 
     @property
     def size(self) -> int:
@@ -94,10 +100,30 @@ def _soften_outside(crop: np.ndarray, image_shape: tuple[int, int], matrix: np.n
     return (crop * (1 - outside) + smooth * outside).astype(np.uint8)
 
 
+def person_mask(crop: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Soft person mask of an RGB uint8 crop (H, W, 3) from mediapipe's selfie segmentation (general
+    model), shape (H, W) float32 in 0..1; the face (landmarks `points` (478, >=2) in crop pixels) always
+    counts as person, so a missed statue or drawing still moves its face."""
+    with _quiet_stderr():
+        import mediapipe as mp
+
+        with mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as seg:
+            result = seg.process(np.ascontiguousarray(crop))
+    h, w = crop.shape[:2]
+    mask = result.segmentation_mask
+    mask = np.zeros((h, w), np.float32) if mask is None else np.clip(mask.astype(np.float32), 0, 1)
+    oval = points[T.FACE_OVAL, :2].astype(np.float64)
+    centre = oval.mean(0)
+    face = np.zeros((h, w), np.uint8)
+    poly = np.round((centre + FACE_IN_PERSON * (oval - centre)) * 4).astype(np.int32)
+    cv2.fillPoly(face, [poly], 255, cv2.LINE_AA, shift=2)
+    return np.maximum(mask, face.astype(np.float32) / 255.0)
+
+
 def build_rig(
     portrait: np.ndarray, size: int, face: Landmarks | None = None, head_distance: float = 1.0
 ) -> FaceRig:
-    """Detect the face (unless given), crop and align it at `size` x `size`."""
+    """Detect the face (unless given), crop and align it at `size` x `size`, and segment the person."""
     face = face or detect_face(portrait)
     framing = face_framing(face, portrait.shape[:2], size, head_distance)
     m = framing.matrix
@@ -109,4 +135,4 @@ def build_rig(
     xy = pts[:, :2] @ m[:, :2].T + m[:, 2]
     z = (pts[:, 2] - pts[: T.N_MESH, 2].mean()) * scale
     points = np.column_stack([xy, z]).astype(np.float32)
-    return FaceRig(crop, points, framing)
+    return FaceRig(crop, points, framing, person_mask(crop, points))

@@ -6,13 +6,18 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+BEHIND = 1e7  # depth added to triangles that face away: behind every other triangle, rings included
+
 
 @numba.njit(cache=True, nogil=True)
-def rasterize_map(dst, src, depth, tris, labels, map_xy, label_out, zbuf):  # pragma: no cover - numba
+def rasterize_map(dst, src, depth, tris, labels, orient, map_xy, label_out, zbuf):  # pragma: no cover - numba
     """Rasterize triangles given by vertex positions in output space (dst, shape (V, 2)) and write the
     barycentric interpolation of their source positions (src, shape (V, 2)) into map_xy (H, W, 2).
     depth (V,): smaller is nearer; zbuf (H, W) must be filled with +inf by the caller.
     labels (M,) uint8 per triangle is written to label_out (H, W) for each pixel drawn.
+    orient (M,) int8: +1 or -1, the sign of the triangle's signed area when it faces the camera, or 0 if it
+    always does. A triangle facing away is the back of a fold: it is drawn behind everything else
+    (BEHIND added to its depth), so it only fills pixels that nothing else covers.
 
     Scanline order: each row visits only the pixels between the triangle's edges (thin triangles of the
     outer ring have huge bounding boxes), with barycentrics stepped incrementally along the row."""
@@ -26,6 +31,7 @@ def rasterize_map(dst, src, depth, tris, labels, map_xy, label_out, zbuf):  # pr
         area = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
         if abs(area) < 1e-9:
             continue
+        behind = BEHIND if area * orient[t] < 0 else 0.0
         inv = 1.0 / area
         # b0 = ((x1-x)(y2-y) - (x2-x)(y1-y)) / area is affine in x, y: b0 = a0*x + c0*y + k0, etc.
         a0, c0 = (y1 - y2) * inv, (x2 - x1) * inv
@@ -53,7 +59,7 @@ def rasterize_map(dst, src, depth, tris, labels, map_xy, label_out, zbuf):  # pr
             for x in range(xs, xe + 1):
                 b2 = 1.0 - b0 - b1
                 if b0 >= -eps and b1 >= -eps and b2 >= -eps:
-                    z = b0 * depth[i0] + b1 * depth[i1] + b2 * depth[i2]
+                    z = b0 * depth[i0] + b1 * depth[i1] + b2 * depth[i2] + behind
                     if z < zbuf[y, x]:
                         zbuf[y, x] = z
                         map_xy[y, x, 0] = b0 * src[i0, 0] + b1 * src[i1, 0] + b2 * src[i2, 0]

@@ -22,14 +22,23 @@ from talkface.face.geometry import head_pivot
 from talkface.face.landmarks import Landmarks
 from talkface.face.learned_basis import JAW_GAP, load_basis
 from talkface.face.rig import FaceRig
+from talkface.render.background import BackgroundLayers
 from talkface.render.raster import rasterize_map
 
 SKIN, MOUTH, EYE_RIGHT, EYE_LEFT = 0, 1, 2, 3  # triangle labels: which module repaints the pixel
 RING_SCALES = (1.25, 1.75)  # ring sizes relative to the face oval, from the face centre
-RING_HEAD_FOLLOW = ((0.85, 0.45), (0.45, 0.15))  # (top, bottom) share of head motion each ring follows
+# (top, bottom) share of head motion each ring follows: with a background plate the hair moves with the head
+# (the plate hides the stretched background); without one the background must bend less.
+RING_HEAD_FOLLOW = ((1.0, 0.5), (0.9, 0.2))
+RING_HEAD_FOLLOW_NO_PLATE = ((0.85, 0.45), (0.45, 0.15))
+RING_DEPTH = (0.5, 1.0)  # ring depth as a share of the way from the face oval's depth to the head pivot's
+RING_FOLLOW_POWER = 2.0  # the follow share stays near its top value down the cheeks, falls at the jaw
+RING_EDGE_MARGIN = 0.01  # ring points closer than this (crop sides) to the crop's edge are not used
+RING_EDGE_SLACK = 0.5  # a ring point moves at most this share of its distance to the crop's edge
 RING_EXPRESSION_FOLLOW = (0.5, 0.1)  # share of the oval's expression motion (jaw) each ring follows
 BORDER_STEPS = 8  # border points per side
 FAR = 1e6  # depth of the ring: the face always wins where they overlap
+UPPER_JAW = [2, 164, 98, 327]  # under the nose: moves with the skull (upper teeth), not with the lips
 REST_GAP_TOLERANCE = 0.02  # inner-lip gap (eye distances) under which a portrait's lips count as closed
 
 
@@ -49,6 +58,22 @@ def _similarity(src_pts: np.ndarray, dst_pts: np.ndarray) -> np.ndarray:
     return m
 
 
+def _winding(points: np.ndarray, tris: np.ndarray) -> np.ndarray:
+    """Sign of each triangle's signed area in image axes (+1, -1, or 0 if degenerate), points (N, >=2),
+    tris (M, 3); shape (M,) int8."""
+    a, b, c = (points[tris[:, k], :2] for k in range(3))
+    signed = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (c[:, 0] - a[:, 0]) * (b[:, 1] - a[:, 1])
+    return np.sign(signed).astype(np.int8)
+
+
+def _anchored(m: np.ndarray, src_anchor: np.ndarray, dst_anchor: np.ndarray) -> np.ndarray:
+    """The 2x3 transform with m's linear part whose shift takes the mean of src_anchor (N, 2) onto the mean
+    of dst_anchor (N, 2)."""
+    out = m.copy()
+    out[:, 2] = dst_anchor.mean(0) - m[:, :2] @ src_anchor.mean(0)
+    return out
+
+
 def _apply(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return pts @ m[:, :2].T + m[:, 2]
 
@@ -60,6 +85,19 @@ def rotation_matrix(yaw: float, pitch: float, roll: float) -> np.ndarray:
     rx = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
     rz = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
     return rz @ ry @ rx
+
+
+@dataclass
+class Vertices:
+    """One frame's vertices, indexed as MeshWarp.tris: dst (V, 2) output pixels, src (V, 2) crop pixels
+    they sample, depth (V,) (smaller is nearer). posed: the posed landmarks (478, 3). out_to_skull: 2x3
+    affine from output pixels to the skull's (the crop's) frame."""
+
+    dst: np.ndarray
+    src: np.ndarray
+    depth: np.ndarray
+    posed: np.ndarray
+    out_to_skull: np.ndarray
 
 
 @dataclass
@@ -115,14 +153,21 @@ class MeshWarp:
         self.rings = rings
         self.border = border
         n_oval = len(T.FACE_OVAL)
+        # Ring points near or past the crop's edge would fold against the still border when they move
+        # (large faces in tight crops): they are left out of the triangulation, and the others move at most
+        # RING_EDGE_SLACK of their distance to the edge.
+        ring_pts = np.concatenate(rings)
+        edge = np.minimum(ring_pts, size - 1 - ring_pts).min(1)
+        self.ring_max_move = np.maximum(RING_EDGE_SLACK * edge, 0.0).reshape(2, n_oval)
+        ring_in = edge > RING_EDGE_MARGIN * size
         # Vertex layout: 478 landmarks | ring 1 | ring 2 | border.
         self.ring_start = T.N_POINTS
         self.border_start = T.N_POINTS + 2 * n_oval
-        outer = np.concatenate([oval, *rings, border])
+        outer = np.concatenate([oval, ring_pts[ring_in], border])
         outer_ids = np.concatenate(
             [
                 np.array(T.FACE_OVAL),
-                self.ring_start + np.arange(2 * n_oval),
+                self.ring_start + np.flatnonzero(ring_in),
                 self.border_start + np.arange(len(border)),
             ]
         )
@@ -142,11 +187,25 @@ class MeshWarp:
         mesh = T.mesh_triangles()
         self.tris = np.ascontiguousarray(np.concatenate([mesh, ring_tris, *fans]).astype(np.int32))
         self.labels = np.concatenate([np.zeros(len(mesh) + len(ring_tris), np.uint8), *labels])
+        # A face-mesh triangle facing away from the camera is the back of a fold (a cheek turning under the
+        # silhouette, already folded in a turned portrait): it is not drawn, so the front-facing skin and
+        # the rings behind it show instead of a mirrored strip. Facing = the triangle's winding on the
+        # canonical frontal face (the learned basis's mean face), where every triangle faces the camera.
+        self.orient = np.zeros(len(self.tris), np.int8)
+        self.orient[: len(mesh)] = _winding(load_basis().mean, mesh)
+        # The person over a still background plate (when the rig has a person mask). With it, the rings
+        # can carry hair rigidly with the head: the background they stretch is covered by the plate.
+        self.layers = BackgroundLayers(rig.image, rig.person) if rig.person is not None else None
+        follow = RING_HEAD_FOLLOW if self.layers is not None else RING_HEAD_FOLLOW_NO_PLATE
         # Per ring vertex: share of head motion followed (more at the top: hair follows, the neck less).
         top, bottom = p[T.FOREHEAD, 1], p[T.CHIN, 1]
         v = np.clip((oval[:, 1] - top) / max(bottom - top, 1e-6), 0, 1)
-        self.ring_head_w = [hi + (lo - hi) * v for hi, lo in RING_HEAD_FOLLOW]
-        self.ring_z = p[T.FACE_OVAL, 2]
+        self.ring_head_w = [hi + (lo - hi) * v**RING_FOLLOW_POWER for hi, lo in follow]
+        # Ring depth: the head goes on curving back beyond the face oval, so ring points sit deeper than the
+        # oval, towards the pivot. A turn then folds the far cheek's edge away and uncovers what is behind
+        # the near one, instead of carrying the strip outside the oval along as a flat band.
+        oval_z = p[T.FACE_OVAL, 2]
+        self.ring_z = [oval_z + d * (self.pivot[2] - oval_z) for d in RING_DEPTH]
         src_main = np.concatenate([p[:, :2], *rings, border])
         self.src_main = src_main
         self._map = np.empty((size, size, 2), np.float32)
@@ -171,39 +230,44 @@ class MeshWarp:
         out[:, :2] += np.asarray(translation) * self.iod
         return out
 
-    def warp(
+    def vertices(
         self,
         expression: np.ndarray,
         rotation: np.ndarray,
         translation: np.ndarray,
         emotion: np.ndarray | None = None,
-    ) -> WarpResult:
-        """One frame: expression coefficients (K,), rotation (3,) degrees, translation (2,) eye distances,
-        emotion strengths (E,)."""
+    ) -> Vertices:
+        """Where every vertex of self.tris goes in one frame (expression coefficients (K,), rotation (3,)
+        degrees, translation (2,) eye distances, emotion strengths (E,)), and where it samples from."""
         deformed = self.deform(expression, emotion)
         posed = self.pose(deformed, rotation, translation)
         oval = self.neutral[T.FACE_OVAL]
         dst_parts, depth_parts = [posed[:, :2]], [posed[:, 2]]
         expr_move = deformed[T.FACE_OVAL, :2] - oval[:, :2]
-        for ring, head_w, expr_w in zip(self.rings, self.ring_head_w, RING_EXPRESSION_FOLLOW, strict=True):
-            rigid = self.pose(np.column_stack([ring, self.ring_z]), rotation, translation)[:, :2]
-            dst_parts.append(ring + head_w[:, None] * (rigid - ring) + expr_w * expr_move)
+        for ring, ring_z, head_w, expr_w, max_move in zip(
+            self.rings, self.ring_z, self.ring_head_w, RING_EXPRESSION_FOLLOW, self.ring_max_move, strict=True
+        ):
+            rigid = self.pose(np.column_stack([ring, ring_z]), rotation, translation)[:, :2]
+            move = head_w[:, None] * (rigid - ring) + expr_w * expr_move
+            length = np.linalg.norm(move, axis=1)
+            move *= np.minimum(1.0, max_move / np.maximum(length, 1e-9))[:, None]
+            dst_parts.append(ring + move)
             depth_parts.append(np.full(len(ring), FAR))
         dst_parts.append(self.border)
         depth_parts.append(np.full(len(self.border), FAR))
         src_parts = [self.src_main]
-        # The skull's 2D motion: the rigid head transform seen on screen, from the stable points.
+        # The skull's 2D motion: the rigid head transform seen on screen. Its rotation and scale come from the
+        # stable points; its shift is anchored where it is used (a pitched or turned head moves the eyes,
+        # the nose and the mouth by different amounts on screen, so one 2D similarity cannot fit them all).
         stable = T.STABLE
-        skull_to_out = _similarity(
-            self.neutral[stable, :2], self.pose(self.neutral[stable], rotation, translation)[:, :2]
-        )
+        stable_out = self.pose(self.neutral[stable], rotation, translation)[:, :2]
+        skull = _similarity(self.neutral[stable, :2], stable_out)
+        skull_to_out = _anchored(skull, self.neutral[UPPER_JAW, :2], posed[UPPER_JAW, :2])
         out_to_skull = cv2.invertAffineTransform(skull_to_out)
         for contour in self.eyes:
+            # The eyeball turns with the skull and sits between its corners (which a blink does not move).
             corners = [contour[0], contour[len(contour) // 2]]
-            eye_to_out = _similarity(
-                np.concatenate([self.neutral[corners, :2], self.neutral[stable, :2]]),
-                np.concatenate([posed[corners, :2], _apply(skull_to_out, self.neutral[stable, :2])]),
-            )
+            eye_to_out = _anchored(skull, self.neutral[corners, :2], posed[corners, :2])
             out_to_eye = cv2.invertAffineTransform(eye_to_out)
             c = posed[contour, :2]
             fan_dst = np.concatenate([c, c.mean(0, keepdims=True)])
@@ -218,25 +282,44 @@ class MeshWarp:
         z = posed[T.INNER_LIP, 2]
         depth_parts.append(np.concatenate([z, [z.mean()]]) + 0.05 * self.iod)
 
-        dst = np.concatenate(dst_parts)
-        src = np.concatenate(src_parts)
-        depth = np.concatenate(depth_parts)
+        return Vertices(
+            dst=np.concatenate(dst_parts),
+            src=np.concatenate(src_parts),
+            depth=np.concatenate(depth_parts),
+            posed=posed,
+            out_to_skull=out_to_skull,
+        )
+
+    def warp(
+        self,
+        expression: np.ndarray,
+        rotation: np.ndarray,
+        translation: np.ndarray,
+        emotion: np.ndarray | None = None,
+    ) -> WarpResult:
+        """One frame: expression coefficients (K,), rotation (3,) degrees, translation (2,) eye distances,
+        emotion strengths (E,)."""
+        v = self.vertices(expression, rotation, translation, emotion)
+        posed, out_to_skull = v.posed, v.out_to_skull
         self._z.fill(np.inf)
         self._label.fill(SKIN)
         size = self.rig.size
         # Pixels no triangle covers (none in practice: the border ring spans the crop) keep their place.
         self._map[...] = self._identity
         rasterize_map(
-            dst.astype(np.float64),
-            src.astype(np.float64),
-            depth.astype(np.float64),
+            v.dst.astype(np.float64),
+            v.src.astype(np.float64),
+            v.depth.astype(np.float64),
             self.tris,
             self.labels,
+            self.orient,
             self._map,
             self._label,
             self._z,
         )
         image = cv2.remap(self.rig.image, self._map, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if self.layers is not None:
+            self.layers.compose(image, self._map)
         boxes = {}
         for label, contour in ((MOUTH, T.INNER_LIP), (EYE_RIGHT, T.RIGHT_EYE), (EYE_LEFT, T.LEFT_EYE)):
             c = posed[contour, :2]

@@ -1,0 +1,100 @@
+"""Still background behind a moving head: the warped person composited over a clean background plate.
+
+Once per rig: the person mask (FaceRig.person, from selfie segmentation) is thresholded and grown by a few
+pixels (the hole), the hole is filled from the surrounding background (a push-pull pyramid fill for the
+smooth colours, plus the background mirrored across the silhouette near it for texture), and the person's
+alpha is the hole feathered outwards. Outside the hole the plate is the crop itself, and the alpha only
+falls below 1 there, so a frame whose map is the identity is exactly the crop.
+
+Per frame: alpha is warped with the frame's backward map and the warped crop is blended over the plate, so
+the background stays still and rigid and what a turning head uncovers shows the filled background.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+PERSON_THRESHOLD = 0.5  # segmentation score above which a pixel belongs to the person
+GROW = 0.012  # the hole is the person grown by this (crop sides): the segmentation's soft edge and halo
+FEATHER = 0.012  # alpha falls from 1 to 0 over this (crop sides) outside the hole
+POCKET = 0.01  # background regions smaller than this (crop areas) count as person (gaps under a collar)
+MIRROR_DEPTH = 0.12  # texture mirrored across the silhouette fades out this deep into the hole (crop sides)
+
+
+def push_pull_fill(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Fill the pixels where valid is False smoothly from the valid ones: average down an image pyramid
+    until every pixel is covered, then blend back up. image (H, W, C), valid (H, W) bool; returns
+    (H, W, C) float32 (valid pixels keep their values up to the blend at the hole's edge)."""
+    levels = []
+    colour = image.astype(np.float32) * valid[..., None]
+    weight = valid.astype(np.float32)
+    while True:
+        levels.append((colour, weight))
+        if weight.min() > 0 or min(weight.shape) <= 2:
+            break
+        colour, weight = cv2.pyrDown(colour), cv2.pyrDown(weight)
+    colour, weight = levels[-1]
+    fill = colour / np.maximum(weight, 1e-6)[..., None]
+    for colour, weight in reversed(levels[:-1]):
+        up = cv2.pyrUp(fill, dstsize=(weight.shape[1], weight.shape[0]))
+        if up.ndim == 2:
+            up = up[..., None]
+        # Where a level has enough valid pixels its own average wins; elsewhere the coarser fill does.
+        confidence = np.clip(4 * weight, 0, 1)[..., None]
+        fill = colour / np.maximum(weight, 1e-6)[..., None] * confidence + up * (1 - confidence)
+    return fill
+
+
+def mirrored_fill(image: np.ndarray, hole: np.ndarray, depth: float) -> tuple[np.ndarray, np.ndarray]:
+    """The background mirrored across the hole's edge: each hole pixel takes the pixel as far outside its
+    nearest edge point as it is inside. image (H, W, C), hole (H, W) bool, depth in pixels. Returns the
+    mirrored colours (H, W, C) float32 and their weight (H, W) float32: 1 at the edge, 0 from `depth` in,
+    and 0 where the mirror image falls outside the crop or back into the hole."""
+    h, w = hole.shape
+    dist, (qy, qx) = ndimage.distance_transform_edt(hole, return_indices=True)
+    ys, xs = np.mgrid[0:h, 0:w]
+    my, mx = 2 * qy - ys, 2 * qx - xs
+    inside = (mx >= 0) & (mx < w) & (my >= 0) & (my < h)
+    my, mx = np.clip(my, 0, h - 1), np.clip(mx, 0, w - 1)
+    usable = inside & ~hole[my, mx]
+    weight = (usable * np.clip(1 - dist / max(depth, 1.0), 0, 1)).astype(np.float32)
+    return image[my, mx].astype(np.float32), weight
+
+
+class BackgroundLayers:
+    """alpha: the person layer's opacity in the crop, (size, size) float32 in 0..1. plate: the crop with
+    the person removed and filled, (size, size, 3) uint8."""
+
+    def __init__(self, image: np.ndarray, person: np.ndarray):
+        size = image.shape[0]
+        hard = (person > PERSON_THRESHOLD).astype(np.uint8)
+        grow = max(1, round(GROW * size))
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+        hole = cv2.dilate(hard, kernel) > 0
+        # Small pockets of background enclosed by the person move with it (and do not seed the fill).
+        n, labels, stats, _ = cv2.connectedComponentsWithStats((~hole).astype(np.uint8), connectivity=4)
+        small = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] < POCKET * size * size)
+        small = small[small > 0]
+        if len(small):
+            hole |= np.isin(labels, small) & ~hole
+        outside = cv2.distanceTransform((~hole).astype(np.uint8), cv2.DIST_L2, 3)
+        self.alpha = np.clip(1 - outside / max(FEATHER * size, 1.0), 0, 1).astype(np.float32)
+        if hole.all() or not hole.any():
+            # Nothing to fill from, or no person: the plate is the crop and the warp alone moves pixels.
+            self.plate = image.copy()
+            self.alpha[...] = 1.0 if hole.all() else 0.0
+            return
+        smooth = push_pull_fill(image, ~hole)
+        mirror, weight = mirrored_fill(image, hole, MIRROR_DEPTH * size)
+        # Blur the weight: the mirror's usable region has ragged edges where it hits the hole again.
+        weight = cv2.GaussianBlur(weight, (0, 0), max(1.0, 0.006 * size))[..., None]
+        fill = mirror * weight + smooth * (1 - weight)
+        self.plate = np.where(hole[..., None], np.clip(fill, 0, 255), image).astype(np.uint8)
+
+    def compose(self, image: np.ndarray, map_xy: np.ndarray) -> None:
+        """Blend the warped crop `image` (size, size, 3) uint8 over the plate, in place; map_xy (size,
+        size, 2) float32 is the backward map that warped it (the alpha follows the same map)."""
+        a = cv2.remap(self.alpha, map_xy, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        image[...] = cv2.blendLinear(image, self.plate, a, 1.0 - a)
