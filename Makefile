@@ -7,7 +7,7 @@ DEVSTAMP := $(VENV)/.installed-dev
 EVALSTAMP := $(VENV)/.installed-eval
 DATA ?= ../shared/data/talking
 
-.PHONY: demo test lint eval bench clean
+.PHONY: demo test lint eval bench clean browser
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,15 @@ $(EVALSTAMP): $(STAMP) requirements-eval.lock
 demo: $(STAMP)
 	$(BIN)/talkface demo
 
-test: $(DEVSTAMP) $(EVALSTAMP)
+# tests/test_browser.py drives Debian's chromium (playwright never downloads one): install it when we may.
+browser:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium \
+	    || echo "chromium could not be installed: the browser test will be skipped"; \
+	  else echo "chromium is missing and needs root to install: the browser test will be skipped"; fi; }
+
+test: $(DEVSTAMP) $(EVALSTAMP) browser
 	$(BIN)/pytest
 
 lint: $(DEVSTAMP)

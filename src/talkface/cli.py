@@ -122,6 +122,15 @@ def cmd_bench(args) -> None:
         )
 
 
+def cmd_serve(args) -> None:
+    from talkface.stream.server import ServerSettings, serve
+
+    settings = ServerSettings()
+    if args.max_sessions is not None:
+        settings = ServerSettings(max_sessions=args.max_sessions)
+    serve(args.host, args.port, settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from talkface import __version__
 
@@ -173,6 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=10.0, help="length of the benchmark audio (default 10)")
     p.add_argument("--size", type=int, default=512, help="frame size (default 512)")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("serve", help="live avatar server: a web page that talks as you speak")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument(
+        "--max-sessions", type=int, help="live sessions at once (default: what two cores hold in real time)"
+    )
+    p.set_defaults(func=cmd_serve)
     from talkface.video.verify_cli import add_verify_parser
 
     add_verify_parser(sub)

@@ -1,0 +1,182 @@
+"""The page in a real browser: headless Chromium (Debian's package) driven by playwright, with a fake
+microphone that plays a WAV of speech, against `talkface serve` started as a user would start it.
+
+Chromium is installed by `make test` (the `browser` step); when it is missing and cannot be installed here
+(not root, no apt-get), the test is skipped and says why. Playwright never downloads a browser: it is given
+the system Chromium's path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import write_audio
+
+from talkface.face import topology as T
+
+SIZE = 256  # the page's size option used here; the conftest rig is built at this size
+BROWSER_NAMES = ("chromium", "chromium-browser")
+
+
+def find_chromium() -> str | None:
+    for name in BROWSER_NAMES:
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def install_chromium() -> str:
+    """Debian's chromium, installed with apt-get when we may; else a skip that says why."""
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        pytest.skip("chromium is not installed and cannot be installed here (needs root and apt-get)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    cmd = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    if r.returncode != 0:
+        pytest.skip(f"chromium could not be installed: {r.stderr.strip().splitlines()[-1:]}")
+    path = find_chromium()
+    if path is None:
+        pytest.skip("apt-get installed chromium but no chromium binary is on PATH")
+    return path
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    pytest.importorskip("playwright.sync_api", reason="playwright is in requirements-dev.lock")
+    return find_chromium() or install_chromium()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    """`talkface serve` on a free port, as a user runs it; yields its base URL."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "talkface.cli", "serve", "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 180  # the warm-up compiles the rasterizer on a cold cache
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"talkface serve exited: {proc.stdout.read()}")
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=1) as r:
+                    assert json.load(r)["status"] == "ok"
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise AssertionError("talkface serve did not answer /health within 180 s") from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def mic_wav(tmp_path_factory) -> Path:
+    """What the fake microphone hears: 4 s of the bundled speech then 1.5 s of silence (it loops)."""
+    from talkface.assets import asset_path
+    from talkface.audio.load import load_audio
+
+    speech = load_audio(asset_path("speech.flac")).samples[: 4 * 16000]
+    x = np.concatenate([speech, np.zeros(24000, np.float32)]).astype(np.float32)
+    return write_audio(tmp_path_factory.mktemp("mic") / "mic.wav", x, 16000)
+
+
+# Runs in the page: every 80 ms, the luma of the avatar canvas in each box, kept until collected.
+SAMPLER = """(boxes) => {
+  const g = document.getElementById("avatar").getContext("2d", { willReadFrequently: true });
+  window.samples = [];
+  window.sampler = setInterval(() => {
+    window.samples.push(boxes.map(([x, y, w, h]) => {
+      const d = g.getImageData(x, y, w, h).data;
+      const luma = new Array(w * h);
+      for (let i = 0; i < w * h; i++) luma[i] = (d[4 * i] + d[4 * i + 1] + d[4 * i + 2]) / 3;
+      return luma;
+    }));
+  }, 80);
+}"""
+
+
+def as_rect(box: tuple[slice, slice]) -> list[int]:
+    rows, cols = box
+    return [cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start]
+
+
+def box_around(points: np.ndarray, margin: float) -> tuple[slice, slice]:
+    x0, y0 = points[:, :2].min(0) - margin
+    x1, y1 = points[:, :2].max(0) + margin
+    return slice(int(y0), int(np.ceil(y1))), slice(int(x0), int(np.ceil(x1)))
+
+
+def test_the_page_talks_with_a_fake_microphone(chromium, server, mic_wav, rig, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    mouth = box_around(rig.points[T.INNER_LIP], 0.15 * rig.eye_distance)
+    up = int(0.8 * rig.eye_distance)  # the same box on the nose: it moves with the head, not the jaw
+    nose = (slice(mouth[0].start - up, mouth[0].stop - up), mouth[1])
+    args = [
+        "--no-sandbox",  # tests run as root in a container
+        "--use-fake-ui-for-media-stream",  # grant the microphone without a prompt
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={mic_wav}",
+        "--autoplay-policy=no-user-gesture-required",
+    ]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=args)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 720})
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(server)
+            page.select_option("#size", str(SIZE))
+            page.eval_on_selector("#motion-scale", "el => { el.value = '0'; }")  # hold the head still
+            page.click("#mic")
+            page.wait_for_function("() => window.talkface.stats.framesReceived > 10", timeout=60_000)
+            page.evaluate(SAMPLER, [as_rect(mouth), as_rect(nose)])
+            time.sleep(3.0)
+            page.screenshot(path=str(tmp_path / "talking.png"))
+            time.sleep(3.0)  # 6 s in all: longer than one loop of the WAV, speech and silence
+            samples = page.evaluate("() => { clearInterval(window.sampler); return window.samples; }")
+            stats = page.evaluate("() => window.talkface.stats")
+            page.click("#stop")
+        finally:
+            browser.close()
+    print(f"screenshot: {tmp_path / 'talking.png'}; stats: {stats}")
+    assert not errors, errors
+    assert stats["error"] is None, stats
+    assert stats["framesReceived"] >= 100, stats  # ~7 s at 25 fps
+    assert stats["framesDrawn"] >= 0.9 * stats["framesReceived"], stats
+    assert stats["latencyMedianMs"] is not None and stats["latencyMedianMs"] < 1000, stats
+    assert len(samples) >= 40, len(samples)
+    mouths = np.array([m for m, _ in samples], np.float32)  # (samples, pixels)
+    noses = np.array([n for _, n in samples], np.float32)
+    mouth_change = np.abs(np.diff(mouths, axis=0)).mean(axis=1)
+    nose_change = np.abs(np.diff(noses, axis=0)).mean(axis=1)
+    assert mouth_change.mean() > 2.5 * nose_change.mean() and mouth_change.max() > 8, (
+        mouth_change.round(1),
+        nose_change.round(1),
+    )
+    # The 1.5 s of silence in each loop closes the mouth: some samples see it still.
+    assert (mouth_change < 0.5).sum() >= 3, mouth_change.round(1)
