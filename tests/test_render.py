@@ -198,7 +198,7 @@ def test_background_stays_still_while_the_head_moves(rig):
         frame = r.render(_motion({"jaw_open": -r.warp.rest_jaw}, rotation), 0)
         # Wherever the moved person does not cover it, the background is exactly where it was (the old ring
         # warp dragged it along with the head).
-        person = cv2.remap(layers.alpha, r.warp._map, None, cv2.INTER_LINEAR)
+        person = layers.warped_alpha(r.warp._map)
         still = far & (person == 0)
         assert still.mean() > 0.1
         assert np.abs(frame[still].astype(int) - rest[still].astype(int)).max() <= 1, rotation
@@ -211,3 +211,37 @@ def test_background_stays_still_while_the_head_moves(rig):
     skin = rig.image[inside].astype(float).mean(0)
     filled = layers.plate[inside].astype(float).mean(0)
     assert np.linalg.norm(filled - backdrop) < 0.5 * np.linalg.norm(skin - backdrop)
+
+
+def test_wide_jaw_drops_the_chin_with_the_lower_lip(rig):
+    from talkface.face.expression import EXPRESSIONS
+    from talkface.render.warp import JAW_KNEE
+
+    w = Renderer(rig).warp
+
+    def face(jaw):
+        e = np.zeros(len(EXPRESSIONS))
+        e[EXPRESSIONS.index("jaw_open")] = jaw
+        return w.deform(e)
+
+    # Up to the knee the calibrated linear basis is untouched.
+    linear = w.neutral + (JAW_KNEE + w.rest_jaw) * w.basis[EXPRESSIONS.index("jaw_open")]
+    np.testing.assert_allclose(face(JAW_KNEE), linear, atol=1e-9)
+    # Speech openings move the chin less than the lower lip; past the knee the jaw turns and the chin
+    # follows the lower lip.
+    lip_small = face(0.6)[T.LOWER_LIP_MID, 1] - face(0.2)[T.LOWER_LIP_MID, 1]
+    chin_small = face(0.6)[T.CHIN, 1] - face(0.2)[T.CHIN, 1]
+    lip_wide = face(1.2)[T.LOWER_LIP_MID, 1] - face(JAW_KNEE)[T.LOWER_LIP_MID, 1]
+    chin_wide = face(1.2)[T.CHIN, 1] - face(JAW_KNEE)[T.CHIN, 1]
+    assert chin_small < 0.6 * lip_small
+    assert chin_wide > 0.9 * lip_wide > 0
+
+
+def test_teeth_take_the_portraits_own_colour(rig):
+    from talkface.render.mouth import TEETH
+
+    mouth = Renderer(rig).mouth
+    # The bundled portrait smiles with its teeth showing: their colour is measured, not the default ivory.
+    assert mouth.teeth_from_portrait
+    assert np.abs(mouth.teeth - TEETH).max() > 3
+    assert mouth.teeth.min() > 120 and mouth.teeth.max() - mouth.teeth.min() < 60  # bright, unsaturated

@@ -50,7 +50,7 @@ def sheet(path: Path, size: int, columns: int = 4, poses=POSES) -> np.ndarray:
     tiles = [_label(rig.image, path.stem[:22])]
     layers = getattr(renderer.warp, "layers", None)
     if layers is not None:
-        mask = (np.repeat(layers.alpha[..., None], 3, 2) * 255).astype(np.uint8)
+        mask = np.repeat(layers.alpha[..., None], 3, 2)
         tiles += [_label(mask, "mask"), _label(layers.plate, "plate")]
     for i, (rotation, jaw) in enumerate(poses):
         tiles.append(_label(renderer.render(motion, i), f"ypr {rotation} jaw {jaw}"))

@@ -13,6 +13,7 @@ the background stays still and rigid and what a turning head uncovers shows the 
 from __future__ import annotations
 
 import cv2
+import numba
 import numpy as np
 from scipy import ndimage
 
@@ -63,9 +64,27 @@ def mirrored_fill(image: np.ndarray, hole: np.ndarray, depth: float) -> tuple[np
     return image[my, mx].astype(np.float32), weight
 
 
+@numba.njit(cache=True, nogil=True)
+def _blend(image, plate, alpha):  # pragma: no cover - numba
+    """image (H, W, 3) uint8 over plate (H, W, 3) uint8 by alpha (H, W) uint8 (255 = image), in place, in
+    one pass without temporaries: opaque pixels are skipped, transparent ones copied from the plate."""
+    for y in range(image.shape[0]):
+        for x in range(image.shape[1]):
+            a = np.int32(alpha[y, x])
+            if a == 255:
+                continue
+            if a == 0:
+                for c in range(3):
+                    image[y, x, c] = plate[y, x, c]
+                continue
+            for c in range(3):
+                v = np.int32(plate[y, x, c]) * (255 - a) + np.int32(image[y, x, c]) * a + 128
+                image[y, x, c] = np.uint8((v + (v >> 8)) >> 8)  # v / 255, rounded
+
+
 class BackgroundLayers:
-    """alpha: the person layer's opacity in the crop, (size, size) float32 in 0..1. plate: the crop with
-    the person removed and filled, (size, size, 3) uint8."""
+    """alpha: the person layer's opacity in the crop, (size, size) uint8 (255 = person). plate: the crop
+    with the person removed and filled, (size, size, 3) uint8."""
 
     def __init__(self, image: np.ndarray, person: np.ndarray):
         size = image.shape[0]
@@ -80,11 +99,12 @@ class BackgroundLayers:
         if len(small):
             hole |= np.isin(labels, small) & ~hole
         outside = cv2.distanceTransform((~hole).astype(np.uint8), cv2.DIST_L2, 3)
-        self.alpha = np.clip(1 - outside / max(FEATHER * size, 1.0), 0, 1).astype(np.float32)
+        alpha = np.clip(1 - outside / max(FEATHER * size, 1.0), 0, 1)
+        self.alpha = np.round(alpha * 255).astype(np.uint8)
         if hole.all() or not hole.any():
             # Nothing to fill from, or no person: the plate is the crop and the warp alone moves pixels.
             self.plate = image.copy()
-            self.alpha[...] = 1.0 if hole.all() else 0.0
+            self.alpha[...] = 255 if hole.all() else 0
             return
         smooth = push_pull_fill(image, ~hole)
         mirror, weight = mirrored_fill(image, hole, MIRROR_DEPTH * size)
@@ -96,5 +116,8 @@ class BackgroundLayers:
     def compose(self, image: np.ndarray, map_xy: np.ndarray) -> None:
         """Blend the warped crop `image` (size, size, 3) uint8 over the plate, in place; map_xy (size,
         size, 2) float32 is the backward map that warped it (the alpha follows the same map)."""
-        a = cv2.remap(self.alpha, map_xy, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        image[...] = cv2.blendLinear(image, self.plate, a, 1.0 - a)
+        _blend(image, self.plate, self.warped_alpha(map_xy))
+
+    def warped_alpha(self, map_xy: np.ndarray) -> np.ndarray:
+        """The person's alpha moved by a backward map (size, size, 2) float32: (size, size) uint8."""
+        return cv2.remap(self.alpha, map_xy, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

@@ -15,22 +15,69 @@ TOOTH_EDGES = np.array(
     [0.0, 0.17, 0.32, 0.45, 0.56, 0.66, 0.75, 0.83]
 )  # |u| of tooth borders (incisor first)
 UPPER_TEETH = 0.12  # visible height of the upper incisors, in mouth widths
-LOWER_TEETH = 0.08
+LOWER_TEETH = 0.065  # visible height of the lower incisors above the lower lip, in mouth widths
+LOWER_SPAN = 0.56  # the lower teeth show out to this |u| (the canines); further round the lip hides them
+LOWER_NARROW = 1.35  # lower incisors are this much narrower than the upper ones
 CAVITY = np.array([62.0, 24.0, 28.0])
 TEETH = np.array([232.0, 226.0, 212.0])
 TONGUE = np.array([168.0, 78.0, 82.0])
+# Teeth in shadow turn warmer, not grey: light inside the mouth is what the lips and gums reflect.
+SHADOW_TINT = np.array([0.10, 0.0, -0.08])
+# Per tooth (8 per side, incisor first): brightness and length, so a row is not a comb of copies. Fixed
+# numbers (not random per run) so the same portrait always gets the same teeth.
+TOOTH_TONE = np.array(
+    [1.0, 0.97, 0.93, 0.9, 0.86, 0.83, 0.8, 0.78, 0.99, 0.96, 0.94, 0.89, 0.87, 0.82, 0.8, 0.78]
+)
+TOOTH_LENGTH = np.array(
+    [1.0, 0.9, 0.96, 0.85, 0.8, 0.76, 0.72, 0.7, 0.98, 0.92, 0.94, 0.86, 0.8, 0.75, 0.72, 0.7]
+)
 
 
-def _tooth_row(au: np.ndarray, w: float, darkest: float) -> tuple[np.ndarray, np.ndarray]:
-    """For |u| across the mouth (0 centre, 1 corner): each tooth's rounded biting edge (height factor) and
-    the shading of the seams between teeth (darkest at a seam), both shaped like au."""
-    k = np.searchsorted(TOOTH_EDGES, np.minimum(au, TOOTH_EDGES[-1] - 1e-6), side="right") - 1
+def _tooth_row(
+    u: np.ndarray, w: float, narrow: float = 1.0, rounding: float = 0.45
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Teeth across the mouth at u (-1 right corner, 0 centre, 1 left corner), for a mouth w pixels wide and
+    teeth `narrow` times narrower than the upper incisors. Returns, shaped like u: the length factor of the
+    tooth at u (its biting edge's corners rounded off by up to `rounding` of its length, times its own
+    length), its tone (TOOTH_TONE), and the distance to the nearest gap between teeth, pixels."""
+    au = np.minimum(np.abs(u) * narrow, TOOTH_EDGES[-1] - 1e-6)
+    k = np.searchsorted(TOOTH_EDGES, au, side="right") - 1
     lo_e, hi_e = TOOTH_EDGES[k], TOOTH_EDGES[k + 1]
-    s = (au - lo_e) / (hi_e - lo_e)  # 0..1 across one tooth
-    rounding = 1 - 0.35 * (2 * s - 1) ** 4
-    seam_px = np.minimum(s, 1 - s) * (hi_e - lo_e) * w / 2  # distance to the nearest seam, pixels
-    seam = darkest + (1 - darkest) * np.clip(seam_px / 0.9, 0, 1)
-    return rounding, seam
+    tooth_px = (hi_e - lo_e) * w / (2 * narrow)
+    gap_px = np.minimum(au - lo_e, hi_e - au) / (hi_e - lo_e) * tooth_px
+    # Biting edge: flat in the middle of the tooth, rounded over a quarter of its width at each side.
+    r = np.clip(gap_px / np.maximum(0.25 * tooth_px, 1e-6), 0, 1)
+    corner = 1 - rounding * (1 - np.sqrt(1 - (1 - r) ** 2))
+    tooth = k + 8 * (u > 0)
+    return corner * TOOTH_LENGTH[tooth], TOOTH_TONE[tooth], gap_px
+
+
+def _lip_curve(lip: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Height of an inner lip line (points (N, 2) sorted by x) at x: a smooth quartic through the points
+    (the piecewise-linear line put creases into the shading at every point), flat beyond its ends."""
+    span = max(float(lip[-1, 0] - lip[0, 0]), 1e-6)
+    t = (lip[:, 0] - lip[0, 0]) / span
+    coef = np.polyfit(t, lip[:, 1], min(4, len(lip) - 1))
+    return np.polyval(coef, np.clip((x - lip[0, 0]) / span, 0, 1))
+
+
+def _coverage(distance_px: np.ndarray) -> np.ndarray:
+    """Anti-aliased coverage of a pixel whose centre lies distance_px inside an edge (negative: outside)."""
+    return np.clip(distance_px + 0.5, 0.0, 1.0)
+
+
+def _own_teeth_colour(image: np.ndarray, opening: np.ndarray) -> np.ndarray | None:
+    """The portrait's own teeth colour (RGB float, shape (3,)) from the bright, unsaturated pixels inside its
+    mouth opening (opening: (H, W) float weights), or None when it shows no teeth."""
+    pixels = image[opening > 0.6].astype(np.float32)
+    if len(pixels) < 12:
+        return None
+    value = pixels.max(1)
+    saturation = (value - pixels.min(1)) / np.maximum(value, 1.0)
+    teeth = pixels[(value >= np.percentile(value, 60)) & (saturation < 0.35) & (value > 90)]
+    if len(teeth) < 8:
+        return None
+    return np.median(teeth, axis=0)
 
 
 class MouthInterior:
@@ -48,7 +95,6 @@ class MouthInterior:
         lum = float(mean.mean())
         cast = (mean / max(lum, 1.0)) ** 0.25
         light = float(np.clip(lum / 150.0, 0.55, 1.25))
-        self.teeth = np.clip(TEETH * cast * min(light, 1.05), 0, 255)
         self.cavity = CAVITY * cast * light
         self.tongue = TONGUE * cast * light
         # Where the portrait's own mouth is open (teeth or cavity shown), keep its pixels: a soft mask of the
@@ -57,6 +103,17 @@ class MouthInterior:
         cv2.fillPoly(hole, [np.round(p[T.INNER_LIP, :2] * 4).astype(np.int32)], 255, cv2.LINE_AA, shift=2)
         hole = cv2.erode(hole, np.ones((3, 3), np.uint8))
         self.own_mouth = cv2.GaussianBlur(hole.astype(np.float32) / 255.0, (5, 5), 1.0)
+        # Teeth: the portrait's own teeth colour when it shows them (brightest and most ivory at the front
+        # incisors, hence raised a little), else ivory in the face's light and colour cast.
+        own = _own_teeth_colour(rig.image, self.own_mouth)
+        synthetic = np.clip(TEETH * cast * min(light, 1.05), 0, 255)
+        self.teeth = synthetic if own is None else np.clip(own * 1.05, 0.75 * synthetic, 255)
+        self.teeth_from_portrait = own is not None
+
+    def _shaded_teeth(self, shade: np.ndarray) -> np.ndarray:
+        """Teeth colour under shading (...,) in 0..1, shape (..., 3): darker and warmer in shadow."""
+        dark = (1 - shade)[..., None]
+        return self.teeth * shade[..., None] * (1 + SHADOW_TINT * dark)
 
     def paint(self, frame: WarpResult) -> None:
         """Composite the interior into frame.image where frame.label is MOUTH (soft-edged), in place."""
@@ -74,8 +131,8 @@ class MouthInterior:
         w = self.width
         up = frame.upper_lip[np.argsort(frame.upper_lip[:, 0])]
         lo = frame.lower_lip[np.argsort(frame.lower_lip[:, 0])]
-        y_up = np.interp(sx, up[:, 0], up[:, 1])
-        y_lo = np.interp(sx, lo[:, 0], lo[:, 1])
+        y_up = _lip_curve(up, sx)
+        y_lo = _lip_curve(lo, sx)
         gap = np.maximum(y_lo - y_up, 0.0)
         u = (sx - self.centre_x) / (w / 2)
         au = np.abs(u)
@@ -90,24 +147,35 @@ class MouthInterior:
         tongue *= np.clip(1 - au / 0.8, 0, 1)
         tongue_col = self.tongue[None, None, :] * (0.6 + 0.4 * (1 - depth))[..., None]
         colour = colour * (1 - tongue[..., None]) + tongue_col * tongue[..., None]
-        # Teeth: incisors widest in the middle, narrowing around the arch; soft seams between teeth. The
-        # lower incisors are narrower than the upper ones.
-        arch = 1 - 0.55 * au**2
-        opening = np.clip(gap / (0.18 * w), 0.3, 1.0)  # a narrow gap lets little light onto the teeth
-        rounding_up, seam_up = _tooth_row(au, w, darkest=0.62)
-        rounding_lo, seam_lo = _tooth_row(au * 1.35, w / 1.35, darkest=0.78)
-        upper = (
-            (t_up >= -1) & (t_up < UPPER_TEETH * w * rounding_up * (1 - 0.3 * au**2)) & (au < TOOTH_EDGES[-1])
+        # Teeth: a row of individual teeth following the arch, each with its own length and tone, rounded
+        # biting edges, anti-aliased outlines and thin gaps that darken towards the biting edge (the
+        # embrasures), shaded darker round the arch and in the lips' shadow.
+        arch = 1 - 0.5 * au**2
+        opening = np.clip(gap / (0.18 * w), 0.35, 1.0)  # a narrow gap lets little light onto the teeth
+        length_up, tone_up, gap_up = _tooth_row(u, w)
+        h_up = UPPER_TEETH * w * length_up * (1 - 0.3 * au**2)
+        upper = _coverage(h_up - t_up) * _coverage(t_up + 1.0) * _coverage((TOOTH_EDGES[-1] - au) * w / 2)
+        tip_up = np.clip(t_up / np.maximum(h_up, 1e-6), 0, 1)  # 0 at the lip, 1 at the biting edge
+        seam_up = 1 - (0.25 + 0.45 * tip_up) * np.exp(-((gap_up / 0.8) ** 2))
+        under_lip = np.clip(0.72 + t_up / (0.05 * w) * 0.28, 0.72, 1.0)
+        shade_up = arch * opening * tone_up * seam_up * under_lip
+        # The lower teeth hide behind the lower lip until the jaw has dropped well past the upper teeth,
+        # and sit in the shadow of the upper lip and teeth: dimmer, and darker down towards the lip.
+        # Lower incisors are flat-topped and packed tight: little rounding and faint gaps.
+        length_lo, tone_lo, gap_lo = _tooth_row(u, w, LOWER_NARROW, rounding=0.15)
+        show_lo = np.clip((gap - 0.12 * w) / (0.15 * w), 0, 1)
+        h_lo = LOWER_TEETH * w * show_lo * length_lo
+        lower = (
+            _coverage(h_lo - t_lo)
+            * _coverage(t_lo + 1.0)
+            * _coverage((LOWER_SPAN - au) * w / 2)
+            * (h_lo > 0.5)
         )
-        # The lower teeth hide behind the lower lip until the jaw has dropped well past the upper teeth.
-        lower_h = LOWER_TEETH * w * np.clip((gap - 0.12 * w) / (0.15 * w), 0, 1)
-        lower = (t_lo >= -1) & (t_lo < lower_h * rounding_lo) & (au < TOOTH_EDGES[5])
-        # Upper teeth are shadowed just under the lip; lower teeth are dimmer (in the upper lip's shadow).
-        under_lip = np.clip(0.75 + t_up / (0.05 * w) * 0.25, 0.75, 1.0)
-        shade_up = (arch * opening * seam_up * under_lip)[..., None]
-        shade_lo = (arch * opening * seam_lo * 0.8)[..., None]
-        colour = np.where(lower[..., None], self.teeth * shade_lo, colour)
-        colour = np.where(upper[..., None], self.teeth * shade_up, colour)
+        tip_lo = np.clip(t_lo / np.maximum(h_lo, 1e-6), 0, 1)
+        seam_lo = 1 - (0.08 + 0.22 * tip_lo) * np.exp(-((gap_lo / 0.6) ** 2))
+        shade_lo = arch * opening * tone_lo * seam_lo * (0.7 + 0.22 * tip_lo)
+        colour = colour + (self._shaded_teeth(shade_lo) - colour) * lower[..., None]
+        colour = colour + (self._shaded_teeth(shade_up) - colour) * upper[..., None]
         region = frame.image[y0:y1, x0:x1].astype(np.float32)
         # The warp already sampled the portrait at the skull coordinates: inside the portrait's own
         # opening that is its real teeth; newly opened parts get the synthetic interior.

@@ -38,6 +38,8 @@ RING_EDGE_SLACK = 0.5  # a ring point moves at most this share of its distance t
 RING_EXPRESSION_FOLLOW = (0.5, 0.1)  # share of the oval's expression motion (jaw) each ring follows
 BORDER_STEPS = 8  # border points per side
 FAR = 1e6  # depth of the ring: the face always wins where they overlap
+JAW_KNEE = 0.8  # jaw_open above which the chin follows the lower lip (the basis is calibrated up to here)
+LOWER_LIP_OUTER = 17  # middle of the lower lip's outer edge
 UPPER_JAW = [2, 164, 98, 327]  # under the nose: moves with the skull (upper teeth), not with the lips
 REST_GAP_TOLERANCE = 0.02  # inner-lip gap (eye distances) under which a portrait's lips count as closed
 
@@ -133,6 +135,14 @@ class MeshWarp:
         gap = Landmarks(rig.points).mouth_opening()
         self.rest_jaw = -gap / JAW_GAP if gap > REST_GAP_TOLERANCE else 0.0
         self.iod = rig.eye_distance
+        # Past JAW_KNEE the mouth opens by turning the jaw: the chin drops with the lower lip instead of at
+        # the learned basis's speech ratio (~0.4 of it). Per unit jaw beyond the knee, each lower-face point
+        # gets what it lacks of the lower lip's motion, fully at the chin, fading out up to the corners.
+        d = self.basis[JAW_OPEN]
+        corners_y = p[[61, 291], 1].mean()
+        share = np.clip((p[:, 1] - corners_y) / max(p[T.CHIN, 1] - corners_y, 1e-6), 0, 1) ** 0.7
+        share[T.N_MESH :] = 0.0  # irises
+        self.chin_field = share[:, None] * (d[LOWER_LIP_OUTER] - d)
         oval = p[T.FACE_OVAL, :2]
         self.centre = oval.mean(0)
         # Head pivot: behind the face, at nose height (the head turns about the neck, not the nose tip).
@@ -217,8 +227,11 @@ class MeshWarp:
     def deform(self, expression: np.ndarray, emotion: np.ndarray | None = None) -> np.ndarray:
         """Neutral landmarks plus expression (K,) and emotion offsets (E,), shape (478, 3)."""
         coef = expression.astype(np.float64).copy()
+        wide = max(float(coef[JAW_OPEN]) - JAW_KNEE, 0.0)
         coef[JAW_OPEN] += self.rest_jaw
         out = self.neutral + np.tensordot(coef, self.basis, axes=1)
+        if wide > 0:
+            out = out + wide * self.chin_field
         if emotion is not None and np.any(emotion):
             out = out + np.tensordot(emotion.astype(np.float64), self.emotions, axes=1)
         return out
