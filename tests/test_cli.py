@@ -180,3 +180,22 @@ def test_every_video_carries_the_watermark_and_says_it_is_synthetic(tmp_path, po
     junk.write_bytes(b"nope" * 100)
     r = run_cli("verify", junk)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_animate_with_a_transcript(tmp_path, portrait, capsys):
+    from talkface.audio.tts import synthesize
+
+    text = "Pack my box with five dozen liquor jugs"
+    speech = synthesize(text, "en-us")
+    wav = write_audio(tmp_path / "speech.wav", speech.samples, speech.sample_rate)
+    (tmp_path / "words.txt").write_text(text + "\n")
+    out = tmp_path / "aligned.mp4"
+    args = ["animate", str(portrait), str(wav), "-o", str(out), "--size", "128", "-q"]
+    assert main([*args, "--transcript", str(tmp_path / "words.txt")]) == 0
+    assert out.exists()
+    out.unlink()
+    wrong = "the weather in spring is mild and the birds sing all day long near the river"
+    assert main([*args, "--transcript", wrong]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "transcript" in err[0]
+    assert not out.exists()

@@ -66,11 +66,11 @@ def _progress_bar(enabled: bool):
     return update, close
 
 
-def _run_with_progress(job, quiet: bool, *args) -> None:
-    """Run a pipeline function job(*args, progress=...) with a progress bar on a terminal."""
+def _run_with_progress(job, quiet: bool, *args, **kwargs) -> None:
+    """Run a pipeline function job(*args, **kwargs, progress=...) with a progress bar on a terminal."""
     update, close = _progress_bar(not quiet)
     try:
-        path = job(*args, progress=update)
+        path = job(*args, **kwargs, progress=update)
     finally:
         close()
     if not quiet:
@@ -81,7 +81,14 @@ def cmd_animate(args) -> None:
     from talkface.pipeline import animate
 
     options = _options(args, AnimateOptions)
-    _run_with_progress(animate, args.quiet, args.portrait, args.audio, args.output, options)
+    transcript = None
+    if args.transcript is not None:
+        from talkface.audio.align import read_transcript
+
+        transcript = read_transcript(args.transcript)
+    _run_with_progress(
+        animate, args.quiet, args.portrait, args.audio, args.output, options, transcript=transcript
+    )
 
 
 def cmd_demo(args) -> None:
@@ -145,6 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("audio", help="voice track (WAV, MP3, M4A, FLAC, OGG, or a video's audio); up to 30 min")
     p.add_argument("-o", "--output", required=True, help="output .mp4")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--transcript",
+        metavar="TEXT_OR_FILE",
+        help="what is said (English; text or a .txt file): aligned to the audio, phonemes shape the mouth",
+    )
     _add_options(p, AnimateOptions)
     p.set_defaults(func=cmd_animate)
 
