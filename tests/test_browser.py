@@ -180,3 +180,44 @@ def test_the_page_talks_with_a_fake_microphone(chromium, server, mic_wav, rig, t
     )
     # The 1.5 s of silence in each loop closes the mouth: some samples see it still.
     assert (mouth_change < 0.5).sum() >= 3, mouth_change.round(1)
+
+
+def test_upload_a_portrait_and_play_an_audio_file_in_sync(chromium, server, mic_wav, tmp_path):
+    """The other path of the page: a portrait uploaded from disk, then a speech file streamed in real time
+    and played back delayed by the measured latency, the frames drawn when their audio is heard."""
+    import cv2
+    from playwright.sync_api import sync_playwright
+
+    from talkface.assets import asset_path
+
+    png = tmp_path / "me.png"
+    cv2.imwrite(str(png), cv2.imread(str(asset_path("portrait.jpg")))[::2, ::2])
+    speech = tmp_path / "speech.wav"
+    shutil.copy(mic_wav, speech)
+    args = ["--no-sandbox", "--autoplay-policy=no-user-gesture-required"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=args)
+        try:
+            page = browser.new_page()
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(server)
+            page.select_option("#size", str(SIZE))
+            page.set_input_files("#portrait-file", str(png))
+            page.wait_for_function(
+                "() => document.getElementById('portrait-status').textContent.includes('face found')",
+                timeout=30_000,
+            )
+            assert page.is_checked("#portrait-upload-choice")
+            page.set_input_files("#audio-file", str(speech))
+            # The file is 5.5 s long: the run ends by itself when its playback ends.
+            page.wait_for_function("() => window.talkface.stats.status === 'done'", timeout=60_000)
+            stats = page.evaluate("() => window.talkface.stats")
+        finally:
+            browser.close()
+    assert not errors, errors
+    assert stats["error"] is None, stats
+    assert stats["framesReceived"] >= 5.0 * 25, stats
+    assert stats["framesDrawn"] >= 0.9 * stats["framesReceived"], stats
+    # Playback waited for the first frame: the delay is its latency plus the page's jitter margin.
+    assert 120 <= stats["audioDelayMs"] < 3000, stats

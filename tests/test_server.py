@@ -372,3 +372,15 @@ def test_serve_bad_arguments_give_one_line_and_exit_2():
         r = run_cli("serve", "--port", str(port))
     assert r.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_bench_measures_stream_latency_and_rate(portrait):
+    from talkface.eval.bench import stream_latency, stream_throughput
+
+    speech = synth_speech(3.0)
+    live = stream_latency(portrait, speech, SIZE, FPS)
+    # Fed in real time the session keeps up (25 fps) and each frame leaves within a fraction of a second;
+    # it cannot leave before its own audio has been pushed.
+    assert 0 < live["stream_latency_ms"] <= live["stream_latency_p90_ms"] < 1000, live
+    assert abs(live["stream_realtime_fps"] - FPS) < 2, live
+    assert stream_throughput(portrait, speech, SIZE, FPS) > FPS
