@@ -5,9 +5,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 EVALSTAMP := $(VENV)/.installed-eval
+TRAINSTAMP := $(VENV)/.installed-train
 DATA ?= ../shared/data/talking
 
-.PHONY: demo test lint eval bench clean browser
+.PHONY: demo test lint eval bench train clean browser
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +23,11 @@ $(DEVSTAMP): $(STAMP) requirements-dev.lock
 # Evaluation-only tools (dlib's face embedding for identity_dist); never needed at run time.
 $(EVALSTAMP): $(STAMP) requirements-eval.lock
 	$(BIN)/pip install --quiet --no-deps -r requirements-eval.lock
+	touch $@
+
+# Training-only tools (torch, CPU build); never needed at run time.
+$(TRAINSTAMP): $(STAMP) requirements-train.lock
+	$(BIN)/pip install --quiet --no-deps -r requirements-train.lock
 	touch $@
 
 demo: $(STAMP)
@@ -45,6 +51,12 @@ lint: $(DEVSTAMP)
 eval: $(EVALSTAMP)
 	@if [ -d "$(DATA)" ]; then $(BIN)/talkface eval $(DATA) --report reports/eval; \
 	else echo "no evaluation data at $(DATA) (set DATA=...)"; fi
+
+# Retrain the learned motion generator on the train split (about 15 min on 2 cores) and export it to
+# src/talkface/assets/motion_model.{onnx,json}; the training curve goes to reports/learned_motion/.
+train: $(TRAINSTAMP)
+	@if [ -d "$(DATA)" ]; then $(BIN)/python -m training.learned_motion.train $(DATA)/..; \
+	else echo "no training data at $(DATA) (set DATA=.../talking)"; exit 1; fi
 
 bench: $(STAMP)
 	$(BIN)/talkface bench --json

@@ -64,8 +64,9 @@ class AnimateOptions:
     )
     generator: str = _opt(
         "rules",
-        "motion generator (loudness is a naive baseline for evaluation)",
-        choices=("rules", "loudness"),
+        "motion generator: rules, learned (a small model trained on real talking faces), or loudness "
+        "(a naive baseline for evaluation)",
+        choices=("rules", "learned", "loudness"),
     )
 
     def __post_init__(self):

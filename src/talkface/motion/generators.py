@@ -1,6 +1,7 @@
 """The motion generators behind one interface: a MotionStream (motion.stream) made by name.
 
 rules     the phonetic/acoustic rule generator (motion.rules), the default.
+learned   a small flow-matching transformer trained on real talking faces (motion.learned, ONNX).
 loudness  a naive baseline for evaluation: loudness opens the jaw, nothing else moves. It gives every
           metric a floor; it is not meant for real use.
 """
@@ -15,6 +16,7 @@ from talkface.audio.features import AudioFeatures
 from talkface.audio.tts import Phoneme
 from talkface.errors import TalkfaceError
 from talkface.face.expression import EXPRESSIONS, JAW_OPEN
+from talkface.motion.learned import LearnedStream
 from talkface.motion.rules import RuleSettings, RuleStream, SpeechLevels
 from talkface.motion.sequence import MotionSequence
 from talkface.motion.stream import MotionStream, run_stream
@@ -41,7 +43,11 @@ class LoudnessStream:
         return MotionSequence.still(0, self.fps)
 
 
-GENERATORS: dict[str, StreamFactory] = {"rules": RuleStream, "loudness": LoudnessStream}
+GENERATORS: dict[str, StreamFactory] = {
+    "rules": RuleStream,
+    "learned": LearnedStream,
+    "loudness": LoudnessStream,
+}
 
 
 def make_stream(

@@ -1,0 +1,443 @@
+"""The learned motion generator: a small flow-matching transformer over the face latent, run window by
+window with onnxruntime (VASA-1's holistic dynamics generator, in miniature).
+
+The model works at MODEL_FPS. Each call generates WINDOW new motion frames (pose, expression, blinks,
+gaze: MOTION_DIM numbers per frame) from
+
+- the CONTEXT motion frames before them (the previous windows' output: continuity across windows),
+- the audio features of the CONTEXT + WINDOW + LOOKAHEAD frames around them (LOOKAHEAD frames of audio
+  after the window: the lips may open before the sound),
+
+by integrating a learned velocity field from Gaussian noise to a motion sample in STEPS Euler steps,
+with classifier-free guidance on the audio (the model was trained with the audio dropped at times).
+Audio features are normalised causally (FeatureNormalizer: level relative to a running reference of the
+voice's loud level, spectral shape relative to the frame's own mean, pitch relative to a running mean),
+so nothing depends on whole-file statistics and the same code serves offline rendering and live
+streaming: the window grid is fixed, so any push() chunking gives the same motion, and a frame is final
+WINDOW + LOOKAHEAD model frames (240 ms at 25 fps) after its audio arrives at most.
+
+Weights ship as assets/motion_model.onnx with assets/motion_model.json (sizes, feature and motion
+normalisation, sampling settings, and the data and validation numbers it was trained and checked with).
+Training: training/learned_motion (torch, never imported at run time).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib.resources import files
+
+import numpy as np
+
+from talkface.audio.features import AudioFeatures, concat_features
+from talkface.audio.tts import Phoneme
+from talkface.errors import TalkfaceError
+from talkface.face.expression import EXPRESSIONS
+from talkface.motion.rules import RuleSettings
+from talkface.motion.sequence import MotionSequence
+from talkface.motion.stream import run_stream
+
+MODEL_FPS = 25.0  # the model's frame rate; other video rates are interpolated to and from it
+# Motion vector layout, MOTION_DIM numbers per frame: expression (EXPRESSIONS order), rotation yaw, pitch,
+# roll (degrees), translation x, y (eye distances), gaze yaw, pitch (degrees).
+N_EXPR = len(EXPRESSIONS)
+ROT = slice(N_EXPR, N_EXPR + 3)
+TRANS = slice(N_EXPR + 3, N_EXPR + 5)
+GAZE = slice(N_EXPR + 5, N_EXPR + 7)
+MOTION_DIM = N_EXPR + 7
+MODEL_FILE, META_FILE = "motion_model.onnx", "motion_model.json"
+
+# Causal feature normalisation (FeatureNormalizer).
+N_MELS = 40
+FEATURE_DIM = N_MELS + 9
+REF_INIT_DB = -25.0  # running loud-voice level before any sound (a typical speech level, dBFS)
+REF_FLOOR_DB = -50.0  # never below: silence must stay far below the reference
+REF_ATTACK = 0.3  # share of the gap closed per frame when a frame is louder than the reference
+# The reference falls this fast through quieter voiced frames (it settles near the top of the voice's
+# levels, and a quiet recording is found within a few seconds of speech) ...
+REF_DECAY_VOICED_DB_S = 10.0
+REF_DECAY_DB_S = 0.5  # ... and this slowly in pauses (a pause must not make the room noise "loud")
+PITCH_EMA_S = 2.0  # time constant of the running mean log-pitch
+
+
+@dataclass
+class FeatureNormalizer:
+    """Turns raw per-frame features (at MODEL_FPS) into the model's level-invariant inputs, causally:
+    frame i depends on frames <= i only, so chunked calls give the same result as one call.
+
+    Output columns (FEATURE_DIM): 40 log-mel bands minus their frame mean (/3, natural-log units), level
+    relative to the running loud-voice reference (/20 dB), level change from the previous frame (/10 dB),
+    voicing, voiced flag, pitch relative to the running mean (octaves), periodicity, low_ratio,
+    high_ratio, log2(centroid / 1 kHz)."""
+
+    ref_db: float = REF_INIT_DB
+    pitch_ref: float | None = None  # running mean log2(pitch / Hz) of voiced frames
+    last_db: float | None = None
+
+    def __call__(self, f: AudioFeatures) -> np.ndarray:
+        """Model inputs (T, FEATURE_DIM) float32 for features `f` at MODEL_FPS (T frames)."""
+        n = len(f)
+        decay = REF_DECAY_DB_S / MODEL_FPS
+        decay_voiced = REF_DECAY_VOICED_DB_S / MODEL_FPS
+        alpha = 1.0 / (PITCH_EMA_S * MODEL_FPS)
+        energy = f.energy_db.astype(np.float64)
+        rel = np.empty(n)
+        delta = np.empty(n)
+        octave = np.zeros(n)
+        for i in range(n):
+            e = float(energy[i])
+            if e > self.ref_db:
+                self.ref_db += REF_ATTACK * (e - self.ref_db)
+            else:
+                fall = decay_voiced if f.voicing[i] > 0.5 else decay
+                self.ref_db = max(self.ref_db - fall, REF_FLOOR_DB)
+            rel[i] = e - self.ref_db
+            delta[i] = 0.0 if self.last_db is None else e - self.last_db
+            self.last_db = e
+            p = float(f.pitch_hz[i])
+            if p > 0:
+                lp = math.log2(p)
+                self.pitch_ref = (
+                    lp if self.pitch_ref is None else self.pitch_ref + alpha * (lp - self.pitch_ref)
+                )
+                octave[i] = lp - self.pitch_ref
+        log_mel = f.log_mel.astype(np.float64)
+        shape = (log_mel - log_mel.mean(1, keepdims=True)) / 3.0
+        cols = [
+            np.clip(rel / 20.0, -3.0, 0.5),
+            np.clip(delta / 10.0, -2.0, 2.0),
+            f.voicing,
+            (f.pitch_hz > 0).astype(np.float64),
+            np.clip(octave, -1.0, 1.0),
+            f.periodicity,
+            f.low_ratio,
+            f.high_ratio,
+            np.clip(np.log2(np.maximum(f.centroid_hz, 50.0) / 1000.0), -3.0, 3.0),
+        ]
+        return np.column_stack([shape, *cols]).astype(np.float32)
+
+
+def motion_to_array(m: MotionSequence) -> np.ndarray:
+    """The model's motion vector per frame, shape (T, MOTION_DIM) float32 (layout: see MOTION_DIM)."""
+    return np.concatenate([m.expression, m.rotation, m.translation, m.gaze], 1).astype(np.float32)
+
+
+def array_to_motion(x: np.ndarray, fps: float) -> MotionSequence:
+    """Inverse of motion_to_array (no emotion)."""
+    x = np.asarray(x, np.float32)
+    return MotionSequence(
+        np.ascontiguousarray(x[:, :N_EXPR]),
+        np.ascontiguousarray(x[:, ROT]),
+        np.ascontiguousarray(x[:, TRANS]),
+        np.ascontiguousarray(x[:, GAZE]),
+        fps,
+    )
+
+
+def resample_frames(x: np.ndarray, fps_in: float, n_out: int, fps_out: float, start: int = 0) -> np.ndarray:
+    """Rows of x (T, ...) sampled at frame rate fps_in, linearly interpolated at the centres of output frames
+    start..start+n_out-1 at fps_out (frame i's centre is (i + 0.5) / fps), clamped at the ends."""
+    t = (np.arange(start, start + n_out) + 0.5) / fps_out * fps_in - 0.5
+    t = np.clip(t, 0, len(x) - 1)
+    i0 = np.floor(t).astype(np.int64)
+    i1 = np.minimum(i0 + 1, len(x) - 1)
+    w = (t - i0).reshape(-1, *([1] * (x.ndim - 1)))
+    return (x[i0] * (1 - w) + x[i1] * w).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """What motion_model.json says about the model: window sizes in model frames, motion normalisation
+    (x_model = (x - motion_mean) / motion_std), sampling settings, output calibration."""
+
+    context: int
+    window: int
+    lookahead: int
+    steps: int
+    guidance: float  # classifier-free guidance scale on the audio (1 = none)
+    temperature: float  # scale of the initial noise
+    motion_mean: np.ndarray  # (MOTION_DIM,)
+    motion_std: np.ndarray  # (MOTION_DIM,)
+    rotation_gain: np.ndarray  # (3,) yaw, pitch, roll: rendered-head calibration
+    jaw_gain: float
+
+
+@lru_cache(maxsize=1)
+def load_model():
+    """(onnxruntime session, ModelMeta) for the shipped model, loaded once per process."""
+    import onnxruntime as ort
+
+    root = files("talkface.assets")
+    try:
+        meta_json = json.loads((root / META_FILE).read_text(encoding="utf-8"))
+        model_bytes = (root / MODEL_FILE).read_bytes()
+    except FileNotFoundError:
+        raise TalkfaceError("the learned motion model is not installed (run `make train`)") from None
+    s = meta_json["settings"]
+    cal = meta_json.get("calibration", {})
+    meta = ModelMeta(
+        context=int(s["context"]),
+        window=int(s["window"]),
+        lookahead=int(s["lookahead"]),
+        steps=int(s["steps"]),
+        guidance=float(s["guidance"]),
+        temperature=float(s["temperature"]),
+        motion_mean=np.asarray(meta_json["motion_mean"], np.float32),
+        motion_std=np.asarray(meta_json["motion_std"], np.float32),
+        rotation_gain=np.asarray(cal.get("rotation_gain", [1.0, 1.0, 1.0]), np.float32),
+        jaw_gain=float(cal.get("jaw_gain", 1.0)),
+    )
+    opts = ort.SessionOptions()
+    # Small matrices: one thread per op is fastest and leaves the other core to the renderer.
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    session = ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
+    return session, meta
+
+
+class LearnedStream:
+    """The learned generator as a MotionStream (see motion.stream): push features of the next video frames
+    (at `fps`, from AudioFeatures.at_fps with offset lead_s), get back the motion frames that are final.
+
+    Internally: features are interpolated to MODEL_FPS, normalised causally, and each model window of
+    `window` frames is generated once the audio `lookahead` frames past it has arrived; the model motion is
+    interpolated back to `fps`. Memory is bounded (only the last context + window + lookahead model frames
+    are kept). Noise is drawn per window from (seed, window index), so the output does not depend on how
+    the features are chunked. `phonemes` are accepted for the interface and not used: the model hears the
+    voice itself."""
+
+    lead_s: float = 0.0  # the model has its own audio lookahead; video frame j gets the audio of frame j
+
+    def __init__(self, fps: float, settings: RuleSettings, phonemes: tuple[Phoneme, ...] = ()):
+        if not fps > 0:
+            raise TalkfaceError(f"fps must be positive, got {fps}")
+        self.fps = float(fps)
+        self.settings = settings
+        self._session, self.meta = load_model()
+        m = self.meta
+        self._span = m.context + m.window + m.lookahead
+        self._norm = FeatureNormalizer()
+        self._raw: list[AudioFeatures] = []  # pending input features at fps (a short tail)
+        self._n_in = 0  # input frames pushed
+        self._raw_start = 0  # input index of the first frame of self._raw's concatenation
+        self._n_model_feat = 0  # model frames whose features are known
+        self._feat = np.zeros((0, FEATURE_DIM), np.float32)  # model-frame features, last `_span` of them
+        self._feat_start = 0  # model index of self._feat[0]
+        self._n_model_motion = 0  # model frames generated
+        self._motion = np.zeros((0, MOTION_DIM), np.float32)  # generated model frames (normalised), tail
+        self._motion_start = 0
+        self._n_out = 0  # output frames returned
+        self._finished = False
+
+    # -- input side -----------------------------------------------------------------------------------
+
+    def _model_features(self, final: bool) -> None:
+        """Convert pending input frames into model-frame features: model frame k needs the input frames on
+        both sides of its centre (or the end of the input when final)."""
+        if not self._raw:
+            return
+        raw = concat_features(self._raw)
+        if self.fps == MODEL_FPS:
+            k_end = self._n_in
+        else:
+            # Model frame k's centre at input position (k + 0.5) * fps / MODEL_FPS - 0.5 needs input frame
+            # ceil(position) to exist.
+            k_end = int(math.floor((self._n_in - 1 + 0.5) * MODEL_FPS / self.fps - 0.5)) + 1
+            if final:
+                k_end = max(k_end, int(math.ceil(self._n_in * MODEL_FPS / self.fps)))
+        k_end = max(k_end, self._n_model_feat)
+        if k_end == self._n_model_feat:
+            return
+        ks = np.arange(self._n_model_feat, k_end)
+        if self.fps == MODEL_FPS:
+            idx = ks - self._raw_start
+            f = _take(raw, idx, idx, np.zeros(len(ks)))
+        else:
+            pos = np.clip((ks + 0.5) * self.fps / MODEL_FPS - 0.5, 0, self._n_in - 1) - self._raw_start
+            i0 = np.clip(np.floor(pos).astype(np.int64), 0, len(raw) - 1)
+            i1 = np.clip(i0 + 1, 0, len(raw) - 1)
+            f = _take(raw, i0, i1, pos - i0)
+        x = self._norm(f)
+        self._feat = np.concatenate([self._feat, x])
+        self._n_model_feat = k_end
+        # Keep the input frames a later model frame may still interpolate from.
+        if self.fps == MODEL_FPS:
+            keep_from = self._n_in
+        else:
+            keep_from = int(math.floor(k_end * self.fps / MODEL_FPS)) - 1
+        keep_from = min(max(keep_from, self._raw_start), self._n_in)
+        if keep_from > self._raw_start:
+            raw = raw.sliced(keep_from - self._raw_start)
+            self._raw_start = keep_from
+        self._raw = [raw] if len(raw) else []
+
+    # -- model side -----------------------------------------------------------------------------------
+
+    def _run_windows(self, final: bool) -> None:
+        """Generate every window whose audio (including lookahead) has arrived; when final, also the
+        windows that reach past the end of the input (their missing audio is masked)."""
+        m = self.meta
+        n_total = self._model_frames_needed() if final else None
+        while True:
+            w0 = self._n_model_motion
+            if final:
+                if w0 >= n_total:
+                    break
+            elif w0 + m.window + m.lookahead > self._n_model_feat:
+                break
+            self._motion_append(self._generate(w0))
+
+    def _model_frames_needed(self) -> int:
+        """Model frames whose motion the output frames need (up to the last output frame's centre)."""
+        if self.fps == MODEL_FPS:
+            return self._n_in
+        return int(math.ceil(((self._n_in - 0.5) / self.fps) * MODEL_FPS - 0.5)) + 1
+
+    def _generate(self, w0: int) -> np.ndarray:
+        """Model frames w0 .. w0+window-1 (normalised motion, (window, MOTION_DIM))."""
+        m = self.meta
+        c0 = w0 - m.context
+        idx = np.arange(c0, c0 + self._span)
+        audio = np.zeros((self._span, FEATURE_DIM), np.float32)
+        audio_ok = (idx >= 0) & (idx < self._n_model_feat)
+        audio[audio_ok] = self._feat[idx[audio_ok] - self._feat_start]
+        ctx = np.zeros((m.context, MOTION_DIM), np.float32)
+        cidx = idx[: m.context]
+        ctx_ok = cidx >= 0
+        ctx[ctx_ok] = self._motion[cidx[ctx_ok] - self._motion_start]
+        rng = np.random.default_rng([self.settings.seed, w0 // m.window])
+        x = (rng.standard_normal((m.window, MOTION_DIM)) * m.temperature).astype(np.float32)
+        guided = m.guidance != 1.0
+        b = 2 if guided else 1
+        feeds = {
+            "audio": np.repeat(audio[None], b, 0),
+            "audio_mask": np.stack([audio_ok, np.zeros_like(audio_ok)][:b]).astype(np.float32),
+            "context": np.repeat(ctx[None], b, 0),
+            "context_mask": np.repeat(ctx_ok[None].astype(np.float32), b, 0),
+        }
+        ts = np.linspace(0.0, 1.0, m.steps + 1, dtype=np.float32)
+        for k in range(m.steps):
+            t = ts[k]
+            feeds["noisy"] = np.repeat(x[None], b, 0)
+            feeds["t"] = np.full((b,), t, np.float32)
+            pred = self._session.run(None, feeds)[0]  # (b, window, MOTION_DIM): the clean motion
+            x1 = pred[1] + m.guidance * (pred[0] - pred[1]) if guided else pred[0]
+            # Rectified flow x_t = (1 - t) noise + t x1: the velocity towards the predicted x1.
+            x = x + (ts[k + 1] - t) * (x1 - x) / (1.0 - t)
+        return x.astype(np.float32)
+
+    def _motion_append(self, x: np.ndarray) -> None:
+        self._motion = np.concatenate([self._motion, x])
+        self._n_model_motion += len(x)
+
+    def _trim(self) -> None:
+        """Drop the model frames no later window or output frame needs (bounded memory)."""
+        first = self._n_model_motion - self.meta.context  # the next window's context and audio
+        drop = first - self._feat_start
+        if drop > 0:
+            self._feat, self._feat_start = self._feat[drop:], self._feat_start + drop
+        # Output interpolation still needs the model frames around the next output frame's centre.
+        first_out = int(math.floor((self._n_out + 0.5) / self.fps * MODEL_FPS - 0.5)) - 1
+        drop = min(first, first_out) - self._motion_start
+        if drop > 0:
+            self._motion, self._motion_start = self._motion[drop:], self._motion_start + drop
+
+    # -- output side ----------------------------------------------------------------------------------
+
+    def _emit(self, final: bool) -> MotionSequence:
+        """Output frames whose centre lies within the generated model frames (all of them when final)."""
+        n_avail = self._n_model_motion
+        if final:
+            n_out_end = self._n_in
+        elif self.fps == MODEL_FPS:
+            n_out_end = n_avail
+        else:
+            # Output frame j needs model frame ceil(centre position) generated.
+            n_out_end = int(math.floor(((n_avail - 1 + 0.5) / MODEL_FPS) * self.fps - 0.5)) + 1
+        n_out_end = min(max(n_out_end, self._n_out), self._n_in)
+        count = n_out_end - self._n_out
+        if count == 0 or n_avail == 0:
+            return _empty(self.fps)
+        if self.fps == MODEL_FPS:
+            x = self._motion[self._n_out - self._motion_start : n_out_end - self._motion_start]
+        else:
+            pos = (np.arange(self._n_out, n_out_end) + 0.5) / self.fps * MODEL_FPS - 0.5
+            pos = np.clip(pos, 0, n_avail - 1) - self._motion_start
+            i0 = np.clip(np.floor(pos).astype(np.int64), 0, len(self._motion) - 1)
+            i1 = np.clip(i0 + 1, 0, len(self._motion) - 1)
+            w = (pos - i0)[:, None]
+            x = self._motion[i0] * (1 - w) + self._motion[i1] * w
+        self._n_out = n_out_end
+        return self._to_motion(x)
+
+    def _to_motion(self, x: np.ndarray) -> MotionSequence:
+        """Normalised model motion (n, MOTION_DIM) -> MotionSequence with the settings applied."""
+        m, s = self.meta, self.settings
+        y = x * m.motion_std + m.motion_mean
+        expr = y[:, :N_EXPR]
+        expr[:, 0] = np.clip(expr[:, 0] * m.jaw_gain, 0.0, 1.0)  # the mouth never closes past the portrait's
+        expr[:, 1:4] = np.clip(expr[:, 1:4], -0.6, 1.0)
+        expr[:, :4] *= s.expression_scale
+        expr[:, 4:6] = np.clip(expr[:, 4:6], 0.0, 1.0)  # blinks: 0 open (as in the portrait), 1 shut
+        y[:, ROT] *= m.rotation_gain * s.motion_scale
+        y[:, TRANS] *= s.motion_scale
+        y[:, GAZE] += np.asarray(s.gaze, np.float32)
+        return array_to_motion(y, self.fps)
+
+    # -- the MotionStream interface -------------------------------------------------------------------
+
+    def push(self, features: AudioFeatures) -> MotionSequence:
+        """Features of the next len(features) video frames (rate = fps); returns the motion frames that are
+        now final (any count, in order)."""
+        if self._finished:
+            raise TalkfaceError("push() after finish()")
+        if len(features) == 0:
+            return _empty(self.fps)
+        self._raw.append(features)
+        self._n_in += len(features)
+        self._model_features(final=False)
+        self._run_windows(final=False)
+        out = self._emit(final=False)
+        self._trim()
+        return out
+
+    def finish(self) -> MotionSequence:
+        """The remaining motion frames: in all, one per feature frame pushed."""
+        if self._finished:
+            return _empty(self.fps)
+        self._finished = True
+        if self._n_in == 0:
+            return _empty(self.fps)
+        self._model_features(final=True)
+        self._run_windows(final=True)
+        return self._emit(final=True)
+
+
+_ARRAY_FIELDS = ("energy_db", "voicing", "pitch_hz", "periodicity", "low_ratio", "high_ratio", "centroid_hz")
+
+
+def _take(f: AudioFeatures, i0: np.ndarray, i1: np.ndarray, w: np.ndarray) -> AudioFeatures:
+    """Features interpolated between rows i0 and i1 with weight w (n,) on i1. Pitch takes the nearer row
+    (interpolating into an unvoiced 0 would invent a low pitch)."""
+    out = {}
+    for k in (*_ARRAY_FIELDS, "log_mel"):
+        a = getattr(f, k)
+        ww = w.reshape(-1, *([1] * (a.ndim - 1)))
+        out[k] = (a[i0] * (1 - ww) + a[i1] * ww).astype(np.float32)
+    out["pitch_hz"] = np.where(w < 0.5, f.pitch_hz[i0], f.pitch_hz[i1]).astype(np.float32)
+    return dataclasses.replace(f, rate=MODEL_FPS, **out)
+
+
+def _empty(fps: float) -> MotionSequence:
+    return MotionSequence.still(0, fps)
+
+
+def generate_learned(
+    features: AudioFeatures, n_frames: int, fps: float, settings: RuleSettings
+) -> MotionSequence:
+    """Motion for n_frames video frames from 100 Hz features of the whole signal (LearnedStream pushed
+    once)."""
+    return run_stream(LearnedStream(fps, settings, features.phonemes), features, n_frames)

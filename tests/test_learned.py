@@ -1,0 +1,190 @@
+"""The learned motion generator (motion.learned): the shipped ONNX model loads and runs, output is finite and
+natural in range, seeded, chunk-invariant as a stream, and windows join without jumps."""
+
+from __future__ import annotations
+
+import json
+from importlib.resources import files
+
+import numpy as np
+import pytest
+from conftest import synth_speech
+
+from talkface.audio.features import compute_features
+from talkface.audio.load import from_samples
+from talkface.errors import TalkfaceError
+from talkface.face.expression import EXPRESSIONS
+from talkface.motion.learned import (
+    FEATURE_DIM,
+    META_FILE,
+    MODEL_FILE,
+    MOTION_DIM,
+    FeatureNormalizer,
+    LearnedStream,
+    generate_learned,
+    load_model,
+    motion_to_array,
+)
+from talkface.motion.rules import RuleSettings
+from talkface.motion.stream import run_stream
+
+JAW = EXPRESSIONS.index("jaw_open")
+
+
+@pytest.fixture(scope="module")
+def features():
+    """100 Hz features of 12 s of speech-like signal with a 2-s pause in the middle."""
+    x = synth_speech(12.0, seed=3)
+    x[5 * 16000 : 7 * 16000] *= 0.001
+    return compute_features(from_samples(x, 16000))
+
+
+def test_model_files_ship_small_with_meta():
+    root = files("talkface.assets")
+    size = len((root / MODEL_FILE).read_bytes())
+    assert 10_000 < size < 20e6
+    meta = json.loads((root / META_FILE).read_text())
+    for key in ("settings", "motion_mean", "motion_std", "data", "train_config", "validation"):
+        assert key in meta
+    assert len(meta["motion_mean"]) == len(meta["motion_std"]) == MOTION_DIM
+    assert meta["data"]["talking_clips"], "meta.json names the clips it was trained on"
+
+
+def test_onnx_model_runs_with_the_runtime_shapes():
+    session, meta = load_model()
+    names = {i.name: i.shape for i in session.get_inputs()}
+    assert set(names) == {"audio", "audio_mask", "context", "context_mask", "noisy", "t"}
+    span = meta.context + meta.window + meta.lookahead
+    rng = np.random.default_rng(0)
+    feeds = {
+        "audio": rng.standard_normal((3, span, FEATURE_DIM)).astype(np.float32),
+        "audio_mask": np.ones((3, span), np.float32),
+        "context": rng.standard_normal((3, meta.context, MOTION_DIM)).astype(np.float32),
+        "context_mask": np.ones((3, meta.context), np.float32),
+        "noisy": rng.standard_normal((3, meta.window, MOTION_DIM)).astype(np.float32),
+        "t": np.array([0.0, 0.5, 0.9], np.float32),
+    }
+    out = session.run(None, feeds)[0]
+    assert out.shape == (3, meta.window, MOTION_DIM) and np.isfinite(out).all()
+    # The audio matters: masking it changes the prediction.
+    feeds["audio_mask"][:] = 0
+    assert not np.allclose(session.run(None, feeds)[0], out)
+
+
+@pytest.mark.parametrize("fps", [25.0, 30.0, 12.0])
+def test_whole_file_shapes_and_ranges(features, fps):
+    n = int(round(features.duration * fps))
+    m = generate_learned(features, n, fps, RuleSettings(seed=1))
+    assert len(m) == n and m.fps == fps
+    x = motion_to_array(m)
+    assert x.shape == (n, MOTION_DIM) and np.isfinite(x).all()
+    assert (m.expression[:, JAW] >= 0).all() and (m.expression[:, JAW] <= 1).all()
+    blinks = m.expression[:, [EXPRESSIONS.index("blink_right"), EXPRESSIONS.index("blink_left")]]
+    assert (blinks >= 0).all() and (blinks <= 1).all()
+    assert np.abs(m.rotation).max() < 30 and np.abs(m.gaze).max() < 30
+
+
+def test_mouth_follows_the_voice(features):
+    """The jaw is more open while the signal speaks than in its 2-s pause (5-7 s)."""
+    fps = 25.0
+    n = int(round(features.duration * fps))
+    jaws = []
+    for seed in range(3):
+        jaws.append(generate_learned(features, n, fps, RuleSettings(seed=seed)).expression[:, JAW])
+    jaw = np.mean(jaws, 0)
+    t = (np.arange(n) + 0.5) / fps
+    pause = (t > 5.3) & (t < 6.7)
+    speech = ((t > 1) & (t < 4.7)) | ((t > 7.5) & (t < 11.5))
+    assert jaw[speech].mean() > jaw[pause].mean() + 0.03
+
+
+def test_same_seed_same_motion_other_seed_other_motion(features):
+    n = int(round(features.duration * 25))
+    a = motion_to_array(generate_learned(features, n, 25.0, RuleSettings(seed=5)))
+    b = motion_to_array(generate_learned(features, n, 25.0, RuleSettings(seed=5)))
+    c = motion_to_array(generate_learned(features, n, 25.0, RuleSettings(seed=6)))
+    assert np.array_equal(a, b)
+    assert np.abs(a - c).mean() > 1e-3
+
+
+@pytest.mark.parametrize("fps", [25.0, 30.0])
+def test_chunk_size_does_not_change_the_motion(features, fps):
+    n = int(round(features.duration * fps))
+    settings = RuleSettings(seed=2)
+    whole = motion_to_array(run_stream(LearnedStream(fps, settings), features, n))
+    for window in (1, 7, 50):
+        chunked = motion_to_array(run_stream(LearnedStream(fps, settings), features, n, window=window))
+        assert chunked.shape == whole.shape
+        np.testing.assert_allclose(chunked, whole, atol=1e-5, err_msg=f"window {window}")
+
+
+def test_frames_come_out_with_bounded_delay(features):
+    """Live: after each pushed frame, the motion returned so far trails the input by at most
+    window + lookahead model frames (+1 for interpolation), and finish() returns the rest."""
+    stream = LearnedStream(25.0, RuleSettings())
+    _, meta = load_model()
+    f = features.at_fps(25.0, 100)
+    got = 0
+    for i in range(100):
+        got += len(stream.push(f.sliced(i, i + 1)))
+        assert i + 1 - got <= meta.window + meta.lookahead + 1
+    got += len(stream.finish())
+    assert got == 100
+    assert len(stream.finish()) == 0
+    with pytest.raises(TalkfaceError):
+        stream.push(f.sliced(0, 1))
+
+
+def test_no_jump_at_window_borders(features):
+    """Frame-to-frame change at the borders between generated windows is not larger than inside them."""
+    _, meta = load_model()
+    n = int(round(features.duration * 25))
+    border, inside = [], []
+    for seed in range(4):
+        x = motion_to_array(generate_learned(features, n, 25.0, RuleSettings(seed=seed)))
+        scale = np.maximum(x.std(0), 1e-3)
+        step = np.abs(np.diff(x, axis=0) / scale).mean(1)  # step[i]: frame i -> i + 1
+        at_border = (np.arange(1, n) % meta.window) == 0
+        border.append(step[at_border])
+        inside.append(step[~at_border])
+    b, i = np.concatenate(border).mean(), np.concatenate(inside).mean()
+    assert b < 1.3 * i + 1e-3, (b, i)
+
+
+def test_controls(features):
+    n = int(round(features.duration * 25))
+    still = generate_learned(features, n, 25.0, RuleSettings(motion_scale=0.0, gaze=(5.0, -3.0)))
+    assert np.abs(still.rotation).max() == 0 and np.abs(still.translation).max() == 0
+    base = generate_learned(features, n, 25.0, RuleSettings())
+    np.testing.assert_allclose(
+        still.gaze - base.gaze, np.broadcast_to([5.0, -3.0], base.gaze.shape), atol=1e-5
+    )
+    quiet = generate_learned(features, n, 25.0, RuleSettings(expression_scale=0.5))
+    np.testing.assert_allclose(quiet.expression[:, JAW], 0.5 * base.expression[:, JAW], atol=1e-5)
+
+
+def test_empty_and_silent_input():
+    stream = LearnedStream(25.0, RuleSettings())
+    assert len(stream.finish()) == 0
+    silent = compute_features(from_samples(np.zeros(16000 * 3, np.float32), 16000))
+    m = generate_learned(silent, 75, 25.0, RuleSettings())
+    assert len(m) == 75 and np.isfinite(motion_to_array(m)).all()
+    assert m.expression[:, JAW].mean() < 0.1  # silence keeps the mouth (nearly) closed
+
+
+def test_normalizer_is_causal_and_level_invariant(features):
+    f = features.at_fps(25.0, 300)
+    whole = FeatureNormalizer()(f)
+    norm = FeatureNormalizer()
+    parts = np.concatenate([norm(f.sliced(i, i + 13)) for i in range(0, 300, 13)])
+    np.testing.assert_allclose(parts, whole, atol=1e-6)
+    # 20 dB quieter: after the running reference has settled, the inputs are the same.
+    quiet = FeatureNormalizer()(
+        type(f)(**{**f.__dict__, "energy_db": f.energy_db - 20, "log_mel": f.log_mel - np.log(100)})
+    )
+    np.testing.assert_allclose(quiet[150:, :40], whole[150:, :40], atol=1e-4)
+    # The level relative to the running voice reference, on voiced frames (in silence the reference's
+    # floor keeps very quiet rooms distinguishable from quiet speech).
+    voiced = f.voicing[150:] > 0.5
+    assert voiced.sum() > 50
+    assert np.abs(quiet[150:, 40] - whole[150:, 40])[voiced].mean() < 0.02
