@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 FRAME_HEADER = struct.Struct("<IId")  # as in server.py
-CHUNK_SECONDS = 0.02
+CHUNK_SECONDS = 0.02  # default audio message length (what the page sends)
 RATE = 16000
 
 
@@ -51,7 +51,13 @@ def _speech(seconds: float) -> np.ndarray:
 
 
 async def run_session(
-    url: str, samples: np.ndarray, size: int, fps: float, start_gate: asyncio.Event, ready: Callable[[], None]
+    url: str,
+    samples: np.ndarray,
+    size: int,
+    fps: float,
+    start_gate: asyncio.Event,
+    ready: Callable[[], None],
+    chunk_seconds: float = CHUNK_SECONDS,
 ) -> SessionReport:
     """One client: start, call ready(), wait for the gate, stream `samples` (16 kHz) in real time, flush,
     collect frames."""
@@ -70,7 +76,7 @@ async def run_session(
         sent_end: list[float] = []  # stream seconds at the end of each chunk
         sent_at: list[float] = []  # perf_counter() when that chunk was sent
         arrivals: list[tuple[float, float]] = []  # (timestamp, perf_counter()) per frame
-        chunk = int(CHUNK_SECONDS * RATE)
+        chunk = int(chunk_seconds * RATE)
         duration = len(samples) / RATE
 
         async def send() -> None:
@@ -118,7 +124,9 @@ async def run_session(
     )
 
 
-async def run_load(url: str, sessions: int, seconds: float, size: int, fps: float) -> list[SessionReport]:
+async def run_load(
+    url: str, sessions: int, seconds: float, size: int, fps: float, chunk_seconds: float = CHUNK_SECONDS
+) -> list[SessionReport]:
     """Open `sessions` clients; once all are ready (or failed), they stream together."""
     samples = _speech(seconds)
     gate = asyncio.Event()
@@ -136,7 +144,7 @@ async def run_load(url: str, sessions: int, seconds: float, size: int, fps: floa
                     gate.set()
 
         try:
-            return await run_session(url, samples, size, fps, gate, arrive)
+            return await run_session(url, samples, size, fps, gate, arrive, chunk_seconds)
         finally:
             arrive()
 
@@ -171,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="speech per session")
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--fps", type=float, default=25.0)
+    parser.add_argument("--chunk-ms", type=float, default=1000 * CHUNK_SECONDS, help="audio per message")
     parser.add_argument("--max-latency-ms", type=float, default=300.0, help="real-time criterion")
     parser.add_argument("--json", action="store_true", help="one JSON object per session count")
     args = parser.parse_args(argv)
@@ -180,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--sessions must be numbers like 1,2,4, got {args.sessions!r}")
     for n in counts:
         try:
-            reports = asyncio.run(run_load(args.url, n, args.seconds, args.size, args.fps))
+            job = run_load(args.url, n, args.seconds, args.size, args.fps, args.chunk_ms / 1000)
+            reports = asyncio.run(job)
         except OSError as e:
             print(f"load: cannot reach {args.url}: {e}", file=sys.stderr)
             return 2
