@@ -128,6 +128,9 @@ def test_frames_come_out_with_bounded_delay(features):
     for i in range(100):
         got += len(stream.push(f.sliced(i, i + 1)))
         assert i + 1 - got <= meta.window + meta.lookahead + 1
+        # Bounded memory: only the frames the next window and output frame need are kept.
+        assert len(stream._feat) <= meta.context + meta.window + meta.lookahead + 1
+        assert len(stream._motion) <= meta.context + meta.window + 2
     got += len(stream.finish())
     assert got == 100
     assert len(stream.finish()) == 0

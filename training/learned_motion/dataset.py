@@ -32,7 +32,13 @@ from talkface.eval.split import load_split
 from talkface.face.expression import EXPRESSIONS
 from talkface.face.tracking import Track, probe, track_video
 from talkface.motion.capture import motion_from_track
-from talkface.motion.learned import MODEL_FPS, FeatureNormalizer, motion_to_array, resample_frames
+from talkface.motion.learned import (
+    FEATURE_DIM,
+    MODEL_FPS,
+    FeatureNormalizer,
+    motion_to_array,
+    resample_frames,
+)
 
 log = logging.getLogger("learned_motion.dataset")
 
@@ -49,6 +55,9 @@ VARIANTS = (
     ("quiet", 1.0, None, -20.0),
 )
 JAW_REST_PERCENTILE = 3.0
+# Part of every cached clip's file name: bump it when the extraction or FeatureNormalizer changes, so that
+# a stale cache is never mixed into a new training run.
+CACHE_VERSION = f"v1-f{FEATURE_DIM}-{len(VARIANTS)}"
 MIN_FACE_SHARE = 0.8  # a clip whose face is found in fewer frames is left out
 
 
@@ -122,7 +131,7 @@ def _augment_audio(samples: np.ndarray, speed: float, snr_db: float | None, seed
 
 def build_clip(path: Path, speaker: str, tracks: Path, cache: Path) -> Path | None:
     """Extract one clip into cache/<folder>__<stem>.npz (or find it there); None when left out."""
-    out = cache / f"{path.parent.name}__{path.stem}.npz"
+    out = cache / f"{path.parent.name}__{path.stem}.{CACHE_VERSION}.npz"
     if out.exists():
         return out
     track = load_track(path, tracks)
@@ -157,7 +166,8 @@ def load_clip(path: Path) -> ClipData:
     z = np.load(path)
     motion = {k[len("motion_") :]: z[k] for k in z.files if k.startswith("motion_")}
     feats = {k[len("features_") :]: z[k] for k in z.files if k.startswith("features_")}
-    return ClipData(path.stem.split("__", 1)[1], str(z["speaker"]), bool(z["talking"]), motion, feats)
+    name = path.name.split("__", 1)[1].removesuffix(f".{CACHE_VERSION}.npz")
+    return ClipData(name, str(z["speaker"]), bool(z["talking"]), motion, feats)
 
 
 def build_all(

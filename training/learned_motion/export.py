@@ -133,11 +133,16 @@ def record_eval(report: Path, assets: Path = ASSETS) -> None:
     r = json.loads(report.read_text())
     meta_path = assets / META_FILE
     meta = json.loads(meta_path.read_text())
+    st = r.get("settings", {})
     meta["validation"] = {
-        "command": "talkface eval DATA/talking --generator learned (rules, loudness for comparison)",
-        "split": r.get("split"),
-        "clips": len(r.get("clips", [])),
-        "summary": r.get("summary"),
+        "command": "talkface eval DATA/talking --generator learned --generator rules --generator loudness",
+        "split": st.get("split"),
+        "clips": st.get("clips_evaluated", len(r.get("clips", []))),
+        "talkface_version": st.get("version"),
+        "summary": {
+            name: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in values.items()}
+            for name, values in r.get("summary", {}).items()
+        },
     }
     meta_path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     print(f"recorded {report} in {meta_path}")

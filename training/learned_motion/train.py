@@ -13,7 +13,11 @@ jaw, head and blink statistics) -> export.py writes src/talkface/assets/motion_m
         --holdout "GRID speaker J" --out reports/learned_motion_dev --no-export     # a dev run
 
 The validation split of talkface eval is never read here; --holdout speakers (from the train split) give
-the curve's dev loss.
+the curve's dev loss. The output calibration already in motion_model.json is kept; re-measure it with
+export.py --calibrate after a retrain that changes the model's amplitudes.
+
+Measured: 4000 steps in 458 s on 2 shared cores (1 torch thread); the data extraction takes about a minute
+once the face-mesh tracks are cached (tracking the 43 clips from scratch takes several minutes more).
 """
 
 from __future__ import annotations
