@@ -127,6 +127,11 @@ def cmd_bench(args) -> None:
             f"render_fps {result['render_fps']:.1f}, realtime_factor {result['realtime_factor']:.3f}, "
             f"peak_rss_mb {result['peak_rss_mb']:.0f}"
         )
+        if "stream_latency_ms" in result:
+            print(
+                f"live: stream_latency_ms {result['stream_latency_ms']:.0f} (median), "
+                f"stream_fps {result['stream_fps']:.1f} (sustained)"
+            )
 
 
 def cmd_serve(args) -> None:
