@@ -21,6 +21,7 @@ def _known_motion(n: int) -> MotionSequence:
     m.expression[30:34, EXPRESSIONS.index("blink_left")] = 1.0
     m.expression[30:34, EXPRESSIONS.index("blink_right")] = 1.0
     m.rotation[:, 0] = 6.0 * np.sin(2 * np.pi * t / n)  # yaw
+    m.scale[:] = 1.0 + 0.06 * np.sin(2 * np.pi * t / 25)  # towards and away from the camera
     return m
 
 
@@ -39,6 +40,8 @@ def test_capture_recovers_known_motion(tmp_path, rig):
     jaw_got = got.coefficient("jaw_open")
     assert np.corrcoef(jaw_known, jaw_got)[0, 1] > 0.9
     assert np.corrcoef(known.rotation[:, 0], got.rotation[:, 0])[0, 1] > 0.9
+    assert np.corrcoef(known.scale, got.scale)[0, 1] > 0.9
+    assert np.abs(got.scale - known.scale).max() < 0.03
     blink = got.coefficient("blink_left")
     assert blink[30:34].max() > 0.4 and np.median(blink) < 0.15
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -213,6 +214,6 @@ def drive(
     fps = min(max(info.fps, 1.0), 60.0)
     log.info("tracking the driving video")
     motion = motion_from_track(track_video(driving_video))
-    motion = MotionSequence(motion.expression, motion.rotation, motion.translation, motion.gaze, fps)
+    motion = dataclasses.replace(motion, fps=fps)
     audio = Path(driving_video) if info.has_audio else None
     return render_motion(image, rig, motion, fps, audio, output, options, progress)

@@ -75,9 +75,14 @@ def motion_from_frame(track: Track, k: int) -> MotionSequence:
     if k == 0:
         return after
     before = motion_from_track(Track(track.points[k::-1], track.fps, track.size))[1:]  # frames k-1 .. 0
-    fields = ("expression", "rotation", "translation", "gaze")
+
+    def joined(name: str) -> np.ndarray:
+        return np.concatenate([getattr(before, name)[::-1], getattr(after, name)])
+
     return MotionSequence(
-        *(np.concatenate([getattr(before, f)[::-1], getattr(after, f)]) for f in fields), after.fps
+        *(joined(f) for f in ("expression", "rotation", "translation", "gaze")),
+        after.fps,
+        scale=joined("scale"),
     )
 
 

@@ -99,12 +99,13 @@ def motion_from_track(track: Track) -> MotionSequence:
     pts = _fill_and_smooth(track.points)
     ref = pts[0]
     iod = float(eye_distance(ref))
-    # Pose: the head's rotation relative to the first frame, and the shift that rotation about the
-    # renderer's pivot does not explain (the renderer adds `translation` after rotating).
-    _, rot, _ = similarity_fit(ref[T.STABLE], pts[:, T.STABLE])
+    # Pose: the head's rotation and scale (nearer the camera: larger) relative to the first frame, and the
+    # shift that rotation and scale about the renderer's pivot do not explain (the renderer adds
+    # `translation` after rotating and scaling).
+    scale, rot, _ = similarity_fit(ref[T.STABLE], pts[:, T.STABLE])
     rotation = rotation_angles(rot)
     pivot = head_pivot(ref)
-    turned = np.einsum("tij,nj->tni", rot, ref[T.STABLE] - pivot) + pivot  # (T, S, 3)
+    turned = scale[:, None, None] * np.einsum("tij,nj->tni", rot, ref[T.STABLE] - pivot) + pivot  # (T, S, 3)
     translation = (pts[:, T.STABLE, :2].mean(1) - turned[:, :, :2].mean(1)) / iod
     # Expression: pose-free offsets from the first frame, fitted on the semantic basis (eye-distance units).
     aligned = align_frames(pts, ref)
@@ -125,4 +126,5 @@ def motion_from_track(track: Track) -> MotionSequence:
         translation.astype(np.float32),
         _gaze(aligned).astype(np.float32),
         float(track.fps),
+        scale=scale.astype(np.float32),
     )

@@ -24,6 +24,8 @@ class MotionSequence:
     fps: frames per second.
     emotion: shape (T, len(EMOTIONS)) float32, strength of each emotion offset (face.expression.EMOTIONS),
         0 = none; zeros when not given.
+    scale: shape (T,) float32, head size relative to the portrait's (above 1: nearer the camera); ones when
+        not given.
     """
 
     expression: np.ndarray
@@ -32,11 +34,15 @@ class MotionSequence:
     gaze: np.ndarray
     fps: float
     emotion: np.ndarray | None = None
+    scale: np.ndarray | None = None
 
     def __post_init__(self):
         t = len(self.expression)
         if self.emotion is None:
             object.__setattr__(self, "emotion", np.zeros((t, len(EMOTIONS)), np.float32))
+        if self.scale is None:
+            object.__setattr__(self, "scale", np.ones(t, np.float32))
+        assert self.scale.shape == (t,), self.scale.shape
         assert self.emotion.shape == (t, len(EMOTIONS)), self.emotion.shape
         assert self.expression.shape == (t, len(EXPRESSIONS)), self.expression.shape
         assert (
@@ -50,7 +56,13 @@ class MotionSequence:
         if isinstance(i, int):
             i = slice(i, i + 1)
         return MotionSequence(
-            self.expression[i], self.rotation[i], self.translation[i], self.gaze[i], self.fps, self.emotion[i]
+            self.expression[i],
+            self.rotation[i],
+            self.translation[i],
+            self.gaze[i],
+            self.fps,
+            self.emotion[i],
+            self.scale[i],
         )
 
     def coefficient(self, name: str) -> np.ndarray:
@@ -89,4 +101,5 @@ def concat_motion(parts: list[MotionSequence]) -> MotionSequence:
         ),
         parts[0].fps,
         np.concatenate([p.emotion for p in parts]),
+        np.concatenate([p.scale for p in parts]),
     )

@@ -23,7 +23,11 @@ class Renderer:
     def render(self, motion: MotionSequence, i: int) -> np.ndarray:
         """Frame i of `motion`, shape (size, size, 3) uint8 RGB (a new array each call)."""
         result = self.warp.warp(
-            motion.expression[i], motion.rotation[i], motion.translation[i], motion.emotion[i]
+            motion.expression[i],
+            motion.rotation[i],
+            motion.translation[i],
+            motion.emotion[i],
+            motion.scale[i],
         )
         self.mouth.paint(result)
         self.eyes.paint(result, motion.gaze[i])

@@ -236,10 +236,13 @@ class MeshWarp:
             out = out + np.tensordot(emotion.astype(np.float64), self.emotions, axes=1)
         return out
 
-    def pose(self, pts: np.ndarray, rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
-        """Rotate 3D points (N, 3) about the head pivot and shift them (translation in eye distances)."""
+    def pose(
+        self, pts: np.ndarray, rotation: np.ndarray, translation: np.ndarray, scale: float = 1.0
+    ) -> np.ndarray:
+        """Rotate 3D points (N, 3) about the head pivot, scale them about it (the head nearer the camera
+        when > 1) and shift them (translation in eye distances)."""
         r = rotation_matrix(*rotation)
-        out = (pts - self.pivot) @ r.T + self.pivot
+        out = (pts - self.pivot) @ (float(scale) * r.T) + self.pivot
         out[:, :2] += np.asarray(translation) * self.iod
         return out
 
@@ -249,18 +252,20 @@ class MeshWarp:
         rotation: np.ndarray,
         translation: np.ndarray,
         emotion: np.ndarray | None = None,
+        scale: float = 1.0,
     ) -> Vertices:
         """Where every vertex of self.tris goes in one frame (expression coefficients (K,), rotation (3,)
-        degrees, translation (2,) eye distances, emotion strengths (E,)), and where it samples from."""
+        degrees, translation (2,) eye distances, emotion strengths (E,), head scale), and where it samples
+        from."""
         deformed = self.deform(expression, emotion)
-        posed = self.pose(deformed, rotation, translation)
+        posed = self.pose(deformed, rotation, translation, scale)
         oval = self.neutral[T.FACE_OVAL]
         dst_parts, depth_parts = [posed[:, :2]], [posed[:, 2]]
         expr_move = deformed[T.FACE_OVAL, :2] - oval[:, :2]
         for ring, ring_z, head_w, expr_w, max_move in zip(
             self.rings, self.ring_z, self.ring_head_w, RING_EXPRESSION_FOLLOW, self.ring_max_move, strict=True
         ):
-            rigid = self.pose(np.column_stack([ring, ring_z]), rotation, translation)[:, :2]
+            rigid = self.pose(np.column_stack([ring, ring_z]), rotation, translation, scale)[:, :2]
             move = head_w[:, None] * (rigid - ring) + expr_w * expr_move
             length = np.linalg.norm(move, axis=1)
             move *= np.minimum(1.0, max_move / np.maximum(length, 1e-9))[:, None]
@@ -273,7 +278,7 @@ class MeshWarp:
         # stable points; its shift is anchored where it is used (a pitched or turned head moves the eyes,
         # the nose and the mouth by different amounts on screen, so one 2D similarity cannot fit them all).
         stable = T.STABLE
-        stable_out = self.pose(self.neutral[stable], rotation, translation)[:, :2]
+        stable_out = self.pose(self.neutral[stable], rotation, translation, scale)[:, :2]
         skull = _similarity(self.neutral[stable, :2], stable_out)
         skull_to_out = _anchored(skull, self.neutral[UPPER_JAW, :2], posed[UPPER_JAW, :2])
         out_to_skull = cv2.invertAffineTransform(skull_to_out)
@@ -309,10 +314,11 @@ class MeshWarp:
         rotation: np.ndarray,
         translation: np.ndarray,
         emotion: np.ndarray | None = None,
+        scale: float = 1.0,
     ) -> WarpResult:
         """One frame: expression coefficients (K,), rotation (3,) degrees, translation (2,) eye distances,
-        emotion strengths (E,)."""
-        v = self.vertices(expression, rotation, translation, emotion)
+        emotion strengths (E,), head scale (1 = as in the portrait)."""
+        v = self.vertices(expression, rotation, translation, emotion, scale)
         posed, out_to_skull = v.posed, v.out_to_skull
         self._z.fill(np.inf)
         self._label.fill(SKIN)
