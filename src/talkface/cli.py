@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 
 from talkface.config import AnimateOptions
@@ -240,5 +241,25 @@ def main(argv: list[str] | None = None) -> int:
     return code or 0
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The `talkface` command: main() with the native libraries' own logging kept off the terminal.
+    mediapipe's C++ graph (absl/glog) and TFLite write notices straight to file descriptor 2, sometimes from
+    their own threads after any Python-side redirection has ended, so the CLI's one-line errors would not
+    be one line. Descriptor 2 goes to /dev/null for the whole run and Python's sys.stderr to a duplicate of
+    the real one. TALKFACE_NATIVE_LOGS=1 keeps the native logs."""
+    if not os.environ.get("TALKFACE_NATIVE_LOGS"):
+        try:
+            real = os.dup(2)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+        except OSError:
+            pass
+        else:
+            sys.stderr.flush()
+            sys.stderr = os.fdopen(real, "w", buffering=1, errors="backslashreplace")
+            os.dup2(devnull, 2)
+            os.close(devnull)
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()
