@@ -56,6 +56,7 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
+import anyio
 import cv2
 import numpy as np
 from starlette.applications import Starlette
@@ -514,10 +515,13 @@ class _Connection:
             log.exception("live session failed")
             await _send_and_close(self.ws, {"type": "error", "message": f"server error: {e}"}, CLOSE_INTERNAL)
         finally:
-            self._close_session()  # first: the awaits below may be cancelled when the server shuts down
-            for task in (sender, receiver):
-                task.cancel()
-            await asyncio.gather(sender, receiver, return_exceptions=True)
+            self._close_session()
+            # Shielded: a cancellation of this connection (server shutdown, a test client's teardown) must
+            # not interrupt the teardown of its own tasks halfway; it is delivered again right after.
+            with anyio.CancelScope(shield=True):
+                for task in (sender, receiver):
+                    task.cancel()
+                await asyncio.gather(sender, receiver, return_exceptions=True)
         if self.ws.client_state == WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
                 await self.ws.close(CLOSE_NORMAL)
