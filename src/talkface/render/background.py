@@ -17,11 +17,15 @@ import numba
 import numpy as np
 from scipy import ndimage
 
-PERSON_THRESHOLD = 0.5  # segmentation score above which a pixel belongs to the person
+# Segmentation score above which a pixel belongs to the person. Low: a part of the person the segmenter is
+# unsure of (the astronaut's helmet rim scores 0.2) left in the still plate floats there as the head moves,
+# while a little background taken into the person just moves with it.
+PERSON_THRESHOLD = 0.15
 GROW = 0.012  # the hole is the person grown by this (crop sides): the segmentation's soft edge and halo
 FEATHER = 0.012  # alpha falls from 1 to 0 over this (crop sides) outside the hole
 POCKET = 0.01  # background regions smaller than this (crop areas) count as person (gaps under a collar)
 MIRROR_DEPTH = 0.12  # texture mirrored across the silhouette fades out this deep into the hole (crop sides)
+MIRROR_TOLERANCE = 20.0  # RGB distance from the smooth fill up to which mirrored texture is used (gone at 2x)
 
 
 def push_pull_fill(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -108,6 +112,11 @@ class BackgroundLayers:
             return
         smooth = push_pull_fill(image, ~hole)
         mirror, weight = mirrored_fill(image, hole, MIRROR_DEPTH * size)
+        # Texture only: a mirrored pixel far from the smooth fill's colour is a structure that touched the
+        # silhouette (a helmet rim, a chair edge the segmentation left out) and would paint a copy of it
+        # into the hole.
+        far = np.linalg.norm(mirror - smooth, axis=2)
+        weight *= np.clip(1 - (far - MIRROR_TOLERANCE) / MIRROR_TOLERANCE, 0, 1)
         # Blur the weight: the mirror's usable region has ragged edges where it hits the hole again.
         weight = cv2.GaussianBlur(weight, (0, 0), max(1.0, 0.006 * size))[..., None]
         fill = mirror * weight + smooth * (1 - weight)
