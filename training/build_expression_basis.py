@@ -32,7 +32,6 @@ third-party media and must never be committed. Takes about a minute (tracking in
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import json
 import logging
@@ -45,6 +44,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.signal import savgol_filter
 
+from talkface.eval.split import manifest_speakers, train_clips
 from talkface.face import learned_basis as LB
 from talkface.face import topology as T
 from talkface.face.expression import (
@@ -101,20 +101,6 @@ class Settings:
 
 # ---------------------------------------------------------------------------------------------------------
 # data
-
-
-def manifest_speakers(data: Path) -> dict[str, str]:
-    with open(data / "manifest.tsv", newline="", encoding="utf-8") as f:
-        return {r["file"]: r["speaker"] for r in csv.DictReader(f, delimiter="\t")}
-
-
-def train_clips(data: Path) -> list[Path]:
-    """The TRAIN split's talking clips plus every silent clip (the silent clips are outside the split)."""
-    from talkface.eval.split import load_split
-
-    talking = [data / "talking" / name for name in load_split()["train"]]
-    silent = sorted((data / "silent").glob("*.mp4"))
-    return [p for p in talking + silent if p.is_file()]
 
 
 def _track_one(path: Path, cache: Path) -> Path:

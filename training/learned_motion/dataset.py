@@ -17,7 +17,6 @@ and must never be committed.
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ import soxr
 
 from talkface.audio.features import compute_features
 from talkface.audio.load import SAMPLE_RATE, from_samples, load_audio
-from talkface.eval.split import load_split
+from talkface.eval.split import manifest_speakers, train_clips
 from talkface.face.expression import EXPRESSIONS
 from talkface.face.tracking import Track, probe, track_video
 from talkface.motion.capture import motion_from_track
@@ -71,18 +70,6 @@ class ClipData:
     talking: bool
     motion: dict[str, np.ndarray]
     features: dict[str, np.ndarray]
-
-
-def manifest_speakers(data: Path) -> dict[str, str]:
-    with open(data / "manifest.tsv", newline="", encoding="utf-8") as f:
-        return {r["file"]: r["speaker"] for r in csv.DictReader(f, delimiter="\t")}
-
-
-def source_clips(data: Path) -> list[Path]:
-    """The TRAIN split's talking clips plus every silent clip (the silent clips are outside the split)."""
-    talking = [data / "talking" / name for name in load_split()["train"]]
-    silent = sorted((data / "silent").glob("*.mp4"))
-    return [p for p in talking + silent if p.is_file()]
 
 
 def load_track(path: Path, tracks: Path) -> Track:
@@ -176,7 +163,7 @@ def build_all(
     """Extract (or load from the cache) every training clip."""
     tracks = tracks or cache / "tracks"
     speakers = manifest_speakers(data)
-    paths = source_clips(data)
+    paths = train_clips(data)
     if not paths:
         raise SystemExit(f"no training clips under {data} (expected talking/ and silent/)")
     who = [speakers.get(f"{p.parent.name}/{p.name}", p.stem) for p in paths]

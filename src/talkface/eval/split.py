@@ -69,6 +69,21 @@ def load_split() -> dict:
     return json.loads((files("talkface.eval") / "split.json").read_text(encoding="utf-8"))
 
 
+def manifest_speakers(data: str | Path) -> dict[str, str]:
+    """Speaker label of every file of the data set (`talking/x.mp4` -> label), from DATA/manifest.tsv."""
+    with open(Path(data) / "manifest.tsv", newline="", encoding="utf-8") as f:
+        return {r["file"]: r["speaker"] for r in csv.DictReader(f, delimiter="\t")}
+
+
+def train_clips(data: str | Path) -> list[Path]:
+    """What training may learn from: the TRAIN split's talking clips plus every silent clip (the silent clips
+    are outside the split), those present under DATA."""
+    data = Path(data)
+    talking = [data / "talking" / name for name in load_split()["train"]]
+    silent = sorted((data / "silent").glob("*.mp4"))
+    return [p for p in talking + silent if p.is_file()]
+
+
 def default_split(clips: list[Path]) -> str:
     """ "validation" when every clip is named in the split file (the development set), else "all"."""
     split = load_split()
