@@ -13,7 +13,7 @@ import numpy as np
 
 from talkface import __version__
 from talkface.audio.features import n_video_frames
-from talkface.audio.load import SAMPLE_RATE, AudioReader, from_samples, load_audio, write_wav
+from talkface.audio.load import SAMPLE_RATE, AudioReader, from_samples, write_wav
 from talkface.audio.tts import Phoneme, synthesize
 from talkface.config import AnimateOptions
 from talkface.errors import TalkfaceError
@@ -141,7 +141,8 @@ def _metadata(payload: Payload) -> dict[str, str]:
     }
 
 
-def _portrait_rig(portrait: str | Path | np.ndarray, options: AnimateOptions) -> tuple[np.ndarray, FaceRig]:
+def portrait_rig(portrait: str | Path | np.ndarray, options: AnimateOptions) -> tuple[np.ndarray, FaceRig]:
+    """The portrait image and its face rig at options.size / options.head_distance."""
     image = portrait if isinstance(portrait, np.ndarray) else load_image(portrait)
     return image, build_rig(image, options.size, head_distance=options.head_distance)
 
@@ -160,13 +161,13 @@ def animate(
     atomically: on any error no file (and no partial file) is left at `output`."""
     options = options or AnimateOptions()
     output = _check_output(output)
-    image, rig = _portrait_rig(portrait, options)
+    image, rig = portrait_rig(portrait, options)
     reader = AudioReader(audio)
     phonemes: tuple[Phoneme, ...] = ()
     if transcript:
         from talkface.audio.align import align_transcript
 
-        sound = load_audio(audio)
+        sound = reader.read()  # alignment needs the whole signal
         phonemes = align_transcript(sound, transcript)
         chunks: Iterable[np.ndarray] = _in_windows(sound.samples)
     else:
@@ -188,7 +189,7 @@ def say(
     synthesis drive the visemes exactly. Returns the path of the MP4."""
     options = options or AnimateOptions()
     output = _check_output(output)
-    image, rig = _portrait_rig(portrait, options)
+    image, rig = portrait_rig(portrait, options)
     speech = synthesize(text, voice)
     sound = from_samples(speech.samples, speech.sample_rate)
     motion = motion_windows(_in_windows(sound.samples), motion_source(options, speech.phonemes))
@@ -209,7 +210,7 @@ def drive(
     (relative to its first frame), at the driving video's frame rate; its audio, if any, is kept."""
     options = options or AnimateOptions()
     output = _check_output(output)
-    image, rig = _portrait_rig(portrait, options)
+    image, rig = portrait_rig(portrait, options)
     info = probe(driving_video)
     fps = min(max(info.fps, 1.0), 60.0)
     log.info("tracking the driving video")

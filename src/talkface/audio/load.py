@@ -69,6 +69,11 @@ class AudioReader:
             raise TalkfaceError(self._too_long())
         self.duration: float | None = None
 
+    def read(self) -> Audio:
+        """The whole signal at once (for what needs all of it, such as a transcript's alignment)."""
+        samples = np.concatenate(list(self))
+        return Audio(samples, self.duration, self.source_rate, self.source_channels)
+
     def _too_long(self) -> str:
         return f"{self.path} is longer than the {self.max_seconds / 60:g}-minute limit; split it into parts"
 
@@ -125,11 +130,9 @@ class _Resampler:
 
 
 def load_audio(path: str | Path, max_seconds: float = MAX_AUDIO_SECONDS) -> Audio:
-    """Decode the first audio stream of `path` whole: mono, 16 kHz (AudioReader, concatenated). Raises
-    TalkfaceError for a missing, unreadable, audio-less, empty or too long file."""
-    reader = AudioReader(path, max_seconds)
-    samples = np.concatenate(list(reader))
-    return Audio(samples, reader.duration, reader.source_rate, reader.source_channels)
+    """Decode the first audio stream of `path` whole: mono, 16 kHz. Raises TalkfaceError for a missing,
+    unreadable, audio-less, empty or too long file."""
+    return AudioReader(path, max_seconds).read()
 
 
 def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> Path:

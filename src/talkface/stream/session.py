@@ -27,7 +27,7 @@ from talkface.audio.load import SAMPLE_RATE
 from talkface.config import AnimateOptions
 from talkface.errors import TalkfaceError
 from talkface.motion.sequence import MotionSequence
-from talkface.pipeline import FrameMaker, _portrait_rig, motion_source
+from talkface.pipeline import FrameMaker, motion_source, portrait_rig
 from talkface.video.watermark import new_payload
 
 RATE_RANGE = (8000, 192000)  # accepted input sample rates, Hz
@@ -47,7 +47,7 @@ class Session:
         if unknown:
             raise TalkfaceError(f"unknown option {unknown[0]!r}; options are: {', '.join(sorted(names))}")
         self.options = AnimateOptions(**options)
-        image, rig = _portrait_rig(portrait, self.options)
+        image, rig = portrait_rig(portrait, self.options)
         self.payload = new_payload()
         self._make_frame = FrameMaker(image, rig, self.options, self.payload)
         self.fps = self.options.fps
@@ -116,12 +116,6 @@ class Session:
                 index = self._next_frame
                 self._next_frame += 1
             yield index / self.fps, self._make_frame(motion, row)
-
-    @property
-    def pending(self) -> int:
-        """Frames ready but not yet rendered."""
-        with self._lock:
-            return self._queued - self._next_frame
 
     def close(self) -> None:
         """Free the session; any later call raises TalkfaceError."""
