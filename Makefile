@@ -53,10 +53,11 @@ eval: $(EVALSTAMP)
 	else echo "no evaluation data at $(DATA) (set DATA=...)"; fi
 
 # Retrain the learned motion generator on the train split (8 min of training on 2 cores, plus tracking the
-# clips on the first run) and export it to
-# src/talkface/assets/motion_model.{onnx,json}; the training curve goes to reports/learned_motion/.
+# clips and recognising their phones on the first run), export it to src/talkface/assets/motion_model.{onnx,json}
+# and fit its mouth filters into the json (seconds); the training curve goes to reports/learned_motion/.
 train: $(TRAINSTAMP)
-	@if [ -d "$(DATA)" ]; then $(BIN)/python -m training.learned_motion.train $(DATA)/..; \
+	@if [ -d "$(DATA)" ]; then $(BIN)/python -m training.learned_motion.train $(DATA)/.. \
+	  && $(BIN)/python -m training.learned_motion.mouth $(DATA)/..; \
 	else echo "no training data at $(DATA) (set DATA=.../talking)"; exit 1; fi
 
 bench: $(STAMP)

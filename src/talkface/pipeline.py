@@ -21,7 +21,7 @@ from talkface.face.image import load_image
 from talkface.face.rig import FaceRig, build_rig
 from talkface.face.tracking import probe, track_video
 from talkface.motion.capture import motion_from_track
-from talkface.motion.generators import make_stream
+from talkface.motion.generators import HEARS_PHONES, make_stream
 from talkface.motion.rules import RuleSettings
 from talkface.motion.sequence import MotionSequence
 from talkface.motion.stream import AudioMotion
@@ -170,6 +170,12 @@ def animate(
         sound = reader.read()  # alignment needs the whole signal
         phonemes = align_transcript(sound, transcript)
         chunks: Iterable[np.ndarray] = _in_windows(sound.samples)
+    elif options.generator in HEARS_PHONES:
+        from talkface.audio.phones import recognize_phones
+
+        sound = reader.read()  # the recogniser decodes whole pieces between pauses
+        phonemes = recognize_phones(sound)
+        chunks = _in_windows(sound.samples)
     else:
         chunks = reader
     total = n_video_frames(reader.duration_hint, options.fps) if reader.duration_hint else None

@@ -27,17 +27,22 @@ import soxr
 
 from talkface.audio.features import compute_features
 from talkface.audio.load import SAMPLE_RATE, from_samples, load_audio
+from talkface.audio.phones import recognize_phones
 from talkface.eval.split import manifest_speakers, train_clips
 from talkface.face.expression import EXPRESSIONS
 from talkface.face.tracking import Track, probe, track_video
 from talkface.motion.capture import motion_from_track
 from talkface.motion.learned import (
+    CUE_DIM,
     FEATURE_DIM,
     MODEL_FPS,
     FeatureNormalizer,
+    MouthCues,
     motion_to_array,
     resample_frames,
 )
+from talkface.motion.rules import RuleSettings, generate_rules
+from talkface.motion.visemes import viseme_targets
 
 log = logging.getLogger("learned_motion.dataset")
 
@@ -56,20 +61,25 @@ VARIANTS = (
 JAW_REST_PERCENTILE = 3.0
 # Part of every cached clip's file name: bump it when the extraction or FeatureNormalizer changes, so that
 # a stale cache is never mixed into a new training run.
-CACHE_VERSION = f"v1-f{FEATURE_DIM}-{len(VARIANTS)}"
+CACHE_VERSION = f"v4-f{FEATURE_DIM}-c{CUE_DIM}-{len(VARIANTS)}"
 MIN_FACE_SHARE = 0.8  # a clip whose face is found in fewer frames is left out
 
 
 @dataclass
 class ClipData:
-    """One clip at MODEL_FPS. motion: {variant: (T, MOTION_DIM)}; features: {variant: (T, FEATURE_DIM)}
-    (absent for silent clips). speaker: manifest label (dev hold-out is by speaker)."""
+    """One clip at MODEL_FPS. motion: {variant: (T, MOTION_DIM)}; features: {variant: (T, FEATURE_DIM)};
+    cues: {variant: (T, CUE_DIM + 3)}: MouthCues, then the viseme targets (jaw, round, spread) of the phones
+    recognised in the variant's audio (audio.phones); rules: the rule generator's motion of the original audio
+    (T, MOTION_DIM), the baseline the mouth network must beat (features, cues and rules absent for silent
+    clips). speaker: manifest label (dev hold-out is by speaker)."""
 
     name: str
     speaker: str
     talking: bool
     motion: dict[str, np.ndarray]
     features: dict[str, np.ndarray]
+    cues: dict[str, np.ndarray]
+    rules: np.ndarray | None
 
 
 def load_track(path: Path, tracks: Path) -> Track:
@@ -140,10 +150,16 @@ def build_clip(path: Path, speaker: str, tracks: Path, cache: Path) -> Path | No
             samples = _augment_audio(audio.samples, speed, snr, seed=i) * np.float32(10 ** (gain_db / 20))
             a = from_samples(samples, SAMPLE_RATE)
             n = int(round(min(duration, audio.duration) / speed * MODEL_FPS))
-            feats = compute_features(a).at_fps(MODEL_FPS, n)
+            full = compute_features(a)
+            feats = full.at_fps(MODEL_FPS, n)
             # Output frame j at time (j + 0.5) / MODEL_FPS shows the original clip at time x speed.
             arrays[f"motion_{variant}"] = resample_frames(motion, fps / speed, n, MODEL_FPS)
             arrays[f"features_{variant}"] = FeatureNormalizer()(feats)
+            arrays[f"cues_{variant}"] = MouthCues()(feats)
+            phones = recognize_phones(a)
+            arrays[f"visemes_{variant}"] = viseme_targets(phones, (np.arange(n) + 0.5) / MODEL_FPS)
+            if variant == "orig":
+                arrays["rules"] = motion_to_array(generate_rules(full, n, MODEL_FPS, RuleSettings()))
     cache.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, **arrays)
     return out
@@ -153,8 +169,12 @@ def load_clip(path: Path) -> ClipData:
     z = np.load(path)
     motion = {k[len("motion_") :]: z[k] for k in z.files if k.startswith("motion_")}
     feats = {k[len("features_") :]: z[k] for k in z.files if k.startswith("features_")}
+    cues = {k[len("cues_") :]: z[k] for k in z.files if k.startswith("cues_")}
+    for k in cues:
+        cues[k] = np.concatenate([cues[k], z[f"visemes_{k}"]], 1).astype(np.float32)
     name = path.name.split("__", 1)[1].removesuffix(f".{CACHE_VERSION}.npz")
-    return ClipData(name, str(z["speaker"]), bool(z["talking"]), motion, feats)
+    rules = z["rules"] if "rules" in z.files else None
+    return ClipData(name, str(z["speaker"]), bool(z["talking"]), motion, feats, cues, rules)
 
 
 def build_all(

@@ -120,6 +120,8 @@ def export(model: MotionFlow, info: dict, mean: np.ndarray, std: np.ndarray, ass
         "onnx_max_abs_diff": err,
         "validation": old.get("validation", {}),
     }
+    if "mouth" in old:  # the mouth filters are fitted separately (mouth.py), after the flow model
+        meta["mouth"] = old["mouth"]
     (assets / MODEL_FILE).write_bytes(data)
     meta_path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     print(
@@ -148,12 +150,13 @@ def record_eval(report: Path, assets: Path = ASSETS) -> None:
     print(f"recorded {report} in {meta_path}")
 
 
-def calibrate(train_eval: Path, assets: Path = ASSETS) -> None:
+def calibrate(train_eval: Path, assets: Path = ASSETS, jaw_only: bool = False) -> None:
     """Output gains from a `talkface eval --split train --generator learned --generator loudness` report
     (the TRAIN split, rendered and re-tracked): per head axis, the gain that makes the rendered head std
     match the real one above the still-head floor (the loudness baseline: tracker noise), and the jaw gain
     that makes the rendered voiced mouth opening match the real one. Medians over clips; the new gains
-    multiply the ones the report was made with."""
+    multiply the ones the report was made with. jaw_only: keep the head gains (after a change of the
+    mouth alone)."""
     clips = [c for c in json.loads(train_eval.read_text())["clips"] if not c.get("error")]
     meta_path = assets / META_FILE
     meta = json.loads(meta_path.read_text())
@@ -170,6 +173,8 @@ def calibrate(train_eval: Path, assets: Path = ASSETS) -> None:
     real_open = np.nanmedian([c["real"]["mouth_open_voiced"] for c in clips])
     ours_open = np.nanmedian([c["generators"]["learned"]["mouth_open_voiced"] for c in clips])
     jaw = float(np.clip(real_open / ours_open, 0.5, 2.0)) * cal["jaw_gain"]
+    if jaw_only:
+        gains = cal["rotation_gain"]
     meta["calibration"] = {
         "rotation_gain": [round(g, 3) for g in gains],
         "jaw_gain": round(jaw, 3),
@@ -190,9 +195,10 @@ def main() -> None:
         default=None,
         help="report.json of talkface eval --split train (see calibrate)",
     )
+    ap.add_argument("--jaw-only", action="store_true", help="with --calibrate: keep the head gains")
     args = ap.parse_args()
     if args.calibrate:
-        calibrate(args.calibrate)
+        calibrate(args.calibrate, jaw_only=args.jaw_only)
         return
     if args.eval_report:
         record_eval(args.eval_report)

@@ -1,7 +1,9 @@
 """The motion generators behind one interface: a MotionStream (motion.stream) made by name.
 
 rules     the phonetic/acoustic rule generator (motion.rules), the default.
-learned   a small flow-matching transformer trained on real talking faces (motion.learned, ONNX).
+learned   a small flow-matching transformer trained on real talking faces (motion.learned, ONNX) with a
+          learned mouth that reads phonemes: offline, phones recognised from the audio when no text is
+          given (HEARS_PHONES).
 loudness  a naive baseline for evaluation: loudness opens the jaw, nothing else moves. It gives every
           metric a floor; it is not meant for real use.
 """
@@ -42,6 +44,10 @@ class LoudnessStream:
     def finish(self) -> MotionSequence:
         return MotionSequence.still(0, self.fps)
 
+
+# Generators whose mouth reads phonemes: when no text gives them, the offline pipeline recognises phones in
+# the audio (audio.phones) and passes them in.
+HEARS_PHONES = frozenset({"learned"})
 
 GENERATORS: dict[str, StreamFactory] = {
     "rules": RuleStream,

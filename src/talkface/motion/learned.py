@@ -16,6 +16,15 @@ so nothing depends on whole-file statistics and the same code serves offline ren
 streaming: the window grid is fixed, so any push() chunking gives the same motion, and a frame is final
 WINDOW + LOOKAHEAD model frames (240 ms at 25 fps) after its audio arrives at most.
 
+The mouth (jaw, lip rounding and spreading) of each window is then set by a learned MouthFilter rather than
+sampled: the flow's sampled mouth followed the voice poorly (validation lip-sync r 0.17 vs the rules'
+0.33), because the sound decides the lips far more than it decides the head, and noise plus the model's
+own drifting past decorrelate them. The filter reads the coarticulated viseme targets of the phonemes
+(from text to speech, a transcript, or recognised in the audio by pocketsphinx: audio.phones) over 3 frames
+back and 3 ahead, or, when no phonemes are known (a live stream), the rules' causal acoustic mouth cues
+(MouthCues) over 4 back and 2 ahead; it was fitted to real talking faces of the train split
+(training/learned_motion/mouth.py, which also reports its speaker-disjoint cross-validation).
+
 Weights ship as assets/motion_model.onnx with assets/motion_model.json (sizes, feature and motion
 normalisation, sampling settings, and the data and validation numbers it was trained and checked with).
 Training: training/learned_motion (torch, never imported at run time).
@@ -36,9 +45,17 @@ from talkface.audio.features import AudioFeatures, concat_features
 from talkface.audio.tts import Phoneme
 from talkface.errors import TalkfaceError
 from talkface.face.expression import EXPRESSIONS
-from talkface.motion.rules import RuleSettings
+from talkface.motion.rules import (
+    JAW_GAIN,
+    ROUND_GAIN,
+    SPREAD_GAIN,
+    RuleSettings,
+    SpeechLevels,
+    mouth_targets,
+)
 from talkface.motion.sequence import MotionSequence
 from talkface.motion.stream import run_stream
+from talkface.motion.visemes import viseme_targets
 
 MODEL_FPS = 25.0  # the model's frame rate; other video rates are interpolated to and from it
 # Motion vector layout, MOTION_DIM numbers per frame: expression (EXPRESSIONS order), rotation yaw, pitch,
@@ -49,6 +66,8 @@ TRANS = slice(N_EXPR + 3, N_EXPR + 5)
 GAZE = slice(N_EXPR + 5, N_EXPR + 7)
 MOTION_DIM = N_EXPR + 7
 MODEL_FILE, META_FILE = "motion_model.onnx", "motion_model.json"
+MOUTH = slice(0, 3)  # jaw_open, lip_round, lip_spread: the channels MouthFilter gives
+MOUTH_KINDS = ("visemes", "acoustic")
 
 # Causal feature normalisation (FeatureNormalizer).
 N_MELS = 40
@@ -120,6 +139,82 @@ class FeatureNormalizer:
         return np.column_stack([shape, *cols]).astype(np.float32)
 
 
+CUE_DIM = 6
+
+
+class MouthCues:
+    """The rule generator's acoustic mouth cues as extra inputs of the mouth network, causally (the rules'
+    running references of the voice's loud level and open cue): loudness 0..1, open cue 0..1, the rules'
+    unsmoothed jaw, rounding and spreading targets at unit gain, and pitch relative to the running median
+    (octaves, clipped to +-1). Frame i depends on frames <= i only; shape (T, CUE_DIM)."""
+
+    def __init__(self):
+        self._levels = SpeechLevels(MODEL_FPS)
+
+    def __call__(self, f: AudioFeatures) -> np.ndarray:
+        level, cue, semis = self._levels(f)
+        targets = mouth_targets(f, level, cue)
+        return np.column_stack(
+            [
+                level,
+                cue,
+                targets[:, 0] / JAW_GAIN,
+                targets[:, 1] / ROUND_GAIN,
+                targets[:, 2] / SPREAD_GAIN,
+                np.clip(semis / 12.0, -1.0, 1.0),
+            ]
+        ).astype(np.float32)
+
+
+def window_rows(x: np.ndarray, past: int, ahead: int) -> np.ndarray:
+    """Each row of x (T, k) with the `past` rows before it and `ahead` rows after it, side by side, oldest
+    first: (T, k * (past + 1 + ahead)). Rows beyond the ends hold the first and last row."""
+    x = np.asarray(x, np.float64)
+    xp = np.concatenate([np.repeat(x[:1], past, 0), x, np.repeat(x[-1:], ahead, 0)])
+    return np.concatenate([xp[i : i + len(x)] for i in range(past + 1 + ahead)], 1)
+
+
+_FILTER_ARRAYS = ("in_mean", "in_std", "weights", "out_mean")
+
+
+@dataclass(frozen=True)
+class MouthFilter:
+    """The learned mouth: a linear filter (fitted by ridge regression, training/learned_motion/mouth.py)
+    from per-frame inputs over `past` frames back and `ahead` frames ahead to the mouth (jaw_open,
+    lip_round, lip_spread) of the frame: mouth = ((window - in_mean) / in_std) @ weights + out_mean."""
+
+    past: int
+    ahead: int
+    in_mean: np.ndarray  # (k * (past + 1 + ahead),)
+    in_std: np.ndarray
+    weights: np.ndarray  # (k * (past + 1 + ahead), 3)
+    out_mean: np.ndarray  # (3,)
+
+    def apply(self, rows: np.ndarray) -> np.ndarray:
+        """Mouth (T, 3) of the frames of `rows` (T + past + ahead, k) that have all their window inside."""
+        span = self.past + 1 + self.ahead
+        n = len(rows) - span + 1
+        x = np.concatenate([rows[i : i + n] for i in range(span)], 1)
+        return ((x - self.in_mean) / self.in_std) @ self.weights + self.out_mean
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Mouth (T, 3) of a whole sequence of inputs (T, k), its ends held."""
+        x = window_rows(x, self.past, self.ahead)
+        return ((x - self.in_mean) / self.in_std) @ self.weights + self.out_mean
+
+    def to_json(self) -> dict:
+        return {
+            "past": self.past,
+            "ahead": self.ahead,
+            **{k: np.round(getattr(self, k), 6).tolist() for k in _FILTER_ARRAYS},
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> MouthFilter:
+        arrays = {k: np.asarray(d[k], np.float64) for k in _FILTER_ARRAYS}
+        return cls(int(d["past"]), int(d["ahead"]), **arrays)
+
+
 def motion_to_array(m: MotionSequence) -> np.ndarray:
     """The model's motion vector per frame, shape (T, MOTION_DIM) float32 (layout: see MOTION_DIM)."""
     return np.concatenate([m.expression, m.rotation, m.translation, m.gaze], 1).astype(np.float32)
@@ -163,6 +258,7 @@ class ModelMeta:
     motion_std: np.ndarray  # (MOTION_DIM,)
     rotation_gain: np.ndarray  # (3,) yaw, pitch, roll: rendered-head calibration
     jaw_gain: float
+    mouth: dict[str, MouthFilter]  # "visemes" (phonemes known) and "acoustic"; empty: the flow's own mouth
 
 
 @lru_cache(maxsize=1)
@@ -178,6 +274,7 @@ def load_model():
         raise TalkfaceError("the learned motion model is not installed (run `make train`)") from None
     s = meta_json["settings"]
     cal = meta_json.get("calibration", {})
+    mouth = meta_json.get("mouth", {})
     meta = ModelMeta(
         context=int(s["context"]),
         window=int(s["window"]),
@@ -189,6 +286,7 @@ def load_model():
         motion_std=np.asarray(meta_json["motion_std"], np.float32),
         rotation_gain=np.asarray(cal.get("rotation_gain", [1.0, 1.0, 1.0]), np.float32),
         jaw_gain=float(cal.get("jaw_gain", 1.0)),
+        mouth={k: MouthFilter.from_json(meta_json["mouth"][k]) for k in MOUTH_KINDS if k in mouth},
     )
     opts = ort.SessionOptions()
     # Small matrices: one thread per op is fastest and leaves the other core to the renderer.
@@ -204,10 +302,11 @@ class LearnedStream:
 
     Internally: features are interpolated to MODEL_FPS, normalised causally, and each model window of
     `window` frames is generated once the audio `lookahead` frames past it has arrived; the model motion is
-    interpolated back to `fps`. Memory is bounded (only the last context + window + lookahead model frames
-    are kept). Noise is drawn per window from (seed, window index), so the output does not depend on how
-    the features are chunked. `phonemes` are accepted for the interface and not used: the model hears the
-    voice itself."""
+    interpolated back to `fps`. The mouth of each window is then replaced by the learned mouth filter's
+    (MouthFilter): from the viseme targets of `phonemes` when they are known (text to speech, a transcript,
+    or phones recognised from the audio: audio.phones), else from the acoustic mouth cues. Memory is
+    bounded (only the last context + window + lookahead model frames are kept). Noise is drawn per window
+    from (seed, window index), so the output does not depend on how the features are chunked."""
 
     lead_s: float = 0.0  # the model has its own audio lookahead; video frame j gets the audio of frame j
 
@@ -220,6 +319,12 @@ class LearnedStream:
         m = self.meta
         self._span = m.context + m.window + m.lookahead
         self._norm = FeatureNormalizer()
+        self._phonemes = tuple(phonemes)
+        self._mouth = m.mouth.get("visemes" if phonemes else "acoustic")
+        if self._mouth is not None and not phonemes and self._mouth.ahead > m.lookahead:
+            raise TalkfaceError("the acoustic mouth filter looks further ahead than the model waits for")
+        self._cue_fn = MouthCues()
+        self._cues = np.zeros((0, CUE_DIM), np.float32)  # MouthCues of the model frames, aligned with _feat
         self._raw: list[AudioFeatures] = []  # pending input features at fps (a short tail)
         self._n_in = 0  # input frames pushed
         self._raw_start = 0  # input index of the first frame of self._raw's concatenation
@@ -262,6 +367,7 @@ class LearnedStream:
             f = _take(raw, i0, i1, pos - i0)
         x = self._norm(f)
         self._feat = np.concatenate([self._feat, x])
+        self._cues = np.concatenate([self._cues, self._cue_fn(f)])
         self._n_model_feat = k_end
         # Keep the input frames a later model frame may still interpolate from.
         if self.fps == MODEL_FPS:
@@ -327,18 +433,36 @@ class LearnedStream:
             x1 = pred[1] + m.guidance * (pred[0] - pred[1]) if guided else pred[0]
             # Rectified flow x_t = (1 - t) noise + t x1: the velocity towards the predicted x1.
             x = x + (ts[k + 1] - t) * (x1 - x) / (1.0 - t)
+        if self._mouth is not None:
+            mouth = self._mouth_of(w0, m.window)
+            x[:, MOUTH] = (mouth - m.motion_mean[MOUTH]) / m.motion_std[MOUTH]
         return x.astype(np.float32)
 
     def _motion_append(self, x: np.ndarray) -> None:
         self._motion = np.concatenate([self._motion, x])
         self._n_model_motion += len(x)
 
+    def _mouth_of(self, w0: int, count: int) -> np.ndarray:
+        """The learned mouth (count, 3) of model frames w0 .. w0+count-1, from their filter windows: viseme
+        targets of the phonemes at the frames' times, or the acoustic cues (frames before the start hold
+        the first frame, frames past the known audio the last known one)."""
+        f = self._mouth
+        idx = np.arange(w0 - f.past, w0 + count + f.ahead)
+        if self._phonemes:
+            rows = viseme_targets(self._phonemes, (np.maximum(idx, 0) + 0.5) / MODEL_FPS)
+        else:
+            rows = self._cues[np.clip(idx, 0, self._n_model_feat - 1) - self._feat_start]
+        return f.apply(rows)
+
     def _trim(self) -> None:
         """Drop the model frames no later window or output frame needs (bounded memory)."""
         first = self._n_model_motion - self.meta.context  # the next window's context and audio
+        if self._mouth is not None:  # the mouth filter's window may reach further back than the context
+            first = min(first, self._n_model_motion - self._mouth.past)
         drop = first - self._feat_start
         if drop > 0:
-            self._feat, self._feat_start = self._feat[drop:], self._feat_start + drop
+            self._feat, self._cues = self._feat[drop:], self._cues[drop:]
+            self._feat_start += drop
         # Output interpolation still needs the model frames around the next output frame's centre.
         first_out = int(math.floor((self._n_out + 0.5) / self.fps * MODEL_FPS - 0.5)) - 1
         drop = min(first, first_out) - self._motion_start
@@ -381,7 +505,10 @@ class LearnedStream:
         expr[:, 0] = np.clip(expr[:, 0] * m.jaw_gain, 0.0, 1.0)  # the mouth never closes past the portrait's
         expr[:, 1:4] = np.clip(expr[:, 1:4], -0.6, 1.0)
         expr[:, :4] *= s.expression_scale
-        expr[:, 4:6] = np.clip(expr[:, 4:6], 0.0, 1.0)  # blinks: 0 open (as in the portrait), 1 shut
+        # Blinks: 0 open (as in the portrait), 1 shut. People blink both eyes together; the two sampled
+        # lids differ by sampling noise (a lone half-closed lid looks like a wink): both take the more
+        # closed one.
+        expr[:, 4:6] = np.clip(expr[:, 4:6].max(1, keepdims=True), 0.0, 1.0)
         y[:, ROT] *= m.rotation_gain * s.motion_scale
         y[:, TRANS] *= s.motion_scale
         y[:, GAZE] += np.asarray(s.gaze, np.float32)
