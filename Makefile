@@ -53,11 +53,13 @@ eval: $(EVALSTAMP)
 	else echo "no evaluation data at $(DATA) (set DATA=...)"; fi
 
 # Retrain the learned motion generator on the train split (8 min of training on 2 cores, plus tracking the
-# clips and recognising their phones on the first run), export it to src/talkface/assets/motion_model.{onnx,json}
-# and fit its mouth filters into the json (seconds); the training curve goes to reports/learned_motion/.
+# clips and recognising their phones on the first run), export it to src/talkface/assets/motion_model.{onnx,json},
+# fit its mouth filters and calibrate its lids and head range into the json (a minute); the training curve
+# goes to reports/learned_motion/. The jaw and head gains need an eval of the train split (export.py --calibrate).
 train: $(TRAINSTAMP)
 	@if [ -d "$(DATA)" ]; then $(BIN)/python -m training.learned_motion.train $(DATA)/.. \
-	  && $(BIN)/python -m training.learned_motion.mouth $(DATA)/..; \
+	  && $(BIN)/python -m training.learned_motion.mouth $(DATA)/.. \
+	  && $(BIN)/python -m training.learned_motion.export --calibrate-outputs $(DATA)/..; \
 	else echo "no training data at $(DATA) (set DATA=.../talking)"; exit 1; fi
 
 bench: $(STAMP)

@@ -61,7 +61,7 @@ VARIANTS = (
 JAW_REST_PERCENTILE = 3.0
 # Part of every cached clip's file name: bump it when the extraction or FeatureNormalizer changes, so that
 # a stale cache is never mixed into a new training run.
-CACHE_VERSION = f"v4-f{FEATURE_DIM}-c{CUE_DIM}-{len(VARIANTS)}"
+CACHE_VERSION = f"v5-f{FEATURE_DIM}-c{CUE_DIM}-{len(VARIANTS)}"
 MIN_FACE_SHARE = 0.8  # a clip whose face is found in fewer frames is left out
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from talkface.motion.learned import FEATURE_DIM, META_FILE, MODEL_FILE, MOTION_DIM
+from talkface.motion.learned import FEATURE_DIM, META_FILE, MODEL_FILE, MOTION_DIM, ROT
 from training.learned_motion.model import ModelConfig, MotionFlow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -176,6 +176,7 @@ def calibrate(train_eval: Path, assets: Path = ASSETS, jaw_only: bool = False) -
     if jaw_only:
         gains = cal["rotation_gain"]
     meta["calibration"] = {
+        **cal,  # the blink curve, when there is one
         "rotation_gain": [round(g, 3) for g in gains],
         "jaw_gain": round(jaw, 3),
         "how": f"training/learned_motion/export.py calibrate() on {len(clips)} train-split clips of "
@@ -183,6 +184,55 @@ def calibrate(train_eval: Path, assets: Path = ASSETS, jaw_only: bool = False) -
     }
     meta_path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     print(f"calibration: {meta['calibration']}")
+
+
+BLINK_QUANTILES = (0, 50, 80, 90, 95, 97, 98, 99, 99.5, 100)
+ROTATION_LIMIT_PERCENTILE = 99.0
+
+
+def calibrate_outputs(data: Path, assets: Path = ASSETS) -> None:
+    """Output calibration from the train split's talking clips: the lid curve (quantiles of the learned
+    generator's lid closure, both lids' max, seed 0, without a curve, mapped onto the same quantiles of
+    the real tracked lids) and the head's rotation limit (ROTATION_LIMIT_PERCENTILE of the real heads'
+    absolute yaw, pitch and roll)."""
+    import dataclasses
+
+    from talkface.audio.features import compute_features
+    from talkface.audio.load import load_audio
+    from talkface.eval.split import train_clips
+    from talkface.motion.learned import LearnedStream
+    from talkface.motion.rules import RuleSettings
+    from talkface.motion.stream import run_stream
+    from training.learned_motion.dataset import CACHE, build_all
+
+    clips = {c.name: c for c in build_all(data, CACHE) if c.talking}
+    gen, real, rotation = [], [], []
+    for path in train_clips(data):
+        clip = clips.get(path.stem)
+        if clip is None:
+            continue
+        stream = LearnedStream(25.0, RuleSettings(seed=0))
+        stream.meta = dataclasses.replace(stream.meta, blink_curve=None)
+        m = run_stream(stream, compute_features(load_audio(path)), len(clip.motion["orig"]))
+        gen.append(m.expression[:, 4])
+        real.append(clip.motion["orig"][:, 4:6].max(1))
+        rotation.append(clip.motion["orig"][:, ROT])
+    x = np.percentile(np.concatenate(gen), BLINK_QUANTILES)
+    y = np.clip(np.percentile(np.concatenate(real), BLINK_QUANTILES), 0.0, 1.0)
+    x, y = np.maximum.accumulate(x), np.maximum.accumulate(y)
+    keep = np.r_[True, np.diff(x) > 1e-4]
+    meta_path = assets / META_FILE
+    meta = json.loads(meta_path.read_text())
+    meta.setdefault("calibration", dict(CALIBRATION))["blink_curve"] = {
+        "x": np.round(x[keep], 4).tolist(),
+        "y": np.round(y[keep], 4).tolist(),
+        "how": f"export.py calibrate_outputs(): quantiles {list(BLINK_QUANTILES)} of the generated lids on "
+        f"{len(gen)} train-split clips mapped onto the real lids' quantiles",
+    }
+    limit = np.percentile(np.abs(np.concatenate(rotation)), ROTATION_LIMIT_PERCENTILE, axis=0)
+    meta["calibration"]["rotation_limit"] = np.round(limit, 2).tolist()
+    meta_path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    print(f"blink curve: {meta['calibration']['blink_curve']}, rotation limit {limit.round(2)}")
 
 
 def main() -> None:
@@ -196,7 +246,16 @@ def main() -> None:
         help="report.json of talkface eval --split train (see calibrate)",
     )
     ap.add_argument("--jaw-only", action="store_true", help="with --calibrate: keep the head gains")
+    ap.add_argument(
+        "--calibrate-outputs",
+        type=Path,
+        default=None,
+        help="the development media folder (see calibrate_outputs)",
+    )
     args = ap.parse_args()
+    if args.calibrate_outputs:
+        calibrate_outputs(args.calibrate_outputs)
+        return
     if args.calibrate:
         calibrate(args.calibrate, jaw_only=args.jaw_only)
         return

@@ -258,6 +258,12 @@ class ModelMeta:
     motion_std: np.ndarray  # (MOTION_DIM,)
     rotation_gain: np.ndarray  # (3,) yaw, pitch, roll: rendered-head calibration
     jaw_gain: float
+    # Lid closure through a monotone curve (points x -> y) that gives the sampled lids the distribution of
+    # real ones (sampling from the flow rounds off the rare full closures); None: unchanged.
+    blink_curve: tuple[np.ndarray, np.ndarray] | None
+    # Soft limit of the head's yaw, pitch and roll (degrees, before the gains): the range of real heads in
+    # the training data. Audio unlike the training speech (singing) can swing the sampled head far beyond.
+    rotation_limit: np.ndarray | None
     mouth: dict[str, MouthFilter]  # "visemes" (phonemes known) and "acoustic"; empty: the flow's own mouth
 
 
@@ -286,6 +292,12 @@ def load_model():
         motion_std=np.asarray(meta_json["motion_std"], np.float32),
         rotation_gain=np.asarray(cal.get("rotation_gain", [1.0, 1.0, 1.0]), np.float32),
         jaw_gain=float(cal.get("jaw_gain", 1.0)),
+        rotation_limit=np.asarray(cal["rotation_limit"], np.float32) if "rotation_limit" in cal else None,
+        blink_curve=(
+            (np.asarray(cal["blink_curve"]["x"]), np.asarray(cal["blink_curve"]["y"]))
+            if "blink_curve" in cal
+            else None
+        ),
         mouth={k: MouthFilter.from_json(meta_json["mouth"][k]) for k in MOUTH_KINDS if k in mouth},
     )
     opts = ort.SessionOptions()
@@ -508,7 +520,12 @@ class LearnedStream:
         # Blinks: 0 open (as in the portrait), 1 shut. People blink both eyes together; the two sampled
         # lids differ by sampling noise (a lone half-closed lid looks like a wink): both take the more
         # closed one.
-        expr[:, 4:6] = np.clip(expr[:, 4:6].max(1, keepdims=True), 0.0, 1.0)
+        lids = expr[:, 4:6].max(1, keepdims=True)
+        if m.blink_curve is not None:
+            lids = np.interp(lids, *m.blink_curve)
+        expr[:, 4:6] = np.clip(lids, 0.0, 1.0)
+        if m.rotation_limit is not None:
+            y[:, ROT] = m.rotation_limit * np.tanh(y[:, ROT] / m.rotation_limit)
         y[:, ROT] *= m.rotation_gain * s.motion_scale
         y[:, TRANS] *= s.motion_scale
         y[:, GAZE] += np.asarray(s.gaze, np.float32)
