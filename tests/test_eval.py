@@ -270,10 +270,11 @@ def report(tmp_path_factory, portrait):
         portrait,
         wav,
         root / "clips" / "talk.mp4",
-        AnimateOptions(size=192, fps=25.0, seed=0, motion_scale=2.0),
+        AnimateOptions(size=192, fps=25.0, seed=0, motion_scale=2.0, generator="rules"),
     )
     (root / "clips" / "notes.txt").write_text("not a video")
-    return run_eval(root / "clips", root / "report", EvalOptions(size=192)), root / "report"
+    options = EvalOptions(size=192, generators=("rules", "loudness"))
+    return run_eval(root / "clips", root / "report", options), root / "report"
 
 
 def test_eval_writes_report_json_md_and_plots(report):

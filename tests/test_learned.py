@@ -256,3 +256,14 @@ def test_head_stays_within_the_range_of_real_heads():
     m = generate_learned(f, 500, 25.0, RuleSettings(seed=1))
     assert meta.rotation_limit is not None
     assert (np.abs(m.rotation) <= meta.rotation_limit * meta.rotation_gain + 1e-4).all()
+
+
+def test_the_mouth_closes_in_pauses(features):
+    """Given phonemes, the jaw is shut from 100 ms into a pause until 100 ms before the next phoneme."""
+    n = int(round(features.duration * 25))
+    ph = (Phoneme(0.0, 1.0, "_"), Phoneme(1.0, 1.2, "a"), Phoneme(1.2, 3.0, "_"), Phoneme(3.0, 3.3, "a"))
+    ph += (Phoneme(3.3, features.duration, "_"),)
+    jaw = run_stream(LearnedStream(25.0, RuleSettings(), ph), features, n).expression[:, JAW]
+    t = (np.arange(n) + 0.5) / 25
+    assert jaw[(t > 1.3) & (t < 2.9)].max() == 0 and jaw[t < 0.9].max() == 0
+    assert jaw[(t > 1.05) & (t < 1.15)].min() > 0.1

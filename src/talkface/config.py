@@ -63,9 +63,10 @@ class AnimateOptions:
         1.0, "framing: above 1 the face is smaller (further away), below 1 larger", (0.6, 1.8)
     )
     generator: str = _opt(
-        "rules",
-        "motion generator: rules, learned (a small model trained on real talking faces), or loudness "
-        "(a naive baseline for evaluation)",
+        "learned",
+        "motion generator: learned (trained on real talking faces; its mouth reads phones recognised in "
+        "the audio), rules (hand-made phonetic and acoustic rules), or loudness (a naive baseline for "
+        "evaluation)",
         choices=("rules", "learned", "loudness"),
     )
 

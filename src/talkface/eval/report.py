@@ -91,7 +91,7 @@ class EvalOptions:
     "train", "all", or None for the default (see split.default_split). keep_videos: keep the renders in
     DIR/videos. reenact: also measure self-reenactment (the renderer driven by the clip's own motion)."""
 
-    generators: tuple[str, ...] = ("rules", "loudness")
+    generators: tuple[str, ...] = ("learned", "rules", "loudness")
     size: int = 256
     seed: int = 0
     limit: int | None = None
@@ -687,7 +687,7 @@ def add_eval_parser(subparsers) -> None:
         "--generator",
         action="append",
         choices=list(GENERATORS),
-        help="generator to evaluate; repeat for several (default: rules and loudness)",
+        help="generator to evaluate; repeat for several (default: learned, rules and loudness)",
     )
     p.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate only the first N clips")
     p.add_argument(

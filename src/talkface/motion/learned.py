@@ -68,6 +68,9 @@ MOTION_DIM = N_EXPR + 7
 MODEL_FILE, META_FILE = "motion_model.onnx", "motion_model.json"
 MOUTH = slice(0, 3)  # jaw_open, lip_round, lip_spread: the channels MouthFilter gives
 MOUTH_KINDS = ("visemes", "acoustic")
+# Given phonemes, the jaw closes when the nearest spoken phoneme is more than PAUSE_OPEN_S away, fully
+# PAUSE_CLOSE_S later (the lips close within ~100 ms of silence).
+PAUSE_OPEN_S, PAUSE_CLOSE_S = 0.04, 0.06
 
 # Causal feature normalisation (FeatureNormalizer).
 N_MELS = 40
@@ -332,6 +335,7 @@ class LearnedStream:
         self._span = m.context + m.window + m.lookahead
         self._norm = FeatureNormalizer()
         self._phonemes = tuple(phonemes)
+        self._spans: np.ndarray | None = None  # (start, end) s of the spoken stretches, made when needed
         self._mouth = m.mouth.get("visemes" if phonemes else "acoustic")
         if self._mouth is not None and not phonemes and self._mouth.ahead > m.lookahead:
             raise TalkfaceError("the acoustic mouth filter looks further ahead than the model waits for")
@@ -460,11 +464,34 @@ class LearnedStream:
         the first frame, frames past the known audio the last known one)."""
         f = self._mouth
         idx = np.arange(w0 - f.past, w0 + count + f.ahead)
-        if self._phonemes:
-            rows = viseme_targets(self._phonemes, (np.maximum(idx, 0) + 0.5) / MODEL_FPS)
-        else:
-            rows = self._cues[np.clip(idx, 0, self._n_model_feat - 1) - self._feat_start]
-        return f.apply(rows)
+        if not self._phonemes:
+            return f.apply(self._cues[np.clip(idx, 0, self._n_model_feat - 1) - self._feat_start])
+        mouth = f.apply(viseme_targets(self._phonemes, (np.maximum(idx, 0) + 0.5) / MODEL_FPS))
+        # In pauses the lips close: real faces in the training data rest with the lips slightly parted
+        # (the filter's jaw for a pause is 0.045), but a mouth that stays ajar in silence looks wrong.
+        gap = self._pause_distance((np.arange(w0, w0 + count) + 0.5) / MODEL_FPS)
+        mouth[:, 0] *= np.clip(1.0 - (gap - PAUSE_OPEN_S) / PAUSE_CLOSE_S, 0.0, 1.0)
+        return mouth
+
+    def _pause_distance(self, times: np.ndarray) -> np.ndarray:
+        """Seconds from each of `times` to the nearest spoken (non-pause) phoneme; 0 inside one."""
+        if self._spans is None:
+            spans: list[list[float]] = []
+            for p in self._phonemes:
+                if p.symbol.startswith("_"):
+                    continue
+                if spans and p.start <= spans[-1][1] + 1e-6:
+                    spans[-1][1] = max(spans[-1][1], p.end)
+                else:
+                    spans.append([p.start, p.end])
+            self._spans = np.array(spans, np.float64).reshape(-1, 2)
+        if not len(self._spans):
+            return np.full(len(times), np.inf)
+        starts, ends = self._spans[:, 0], self._spans[:, 1]
+        k = np.searchsorted(starts, times, side="right")  # spans[k - 1] starts at or before t
+        before = np.where(k > 0, times - ends[np.maximum(k - 1, 0)], np.inf)
+        after = np.where(k < len(starts), starts[np.minimum(k, len(starts) - 1)] - times, np.inf)
+        return np.maximum(np.minimum(before, after), 0.0)
 
     def _trim(self) -> None:
         """Drop the model frames no later window or output frame needs (bounded memory)."""
