@@ -31,6 +31,7 @@ from talkface.motion.rules import RuleSettings
 from talkface.motion.stream import run_stream
 
 JAW = EXPRESSIONS.index("jaw_open")
+BLINK = EXPRESSIONS.index("blink_right")
 
 
 @pytest.fixture(scope="module")
@@ -267,3 +268,14 @@ def test_the_mouth_closes_in_pauses(features):
     t = (np.arange(n) + 0.5) / 25
     assert jaw[(t > 1.3) & (t < 2.9)].max() == 0 and jaw[t < 0.9].max() == 0
     assert jaw[(t > 1.05) & (t < 1.15)].min() > 0.1
+
+
+def test_blinks_shut_fully_and_eyes_rest_open(features):
+    n = int(round(features.duration * 25))
+    lids = np.concatenate(
+        [generate_learned(features, n, 25.0, RuleSettings(seed=s)).expression[:, BLINK] for s in range(3)]
+    )
+    assert np.median(lids) == 0.0  # at rest, the portrait's own eyes
+    assert (lids > 0.999).any()  # blinks close the eyes
+    partial = (lids > 0.1) & (lids < 0.9)
+    assert partial.mean() < 0.1  # lids move between the two quickly

@@ -213,6 +213,7 @@ def calibrate_outputs(data: Path, assets: Path = ASSETS) -> None:
             continue
         stream = LearnedStream(25.0, RuleSettings(seed=0))
         stream.meta = dataclasses.replace(stream.meta, blink_curve=None)
+        stream._blinks = lambda lids: lids  # the sampled lids themselves, not the blinks shown
         m = run_stream(stream, compute_features(load_audio(path)), len(clip.motion["orig"]))
         gen.append(m.expression[:, 4])
         real.append(clip.motion["orig"][:, 4:6].max(1))

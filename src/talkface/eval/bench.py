@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import resource
 import tempfile
 import threading
@@ -16,6 +17,7 @@ from talkface.audio.load import from_samples, load_audio, write_wav
 from talkface.config import AnimateOptions
 from talkface.face.image import load_image
 from talkface.face.rig import build_rig
+from talkface.motion.generators import HEARS_PHONES, generate
 from talkface.motion.rules import RuleSettings, generate_rules
 from talkface.render.renderer import Renderer
 from talkface.video.encode import Mp4Writer
@@ -95,6 +97,15 @@ def stream_throughput(portrait: Path, samples: np.ndarray, size: int, fps: float
         return n / (time.perf_counter() - t)
 
 
+def _default_motion(options: AnimateOptions, audio, features, n: int):
+    """The default generator's motion, as animate() makes it (phones recognised when it hears them)."""
+    from talkface.audio.phones import recognize_phones
+
+    if options.generator in HEARS_PHONES:
+        features = dataclasses.replace(features, phonemes=recognize_phones(audio))
+    return generate(options.generator, features, n, options.fps, RuleSettings(options.seed))
+
+
 def run_bench(seconds: float = 10.0, size: int = 512, fps: float = 25.0) -> dict:
     """Time every stage on `seconds` of the bundled speech (looped) at size x size. Returns
     stages_ms (per frame), setup_ms (once per job), render_fps, realtime_factor, peak_rss_mb,
@@ -121,7 +132,7 @@ def run_bench(seconds: float = 10.0, size: int = 512, fps: float = 25.0) -> dict
     renderer, t_renderer = _timed(Renderer, rig)
     features, t_audio = _timed(compute_features, audio)
     n = n_video_frames(audio.duration, fps)
-    motion, t_motion = _timed(generate_rules, features, n, fps, RuleSettings())
+    motion, t_motion = _timed(_default_motion, options, audio, features, n)
     marker, t_mark_setup = _timed(Watermarker, new_payload(), size, size)
     render_times, encode_times, mark_times = [], [], []
     with tempfile.TemporaryDirectory() as tmp:

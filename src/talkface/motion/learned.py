@@ -68,6 +68,10 @@ MOTION_DIM = N_EXPR + 7
 MODEL_FILE, META_FILE = "motion_model.onnx", "motion_model.json"
 MOUTH = slice(0, 3)  # jaw_open, lip_round, lip_spread: the channels MouthFilter gives
 MOUTH_KINDS = ("visemes", "acoustic")
+# Lid closure below LID_OPEN is shown open, above LID_SHUT shut, smoothly in between (see _to_motion).
+LID_OPEN, LID_SHUT = 0.25, 0.55
+MAX_CLOSED_S, REOPEN_S = 0.3, 0.1  # a blink longer than MAX_CLOSED_S reopens over REOPEN_S
+MIN_BLINK_GAP_S = 0.6  # eyes open at least this long between blinks (as the rules' shortest interval)
 # Given phonemes, the jaw closes when the nearest spoken phoneme is more than PAUSE_OPEN_S away, fully
 # PAUSE_CLOSE_S later (the lips close within ~100 ms of silence).
 PAUSE_OPEN_S, PAUSE_CLOSE_S = 0.04, 0.06
@@ -351,6 +355,8 @@ class LearnedStream:
         self._motion = np.zeros((0, MOTION_DIM), np.float32)  # generated model frames (normalised), tail
         self._motion_start = 0
         self._n_out = 0  # output frames returned
+        self._shut_frames = 0  # output frames of the current blink with the lids more closed than open
+        self._open_frames = 0  # output frames the eyes must still stay open after the last blink
         self._finished = False
 
     # -- input side -----------------------------------------------------------------------------------
@@ -550,13 +556,39 @@ class LearnedStream:
         lids = expr[:, 4:6].max(1, keepdims=True)
         if m.blink_curve is not None:
             lids = np.interp(lids, *m.blink_curve)
-        expr[:, 4:6] = np.clip(lids, 0.0, 1.0)
+        expr[:, 4:6] = self._blinks(lids[:, 0])[:, None]
         if m.rotation_limit is not None:
             y[:, ROT] = m.rotation_limit * np.tanh(y[:, ROT] / m.rotation_limit)
         y[:, ROT] *= m.rotation_gain * s.motion_scale
         y[:, TRANS] *= s.motion_scale
         y[:, GAZE] += np.asarray(s.gaze, np.float32)
         return array_to_motion(y, self.fps)
+
+    def _blinks(self, lids: np.ndarray) -> np.ndarray:
+        """Lid closure (n,) of consecutive output frames -> shown closure. A lid more closed than open is a
+        blink, shown shut (sampling rounds the closures off to 0.6-0.9, which render as drooping lids); the
+        resting lid (about 0.14) is the portrait's own eye. A closure reopens after MAX_CLOSED_S, and after
+        each blink the eyes stay open for MIN_BLINK_GAP_S (some training speakers lower their lids for
+        seconds at a time, which rendered as sleep or as blinks in a row)."""
+        u = np.clip((lids - LID_OPEN) / (LID_SHUT - LID_OPEN), 0.0, 1.0)
+        u = u * u * (3.0 - 2.0 * u)
+        limit, ramp = MAX_CLOSED_S * self.fps, max(REOPEN_S * self.fps, 1.0)
+        gap = int(round(MIN_BLINK_GAP_S * self.fps))
+        out = np.zeros_like(u)
+        for i, v in enumerate(u):
+            if self._open_frames > 0:  # just after a blink
+                self._open_frames -= 1
+                continue
+            if v < 0.5 and self._shut_frames:  # the blink ends
+                self._shut_frames, self._open_frames = 0, gap
+                out[i] = v
+                continue
+            self._shut_frames += v >= 0.5
+            w = float(np.clip(1.0 - (self._shut_frames - limit) / ramp, 0.0, 1.0))
+            out[i] = v * w
+            if w == 0.0:  # held too long: reopened
+                self._shut_frames, self._open_frames = 0, gap
+        return out
 
     # -- the MotionStream interface -------------------------------------------------------------------
 
