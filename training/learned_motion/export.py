@@ -187,7 +187,7 @@ def calibrate(train_eval: Path, assets: Path = ASSETS, jaw_only: bool = False) -
 
 
 BLINK_QUANTILES = (0, 50, 80, 90, 95, 97, 98, 99, 99.5, 100)
-ROTATION_LIMIT_PERCENTILE = 99.0
+ROTATION_LIMIT_PERCENTILE = 95.0
 
 
 def calibrate_outputs(data: Path, assets: Path = ASSETS) -> None:
