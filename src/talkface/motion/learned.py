@@ -25,6 +25,10 @@ back and 3 ahead, or, when no phonemes are known (a live stream), the rules' cau
 (MouthCues) over 4 back and 2 ahead; it was fitted to real talking faces of the train split
 (training/learned_motion/mouth.py, which also reports its speaker-disjoint cross-validation).
 
+Outputs are calibrated (motion_model.json "calibration", training/learned_motion/export.py): jaw and head
+gains measured through the renderer and the tracker on the train split, lids mapped onto the real lids'
+distribution and shown as blinks (LearnedStream._blinks), head angles soft-limited to the range of real heads.
+
 Weights ship as assets/motion_model.onnx with assets/motion_model.json (sizes, feature and motion
 normalisation, sampling settings, and the data and validation numbers it was trained and checked with).
 Training: training/learned_motion (torch, never imported at run time).
