@@ -13,7 +13,7 @@ Why this and not a bigger network: on speaker-disjoint folds of the train split 
 with the real jaw, 25 fps, before rendering; `--folds 4` prints the table) a dilated conv net on the 40
 log-mel bands + cues reached r 0.08 (it learns the speakers, not the sounds: 4.6 minutes of video from 21
 speakers), on the cues alone 0.22, on cues + viseme targets 0.30; ridge on the viseme targets of
-recognised phones reached 0.38, against 0.25 for the rule generator's acoustic mouth and 0.30 for its
+recognised phones reached 0.39, against 0.25 for the rule generator's acoustic mouth and 0.32 for its
 viseme mouth driven by the same recognised phones. Adding acoustic inputs, squared terms or phone
 identities (one-hot) to the ridge lowered r (0.25-0.36). What is learned is how the lips follow the
 phonetic targets in time (lead, smoothing, how rounding and spreading change the opening) from real faces.

@@ -13,8 +13,9 @@ heard as the nearest English phones. Long audio is decoded in pieces cut in paus
 so memory stays bounded. About 0.04x real time on one core.
 
 Measured on the train split's 28 talking clips (mean per-clip Pearson r of the jaw with the real tracked
-jaw, motion at 25 fps): the rule generator's acoustic mouth 0.254, its viseme mouth driven by the
-recognised phones 0.300 (training/learned_motion/mouth.py --folds reports both beside MouthNet).
+jaw, motion at 25 fps, speaker-disjoint folds): the rule generator's acoustic mouth 0.254, its viseme mouth
+driven by the recognised phones 0.318, the learned mouth filter on them 0.39
+(`python -m training.learned_motion.mouth DATA --cv-only`).
 """
 
 from __future__ import annotations
