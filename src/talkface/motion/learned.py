@@ -570,7 +570,8 @@ class LearnedStream:
 
     def _blinks(self, lids: np.ndarray) -> np.ndarray:
         """Lid closure (n,) of consecutive output frames -> shown closure. A lid more closed than open is a
-        blink, shown shut (sampling rounds the closures off to 0.6-0.9, which render as drooping lids); the
+        blink, shown fully shut (sampling rounds the closures off to 0.6-0.9, which render as drooping lids,
+        and half the sampled blinks were not seen as blinks after rendering); the
         resting lid (about 0.14) is the portrait's own eye. A closure reopens after MAX_CLOSED_S, and after
         each blink the eyes stay open for MIN_BLINK_GAP_S (some training speakers lower their lids for
         seconds at a time, which rendered as sleep or as blinks in a row)."""
@@ -587,9 +588,10 @@ class LearnedStream:
                 self._shut_frames, self._open_frames = 0, gap
                 out[i] = v
                 continue
-            self._shut_frames += v >= 0.5
+            shut = v >= 0.5
+            self._shut_frames += shut
             w = float(np.clip(1.0 - (self._shut_frames - limit) / ramp, 0.0, 1.0))
-            out[i] = v * w
+            out[i] = (1.0 if shut else v) * w  # a blink shuts the eye fully, whatever its peak
             if w == 0.0:  # held too long: reopened
                 self._shut_frames, self._open_frames = 0, gap
         return out
