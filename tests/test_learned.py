@@ -230,13 +230,19 @@ def test_chunk_size_does_not_change_the_motion_with_phonemes(features, fps):
 
 
 def test_mouth_filter_windows():
+    """Frame i's mouth is the filter applied to rows i - past .. i + ahead (oldest first), the first and last
+    rows held beyond the ends; apply() on rows that are already padded gives the same."""
     _, meta = load_model()
     rng = np.random.default_rng(0)
     for kind, f in meta.mouth.items():
-        k = len(f.in_mean) // (f.past + 1 + f.ahead)
+        k = len(f.in_mean) // f.span
         x = rng.standard_normal((40, k))
         whole = f(x)
         assert whole.shape == (40, 3), kind
+        for i in (0, 1, 20, 39):
+            rows = x[np.clip(np.arange(i - f.past, i + f.ahead + 1), 0, 39)].reshape(-1)
+            direct = ((rows - f.in_mean) / f.in_std) @ f.weights + f.out_mean
+            np.testing.assert_allclose(whole[i], direct, atol=1e-9, err_msg=f"{kind} frame {i}")
         np.testing.assert_allclose(f.apply(x), whole[f.past : len(x) - f.ahead], atol=1e-9)
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from talkface.motion.learned import CUE_DIM, META_FILE, MouthFilter, window_rows
+from talkface.motion.learned import CUE_DIM, META_FILE, MouthFilter, held_ends, window_rows
 from training.learned_motion.dataset import CACHE, ClipData, build_all
 
 log = logging.getLogger("learned_motion.mouth")
@@ -56,7 +56,7 @@ def fit(clips: list[ClipData], kind: str) -> MouthFilter:
     past, ahead, lam = SETTINGS[kind]
     xs = [inputs(c, v, kind) for c in clips for v in c.cues]
     ys = [c.motion[v][:, MOUTH] for c in clips for v in c.cues]
-    x = np.concatenate([window_rows(a, past, ahead) for a in xs])
+    x = np.concatenate([window_rows(held_ends(a, past, ahead), past + 1 + ahead) for a in xs])
     y = np.concatenate(ys)
     mu, sd = x.mean(0), x.std(0) + 1e-3
     xn = (x - mu) / sd

@@ -59,7 +59,7 @@ from talkface.motion.rules import (
 )
 from talkface.motion.sequence import MotionSequence
 from talkface.motion.stream import run_stream
-from talkface.motion.visemes import viseme_targets
+from talkface.motion.visemes import VisemeTrack
 
 MODEL_FPS = 25.0  # the model's frame rate; other video rates are interpolated to and from it
 # Motion vector layout, MOTION_DIM numbers per frame: expression (EXPRESSIONS order), rotation yaw, pitch,
@@ -177,12 +177,17 @@ class MouthCues:
         ).astype(np.float32)
 
 
-def window_rows(x: np.ndarray, past: int, ahead: int) -> np.ndarray:
-    """Each row of x (T, k) with the `past` rows before it and `ahead` rows after it, side by side, oldest
-    first: (T, k * (past + 1 + ahead)). Rows beyond the ends hold the first and last row."""
+def held_ends(x: np.ndarray, before: int, after: int) -> np.ndarray:
+    """x (T, k) with its first row repeated `before` times in front and its last row `after` times behind."""
     x = np.asarray(x, np.float64)
-    xp = np.concatenate([np.repeat(x[:1], past, 0), x, np.repeat(x[-1:], ahead, 0)])
-    return np.concatenate([xp[i : i + len(x)] for i in range(past + 1 + ahead)], 1)
+    return np.concatenate([np.repeat(x[:1], before, 0), x, np.repeat(x[-1:], after, 0)])
+
+
+def window_rows(rows: np.ndarray, span: int) -> np.ndarray:
+    """Every run of `span` consecutive rows of `rows` (N, k) side by side, oldest first:
+    (N - span + 1, k * span)."""
+    n = len(rows) - span + 1
+    return np.concatenate([rows[i : i + n] for i in range(span)], 1)
 
 
 _FILTER_ARRAYS = ("in_mean", "in_std", "weights", "out_mean")
@@ -201,17 +206,18 @@ class MouthFilter:
     weights: np.ndarray  # (k * (past + 1 + ahead), 3)
     out_mean: np.ndarray  # (3,)
 
+    @property
+    def span(self) -> int:
+        return self.past + 1 + self.ahead
+
     def apply(self, rows: np.ndarray) -> np.ndarray:
         """Mouth (T, 3) of the frames of `rows` (T + past + ahead, k) that have all their window inside."""
-        span = self.past + 1 + self.ahead
-        n = len(rows) - span + 1
-        x = np.concatenate([rows[i : i + n] for i in range(span)], 1)
+        x = window_rows(rows, self.span)
         return ((x - self.in_mean) / self.in_std) @ self.weights + self.out_mean
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Mouth (T, 3) of a whole sequence of inputs (T, k), its ends held."""
-        x = window_rows(x, self.past, self.ahead)
-        return ((x - self.in_mean) / self.in_std) @ self.weights + self.out_mean
+        return self.apply(held_ends(x, self.past, self.ahead))
 
     def to_json(self) -> dict:
         return {
@@ -343,6 +349,7 @@ class LearnedStream:
         self._span = m.context + m.window + m.lookahead
         self._norm = FeatureNormalizer()
         self._phonemes = tuple(phonemes)
+        self._visemes = VisemeTrack(self._phonemes)
         self._spans: np.ndarray | None = None  # (start, end) s of the spoken stretches, made when needed
         self._mouth = m.mouth.get("visemes" if phonemes else "acoustic")
         if self._mouth is not None and not phonemes and self._mouth.ahead > m.lookahead:
@@ -476,7 +483,7 @@ class LearnedStream:
         idx = np.arange(w0 - f.past, w0 + count + f.ahead)
         if not self._phonemes:
             return f.apply(self._cues[np.clip(idx, 0, self._n_model_feat - 1) - self._feat_start])
-        mouth = f.apply(viseme_targets(self._phonemes, (np.maximum(idx, 0) + 0.5) / MODEL_FPS))
+        mouth = f.apply(self._visemes((np.maximum(idx, 0) + 0.5) / MODEL_FPS))
         # In pauses the lips close: real faces in the training data rest with the lips slightly parted
         # (the filter's jaw for a pause is 0.045), but a mouth that stays ajar in silence looks wrong.
         gap = self._pause_distance((np.arange(w0, w0 + count) + 0.5) / MODEL_FPS)

@@ -30,7 +30,7 @@ from talkface.face.expression import (
 )
 from talkface.motion.sequence import MotionSequence
 from talkface.motion.stream import CausalSmoother, GaussianSmoother, run_stream
-from talkface.motion.visemes import viseme_targets
+from talkface.motion.visemes import VisemeTrack
 
 LIP_LEAD = 0.04  # s: frame j shows the audio 40 ms ahead (lips lead the voice, never lag)
 MAX_JAW = 0.75
@@ -299,6 +299,7 @@ class RuleStream:
     def __init__(self, fps: float, settings: RuleSettings, phonemes: tuple[Phoneme, ...] = ()):
         self.fps, self.lead_s = float(fps), LIP_LEAD
         self.settings, self.phonemes = settings, tuple(phonemes)
+        self._visemes = VisemeTrack(self.phonemes)
         # One random stream per track, so that blinks, sway and gaze each depend on the seed alone: the head
         # does not change when the blinks do, and a track's start does not depend on the clip's length.
         blink_rng, sway_rng, gaze_rng = (
@@ -331,7 +332,7 @@ class RuleStream:
             # Known phonemes (text to speech, alignment): visemes shape the mouth exactly; loudness only
             # scales the jaw a little (emphasis).
             times = (np.arange(first, first + n) + 0.5) / self.fps + LIP_LEAD
-            targets = viseme_targets(self.phonemes, times)
+            targets = self._visemes(times)
             targets[:, 0] *= VISEME_JAW_GAIN * np.clip(0.75 + 0.5 * level, 0.75, 1.25)
         else:
             targets = mouth_targets(features, level, cue)

@@ -65,34 +65,50 @@ def viseme_of(symbol: str) -> tuple[float, float, float, float, float]:
     return _VELAR
 
 
+class VisemeTrack:
+    """The mouth of one phoneme sequence at any times: the phonemes' targets, dominances and spans are
+    prepared once, so a stream that asks for a few frames at a time does not redo them per call."""
+
+    def __init__(self, phonemes: Sequence[Phoneme]):
+        self.empty = not phonemes
+        if self.empty:
+            return
+        starts = np.array([p.start for p in phonemes])
+        ends = np.array([p.end for p in phonemes])
+        table = np.array([viseme_of(p.symbol) for p in phonemes])  # (P, 5)
+        centres = (starts + ends) / 2
+        order = np.argsort(centres)
+        self.first_start, self.last_end = float(starts[0]), float(ends[-1])
+        self.centres = centres[order]
+        self.half = np.maximum((ends - starts) / 2, 1e-3)[order]
+        self.table = table[order]
+
+    def __call__(self, times: np.ndarray) -> np.ndarray:
+        """Mouth coefficients (jaw_open, lip_round, lip_spread) at `times` (seconds), (len(times), 3)."""
+        times = np.asarray(times, np.float64)
+        if self.empty:
+            return np.zeros((len(times), 3))
+        num = np.zeros((len(times), 3))
+        # Rest before and after the speech, as a weak pause target.
+        den = 0.05 * ((times < self.first_start) | (times > self.last_end)).astype(float)
+        window = 0.4  # s: phonemes further away than this do not influence t
+        # Blocks of times, so long inputs stay bounded.
+        for lo in range(0, len(times), 4096):
+            t = times[lo : lo + 4096]
+            first = np.searchsorted(self.centres, t.min() - window)
+            last = np.searchsorted(self.centres, t.max() + window)
+            c, h, tab = self.centres[first:last], self.half[first:last], self.table[first:last]
+            if len(c) == 0:
+                continue
+            # Dominance: flat over the phoneme's own span, then an exponential fall-off over its reach.
+            dist = np.maximum(np.abs(t[:, None] - c[None, :]) - h[None, :], 0.0)
+            dom = tab[None, :, 3] * np.exp(-dist / tab[None, :, 4])
+            num[lo : lo + len(t)] = dom @ tab[:, :3]
+            den[lo : lo + len(t)] += dom.sum(1)
+        return num / np.maximum(den, 1e-9)[:, None]
+
+
 def viseme_targets(phonemes: Sequence[Phoneme], times: np.ndarray) -> np.ndarray:
     """Mouth coefficients (jaw_open, lip_round, lip_spread) at `times` (seconds), shape (len(times), 3).
-    Before the first and after the last phoneme the mouth rests (closed)."""
-    out = np.zeros((len(times), 3))
-    if not phonemes:
-        return out
-    starts = np.array([p.start for p in phonemes])
-    ends = np.array([p.end for p in phonemes])
-    table = np.array([viseme_of(p.symbol) for p in phonemes])  # (P, 5)
-    centres = (starts + ends) / 2
-    half = np.maximum((ends - starts) / 2, 1e-3)
-    num = np.zeros((len(times), 3))
-    # Rest before and after the speech, as a weak pause target.
-    den = 0.05 * ((times < starts[0]) | (times > ends[-1])).astype(float)
-    # Process phonemes in blocks of times so long inputs stay bounded.
-    order = np.argsort(centres)
-    centres, half, table = centres[order], half[order], table[order]
-    window = 0.4  # s: phonemes further away than this do not influence t
-    for lo in range(0, len(times), 4096):
-        t = times[lo : lo + 4096]
-        first = np.searchsorted(centres, t.min() - window)
-        last = np.searchsorted(centres, t.max() + window)
-        c, h, tab = centres[first:last], half[first:last], table[first:last]
-        if len(c) == 0:
-            continue
-        # Dominance: flat over the phoneme's own span, then an exponential fall-off over its reach.
-        dist = np.maximum(np.abs(t[:, None] - c[None, :]) - h[None, :], 0.0)
-        dom = tab[None, :, 3] * np.exp(-dist / tab[None, :, 4])
-        num[lo : lo + len(t)] = dom @ tab[:, :3]
-        den[lo : lo + len(t)] += dom.sum(1)
-    return num / np.maximum(den, 1e-9)[:, None]
+    Before the first and after the last phoneme the mouth rests (closed). (VisemeTrack for repeated calls.)"""
+    return VisemeTrack(phonemes)(times)
