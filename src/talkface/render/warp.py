@@ -287,18 +287,8 @@ class MeshWarp:
             corners = [contour[0], contour[len(contour) // 2]]
             eye_to_out = _anchored(skull, self.neutral[corners, :2], posed[corners, :2])
             out_to_eye = cv2.invertAffineTransform(eye_to_out)
-            c = posed[contour, :2]
-            fan_dst = np.concatenate([c, c.mean(0, keepdims=True)])
-            dst_parts.append(fan_dst)
-            src_parts.append(_apply(out_to_eye, fan_dst))
-            z = posed[contour, 2]
-            depth_parts.append(np.concatenate([z, [z.mean()]]) + 0.05 * self.iod)
-        c = posed[T.INNER_LIP, :2]
-        fan_dst = np.concatenate([c, c.mean(0, keepdims=True)])
-        dst_parts.append(fan_dst)
-        src_parts.append(_apply(out_to_skull, fan_dst))
-        z = posed[T.INNER_LIP, 2]
-        depth_parts.append(np.concatenate([z, [z.mean()]]) + 0.05 * self.iod)
+            self._fan(posed[contour], out_to_eye, dst_parts, src_parts, depth_parts)
+        self._fan(posed[T.INNER_LIP], out_to_skull, dst_parts, src_parts, depth_parts)
 
         return Vertices(
             dst=np.concatenate(dst_parts),
@@ -307,6 +297,16 @@ class MeshWarp:
             posed=posed,
             out_to_skull=out_to_skull,
         )
+
+    def _fan(self, contour: np.ndarray, out_to_src: np.ndarray, dst_parts, src_parts, depth_parts) -> None:
+        """Append a fan over a posed contour (n, 3) and its centre: where it goes, where it samples from
+        (through the affine out_to_src), and its depth, a little in front of the contour."""
+        c = contour[:, :2]
+        fan_dst = np.concatenate([c, c.mean(0, keepdims=True)])
+        dst_parts.append(fan_dst)
+        src_parts.append(_apply(out_to_src, fan_dst))
+        z = contour[:, 2]
+        depth_parts.append(np.concatenate([z, [z.mean()]]) + 0.05 * self.iod)
 
     def warp(
         self,
