@@ -54,11 +54,12 @@ eval: $(EVALSTAMP)
 
 # Retrain the learned motion generator on the train split (8 min of training on 2 cores, plus tracking the
 # clips and recognising their phones on the first run), export it to src/talkface/assets/motion_model.{onnx,json},
-# fit its mouth filters and calibrate its lids and head range into the json (a minute); the training curve
+# fit its mouth filters and blink process and calibrate its head range into the json (2 minutes); the training curve
 # goes to reports/learned_motion/. The jaw and head gains need an eval of the train split (export.py --calibrate).
 train: $(TRAINSTAMP)
 	@if [ -d "$(DATA)" ]; then $(BIN)/python -m training.learned_motion.train $(DATA)/.. \
 	  && $(BIN)/python -m training.learned_motion.mouth $(DATA)/.. \
+	  && $(BIN)/python -m training.learned_motion.blinks $(DATA)/.. \
 	  && $(BIN)/python -m training.learned_motion.export --calibrate-outputs $(DATA)/..; \
 	else echo "no training data at $(DATA) (set DATA=.../talking)"; exit 1; fi
 

@@ -120,8 +120,9 @@ def export(model: MotionFlow, info: dict, mean: np.ndarray, std: np.ndarray, ass
         "onnx_max_abs_diff": err,
         "validation": old.get("validation", {}),
     }
-    if "mouth" in old:  # the mouth filters are fitted separately (mouth.py), after the flow model
-        meta["mouth"] = old["mouth"]
+    for part in ("mouth", "blinks"):  # fitted separately (mouth.py, blinks.py), after the flow model
+        if part in old:
+            meta[part] = old[part]
     (assets / MODEL_FILE).write_bytes(data)
     meta_path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     print(
@@ -176,7 +177,7 @@ def calibrate(train_eval: Path, assets: Path = ASSETS, jaw_only: bool = False) -
     if jaw_only:
         gains = cal["rotation_gain"]
     meta["calibration"] = {
-        **cal,  # the blink curve, when there is one
+        **cal,  # the rotation limit, when there is one
         "rotation_gain": [round(g, 3) for g in gains],
         "jaw_gain": round(jaw, 3),
         "how": f"training/learned_motion/export.py calibrate() on {len(clips)} train-split clips of "
@@ -186,54 +187,22 @@ def calibrate(train_eval: Path, assets: Path = ASSETS, jaw_only: bool = False) -
     print(f"calibration: {meta['calibration']}")
 
 
-BLINK_QUANTILES = (0, 50, 80, 90, 95, 97, 98, 99, 99.5, 100)
 ROTATION_LIMIT_PERCENTILE = 95.0
 
 
 def calibrate_outputs(data: Path, assets: Path = ASSETS) -> None:
-    """Output calibration from the train split's talking clips: the lid curve (quantiles of the learned
-    generator's lid closure, both lids' max, seed 0, without a curve, mapped onto the same quantiles of
-    the real tracked lids) and the head's rotation limit (ROTATION_LIMIT_PERCENTILE of the real heads'
-    absolute yaw, pitch and roll)."""
-    import dataclasses
-
-    from talkface.audio.features import compute_features
-    from talkface.audio.load import load_audio
-    from talkface.eval.split import train_clips
-    from talkface.motion.learned import LearnedStream
-    from talkface.motion.rules import RuleSettings
-    from talkface.motion.stream import run_stream
+    """Output calibration from the train split's talking clips: the head's rotation limit
+    (ROTATION_LIMIT_PERCENTILE of the real heads' absolute yaw, pitch and roll)."""
     from training.learned_motion.dataset import CACHE, build_all
 
-    clips = {c.name: c for c in build_all(data, CACHE) if c.talking}
-    gen, real, rotation = [], [], []
-    for path in train_clips(data):
-        clip = clips.get(path.stem)
-        if clip is None:
-            continue
-        stream = LearnedStream(25.0, RuleSettings(seed=0))
-        stream.meta = dataclasses.replace(stream.meta, blink_curve=None)
-        stream._blinks = lambda lids: lids  # the sampled lids themselves, not the blinks shown
-        m = run_stream(stream, compute_features(load_audio(path)), len(clip.motion["orig"]))
-        gen.append(m.expression[:, 4])
-        real.append(clip.motion["orig"][:, 4:6].max(1))
-        rotation.append(clip.motion["orig"][:, ROT])
-    x = np.percentile(np.concatenate(gen), BLINK_QUANTILES)
-    y = np.clip(np.percentile(np.concatenate(real), BLINK_QUANTILES), 0.0, 1.0)
-    x, y = np.maximum.accumulate(x), np.maximum.accumulate(y)
-    keep = np.r_[True, np.diff(x) > 1e-4]
+    rotation = [c.motion["orig"][:, ROT] for c in build_all(data, CACHE) if c.talking]
+    limit = np.percentile(np.abs(np.concatenate(rotation)), ROTATION_LIMIT_PERCENTILE, axis=0)
     meta_path = assets / META_FILE
     meta = json.loads(meta_path.read_text())
-    meta.setdefault("calibration", dict(CALIBRATION))["blink_curve"] = {
-        "x": np.round(x[keep], 4).tolist(),
-        "y": np.round(y[keep], 4).tolist(),
-        "how": f"export.py calibrate_outputs(): quantiles {list(BLINK_QUANTILES)} of the generated lids on "
-        f"{len(gen)} train-split clips mapped onto the real lids' quantiles",
-    }
-    limit = np.percentile(np.abs(np.concatenate(rotation)), ROTATION_LIMIT_PERCENTILE, axis=0)
-    meta["calibration"]["rotation_limit"] = np.round(limit, 2).tolist()
+    meta.setdefault("calibration", dict(CALIBRATION))["rotation_limit"] = np.round(limit, 2).tolist()
+    meta["calibration"].pop("blink_curve", None)  # lids now come from the blink process (blinks.py)
     meta_path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
-    print(f"blink curve: {meta['calibration']['blink_curve']}, rotation limit {limit.round(2)}")
+    print(f"rotation limit {limit.round(2)}")
 
 
 def main() -> None:

@@ -25,9 +25,14 @@ back and 3 ahead, or, when no phonemes are known (a live stream), the rules' cau
 (MouthCues) over 4 back and 2 ahead; it was fitted to real talking faces of the train split
 (training/learned_motion/mouth.py, which also reports its speaker-disjoint cross-validation).
 
+The lids of each window come from a renewal process fitted to the blinks of the same real faces
+(motion.blinks, training/learned_motion/blinks.py) rather than from the flow: the flow's sampled lids
+rounded the brief closures off and blinked at 19 per minute where the speakers blinked at 33, and at
+rates that followed the voice (one speaker's voice gave 55 per minute, another's 9).
+
 Outputs are calibrated (motion_model.json "calibration", training/learned_motion/export.py): jaw and head
-gains measured through the renderer and the tracker on the train split, lids mapped onto the real lids'
-distribution and shown as blinks (LearnedStream._blinks), head angles soft-limited to the range of real heads.
+gains measured through the renderer and the tracker on the train split, head angles soft-limited to the
+range of real heads.
 
 Weights ship as assets/motion_model.onnx with assets/motion_model.json (sizes, feature and motion
 normalisation, sampling settings, and the data and validation numbers it was trained and checked with).
@@ -49,6 +54,7 @@ from talkface.audio.features import AudioFeatures, concat_features
 from talkface.audio.tts import Phoneme
 from talkface.errors import TalkfaceError
 from talkface.face.expression import EXPRESSIONS
+from talkface.motion.blinks import BlinkModel, BlinkTrack
 from talkface.motion.rules import (
     JAW_GAIN,
     ROUND_GAIN,
@@ -72,10 +78,7 @@ MOTION_DIM = N_EXPR + 7
 MODEL_FILE, META_FILE = "motion_model.onnx", "motion_model.json"
 MOUTH = slice(0, 3)  # jaw_open, lip_round, lip_spread: the channels MouthFilter gives
 MOUTH_KINDS = ("visemes", "acoustic")
-# Lid closure below LID_OPEN is shown open, above LID_SHUT shut, smoothly in between (see _to_motion).
-LID_OPEN, LID_SHUT = 0.25, 0.55
-MAX_CLOSED_S, REOPEN_S = 0.3, 0.1  # a blink longer than MAX_CLOSED_S reopens over REOPEN_S
-MIN_BLINK_GAP_S = 0.6  # eyes open at least this long between blinks (as the rules' shortest interval)
+LIDS = slice(4, 6)  # blink_right, blink_left: the channels the blink process gives
 # Given phonemes, the jaw closes when the nearest spoken phoneme is more than PAUSE_OPEN_S away, fully
 # PAUSE_CLOSE_S later (the lips close within ~100 ms of silence).
 PAUSE_OPEN_S, PAUSE_CLOSE_S = 0.04, 0.06
@@ -275,13 +278,11 @@ class ModelMeta:
     motion_std: np.ndarray  # (MOTION_DIM,)
     rotation_gain: np.ndarray  # (3,) yaw, pitch, roll: rendered-head calibration
     jaw_gain: float
-    # Lid closure through a monotone curve (points x -> y) that gives the sampled lids the distribution of
-    # real ones (sampling from the flow rounds off the rare full closures); None: unchanged.
-    blink_curve: tuple[np.ndarray, np.ndarray] | None
     # Soft limit of the head's yaw, pitch and roll (degrees, before the gains): the range of real heads in
     # the training data. Audio unlike the training speech (singing) can swing the sampled head far beyond.
     rotation_limit: np.ndarray | None
     mouth: dict[str, MouthFilter]  # "visemes" (phonemes known) and "acoustic"; empty: the flow's own mouth
+    blinks: BlinkModel | None  # the lids' blink process; None: the flow's own lids
 
 
 @lru_cache(maxsize=1)
@@ -310,12 +311,8 @@ def load_model():
         rotation_gain=np.asarray(cal.get("rotation_gain", [1.0, 1.0, 1.0]), np.float32),
         jaw_gain=float(cal.get("jaw_gain", 1.0)),
         rotation_limit=np.asarray(cal["rotation_limit"], np.float32) if "rotation_limit" in cal else None,
-        blink_curve=(
-            (np.asarray(cal["blink_curve"]["x"]), np.asarray(cal["blink_curve"]["y"]))
-            if "blink_curve" in cal
-            else None
-        ),
         mouth={k: MouthFilter.from_json(meta_json["mouth"][k]) for k in MOUTH_KINDS if k in mouth},
+        blinks=BlinkModel.from_json(meta_json["blinks"]) if "blinks" in meta_json else None,
     )
     opts = ort.SessionOptions()
     # Small matrices: one thread per op is fastest and leaves the other core to the renderer.
@@ -366,8 +363,7 @@ class LearnedStream:
         self._motion = np.zeros((0, MOTION_DIM), np.float32)  # generated model frames (normalised), tail
         self._motion_start = 0
         self._n_out = 0  # output frames returned
-        self._shut_frames = 0  # output frames of the current blink with the lids more closed than open
-        self._open_frames = 0  # output frames the eyes must still stay open after the last blink
+        self._blinks = BlinkTrack(m.blinks) if m.blinks is not None else None
         self._finished = False
 
     # -- input side -----------------------------------------------------------------------------------
@@ -469,6 +465,10 @@ class LearnedStream:
         if self._mouth is not None:
             mouth = self._mouth_of(w0, m.window)
             x[:, MOUTH] = (mouth - m.motion_mean[MOUTH]) / m.motion_std[MOUTH]
+        if self._blinks is not None:
+            # Both eyes blink together; the draws are per window, like the noise (chunking-invariant).
+            lids = self._blinks(m.window, np.random.default_rng([self.settings.seed, w0 // m.window, 1]))
+            x[:, LIDS] = (lids[:, None] - m.motion_mean[LIDS]) / m.motion_std[LIDS]
         return x.astype(np.float32)
 
     def _motion_append(self, x: np.ndarray) -> None:
@@ -561,47 +561,14 @@ class LearnedStream:
         expr[:, 0] = np.clip(expr[:, 0] * m.jaw_gain, 0.0, 1.0)  # the mouth never closes past the portrait's
         expr[:, 1:4] = np.clip(expr[:, 1:4], -0.6, 1.0)
         expr[:, :4] *= s.expression_scale
-        # Blinks: 0 open (as in the portrait), 1 shut. People blink both eyes together; the two sampled
-        # lids differ by sampling noise (a lone half-closed lid looks like a wink): both take the more
-        # closed one.
-        lids = expr[:, 4:6].max(1, keepdims=True)
-        if m.blink_curve is not None:
-            lids = np.interp(lids, *m.blink_curve)
-        expr[:, 4:6] = self._blinks(lids[:, 0])[:, None]
+        # Lids: 0 open (as in the portrait), 1 shut; both eyes blink together.
+        expr[:, LIDS] = np.clip(expr[:, LIDS].max(1, keepdims=True), 0.0, 1.0)
         if m.rotation_limit is not None:
             y[:, ROT] = m.rotation_limit * np.tanh(y[:, ROT] / m.rotation_limit)
         y[:, ROT] *= m.rotation_gain * s.motion_scale
         y[:, TRANS] *= s.motion_scale
         y[:, GAZE] += np.asarray(s.gaze, np.float32)
         return array_to_motion(y, self.fps)
-
-    def _blinks(self, lids: np.ndarray) -> np.ndarray:
-        """Lid closure (n,) of consecutive output frames -> shown closure. A lid more closed than open is a
-        blink, shown fully shut (sampling rounds the closures off to 0.6-0.9, which render as drooping lids,
-        and half the sampled blinks were not seen as blinks after rendering); the
-        resting lid (about 0.14) is the portrait's own eye. A closure reopens after MAX_CLOSED_S, and after
-        each blink the eyes stay open for MIN_BLINK_GAP_S (some training speakers lower their lids for
-        seconds at a time, which rendered as sleep or as blinks in a row)."""
-        u = np.clip((lids - LID_OPEN) / (LID_SHUT - LID_OPEN), 0.0, 1.0)
-        u = u * u * (3.0 - 2.0 * u)
-        limit, ramp = MAX_CLOSED_S * self.fps, max(REOPEN_S * self.fps, 1.0)
-        gap = int(round(MIN_BLINK_GAP_S * self.fps))
-        out = np.zeros_like(u)
-        for i, v in enumerate(u):
-            if self._open_frames > 0:  # just after a blink
-                self._open_frames -= 1
-                continue
-            if v < 0.5 and self._shut_frames:  # the blink ends
-                self._shut_frames, self._open_frames = 0, gap
-                out[i] = v
-                continue
-            shut = v >= 0.5
-            self._shut_frames += shut
-            w = float(np.clip(1.0 - (self._shut_frames - limit) / ramp, 0.0, 1.0))
-            out[i] = (1.0 if shut else v) * w  # a blink shuts the eye fully, whatever its peak
-            if w == 0.0:  # held too long: reopened
-                self._shut_frames, self._open_frames = 0, gap
-        return out
 
     # -- the MotionStream interface -------------------------------------------------------------------
 
