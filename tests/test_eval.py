@@ -255,6 +255,38 @@ def test_eval_parser_defaults():
         parser.parse_args(["eval", "clips", "--generator", "nope"])
 
 
+def test_bootstrap_settles_clear_differences_and_not_coin_flips():
+    """Paired resamples of clips: a generator ahead on every clip wins every resample; one that is ahead on
+    half the clips by as much as it is behind on the others wins about half; nearness to real counts."""
+    from talkface.eval.report import bootstrap
+
+    rng = np.random.default_rng(1)
+    clips = []
+    for i in range(12):
+        real_yaw = rng.uniform(0.5, 3.0)
+        sign = 1 if i % 2 else -1
+        row = lambda corr, yaw: {"lipsync_corr": corr, "pose_std_yaw": yaw, "blinks": 2, "face_minutes": 0.1}  # noqa: E731
+        clips.append(
+            {
+                "real": {"pose_std_yaw": real_yaw, "blinks": 3, "face_minutes": 0.1},
+                "generators": {
+                    "a": row(0.5 + 0.1 * rng.random(), real_yaw + 0.1),
+                    "b": row(0.35, real_yaw + 1.0 + 0.5 * sign),
+                    "c": row(0.35 + sign * 0.2, real_yaw + 0.1),
+                },
+            }
+        )
+    clips.append({"clip": "broken.mp4", "error": "no face"})
+    u = bootstrap(clips, ("a", "b", "c"), resamples=500)
+    assert u["better"]["a vs b"]["lipsync_corr"] == 1.0
+    assert u["better"]["a vs b"]["pose_std_yaw"] == 1.0  # nearer the real yaw
+    assert u["better"]["a vs b"]["blinks_per_min"] == 0.5  # tied (both 20/min, real 30): half
+    assert 0.3 < u["better"]["b vs c"]["lipsync_corr"] < 0.7
+    lo, hi = u["ci"]["a"]["lipsync_corr"]
+    assert 0.5 < lo < hi < 0.6
+    np.testing.assert_allclose(u["ci"]["real"]["blinks_per_min"], [30.0, 30.0])
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory, portrait):
     """The evaluation of one clip rendered by the rules generator (the "real" clip) with its own audio."""
@@ -280,7 +312,7 @@ def report(tmp_path_factory, portrait):
 def test_eval_writes_report_json_md_and_plots(report):
     result, folder = report
     data = json.loads((folder / "report.json").read_text())
-    assert set(data) == {"clips", "summary", "reenact", "settings", "plots"}
+    assert set(data) == {"clips", "summary", "uncertainty", "reenact", "settings", "plots"}
     assert data["settings"]["split"] == "all" and data["settings"]["clips_evaluated"] == 1
     assert set(data["summary"]) == {"rules", "loudness", "real"}
     md = (folder / "report.md").read_text()
@@ -288,6 +320,7 @@ def test_eval_writes_report_json_md_and_plots(report):
     assert (folder / "plots" / "mouth_talk.png").stat().st_size > 10_000
     assert (folder / "plots" / "metric_lipsync_corr.png").is_file()
     assert (folder / "plots" / "reenact.png").is_file() and "## Self-reenactment" in md
+    assert data["uncertainty"]["ci"] == {} and "## Uncertainty" not in md  # one clip: nothing to resample
     assert (folder / "videos" / "talk.reenact.mp4").is_file()
     assert all((folder / p).is_file() for p in data["plots"])
 

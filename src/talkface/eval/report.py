@@ -290,6 +290,65 @@ def summarize(clips: list[dict], generators: tuple[str, ...]) -> dict:
     return out
 
 
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def _clip_values(clips: list[dict], col: str, key: str) -> np.ndarray:
+    rows = [c["real"] if col == "real" else c["generators"][col] for c in clips]
+    if key == "blinks_per_min":  # pooled: (blinks, minutes) per clip
+        return np.array([(r["blinks"], r["face_minutes"]) for r in rows], np.float64)
+    return np.array([r.get(key, np.nan) for r in rows], np.float64).astype(np.float64)
+
+
+def _resampled(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """The summary statistic of each resample of clips (idx: (B, n) clip indices), shape (B,)."""
+    if values.ndim == 2:  # pooled blinks
+        minutes = values[idx, 1].sum(1)
+        return np.where(minutes > 0, values[idx, 0].sum(1) / np.maximum(minutes, 1e-12), np.nan)
+    v = values[idx]
+    ok = np.isfinite(v)
+    return np.where(ok.any(1), np.where(ok, v, 0.0).sum(1) / np.maximum(ok.sum(1), 1), np.nan)
+
+
+def bootstrap(clips: list[dict], generators: tuple[str, ...], resamples: int = BOOTSTRAP_RESAMPLES) -> dict:
+    """How much the summary depends on which clips were drawn: the clips are resampled with replacement
+    (the same resamples for every column, so comparisons are paired). Returns {"ci": {col: {metric:
+    [2.5 %, 97.5 %]}}, "better": {"A vs B": {metric: share of resamples in which A is better than B, ties
+    counted half}}},
+    better as the metric says (higher, lower, nearer 0, nearer the real clips' value in the same resample).
+    A share near 1 or 0 is a difference the clips settle; near 0.5, one they do not."""
+    ok = [c for c in clips if not c.get("error")]
+    out: dict = {"ci": {}, "better": {}, "resamples": resamples}
+    if len(ok) < 2:
+        return out
+    idx = np.random.default_rng(0).integers(0, len(ok), (resamples, len(ok)))
+    stats = {}
+    for col in (*generators, "real"):
+        stats[col] = {key: _resampled(_clip_values(ok, col, key), idx) for key, *_ in METRICS}
+        out["ci"][col] = {
+            key: [float(np.nanpercentile(v, 2.5)), float(np.nanpercentile(v, 97.5))]
+            for key, v in stats[col].items()
+            if np.isfinite(v).any()
+        }
+    for i, a in enumerate(generators):
+        for b in generators[i + 1 :]:
+            shares = {}
+            for key, _, way, _ in METRICS:
+                x, y = stats[a][key], stats[b][key]
+                if way == "real":
+                    real = stats["real"][key]
+                    x, y = np.abs(x - real), np.abs(y - real)
+                elif way == "0":
+                    x, y = np.abs(x), np.abs(y)
+                both = np.isfinite(x) & np.isfinite(y)
+                if not both.any():
+                    continue
+                wins = x[both] > y[both] if way == "higher" else x[both] < y[both]
+                shares[key] = float(wins.mean() + 0.5 * (x[both] == y[both]).mean())  # ties: half
+            out["better"][f"{a} vs {b}"] = shares
+    return out
+
+
 def summarize_reenact(clips: list[dict]) -> dict:
     """{"reenact" | "still": {metric: mean over the clips where it is defined}}; blink_f1 is pooled (all
     matched onsets over all onsets) because most clips have no blink or one."""
@@ -337,6 +396,36 @@ def _fmt(v, key: str = "") -> str:
     if key in ("mouth_lmd", "face_lmd", "mouth_open_voiced", "jitter", "delta_pose", "ssim"):
         return f"{v:.3f}"
     return f"{v:.2f}"
+
+
+def _uncertainty_markdown(report: dict) -> list[str]:
+    """The bootstrap section of report.md: 95 % intervals of the summary and paired comparisons."""
+    unc = report.get("uncertainty") or {}
+    if not unc.get("ci"):
+        return []
+    cols = [*report["settings"]["generators"], "real"]
+    pairs = list(unc["better"])
+    lines = [
+        "",
+        f"## Uncertainty ({unc['resamples']} resamples of the clips)",
+        "",
+        "95 % intervals of each summary value when the clips are drawn again with replacement, and the share "
+        "of those resamples in which the first generator of a pair is better (as the metric says: higher, "
+        "lower, nearer 0, nearer the real clips of the same resample). Near 100 % or 0 %: the clips settle "
+        "the difference; near 50 %: they do not. The generators' own randomness (the seed) is not in it.",
+        "",
+        "| metric | " + " | ".join(cols) + " | " + " | ".join(f"{p}: first better" for p in pairs) + " |",
+        "|---|" + "---:|" * (len(cols) + len(pairs)),
+    ]
+    for key, *_ in METRICS:
+        cis = []
+        for c in cols:
+            lo_hi = unc["ci"].get(c, {}).get(key)
+            cis.append(f"{_fmt(lo_hi[0], key)}..{_fmt(lo_hi[1], key)}" if lo_hi else "–")
+        shares = [unc["better"][p].get(key) for p in pairs]
+        vals = " | ".join(cis + [f"{100 * v:.0f} %" if v is not None else "–" for v in shares])
+        lines.append(f"| {key} | {vals} |")
+    return lines
 
 
 def _reenact_markdown(report: dict) -> list[str]:
@@ -423,6 +512,7 @@ def write_markdown(report: dict, path: Path) -> None:
     for key, unit, way, what in METRICS:
         vals = " | ".join(_fmt(summ[c].get(key), key) for c in cols)
         lines.append(f"| {key} | {unit} | {better[way]} | {vals} | {what} |")
+    lines += _uncertainty_markdown(report)
     if report.get("reenact"):
         lines += _reenact_markdown(report)
     keys = [
@@ -646,6 +736,7 @@ def run_eval(data_dir: str | Path, report_dir: str | Path, options: EvalOptions 
     report = {
         "clips": records,
         "summary": summarize(records, options.generators),
+        "uncertainty": bootstrap(records, options.generators),
         "reenact": summarize_reenact(records) if options.reenact else None,
         "settings": {
             **dataclasses.asdict(options),
