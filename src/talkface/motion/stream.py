@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Protocol
 
 import numpy as np
-from scipy.signal import lfilter
 
 from talkface.audio.features import AudioFeatures, FeatureStream, FramePooler
 from talkface.audio.load import SAMPLE_RATE
@@ -109,6 +108,8 @@ class CausalSmoother:
         self._zi: tuple[np.ndarray, np.ndarray] | None = None
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        from scipy.signal import lfilter  # here, not at import: scipy.signal takes 0.5 s to import
+
         x = np.asarray(x, np.float64)
         if len(x) == 0:
             return x
