@@ -291,7 +291,7 @@ def test_bootstrap_settles_clear_differences_and_not_coin_flips():
 def report(tmp_path_factory, portrait):
     """The evaluation of one clip rendered by the rules generator (the "real" clip) with its own audio."""
     from talkface.config import AnimateOptions
-    from talkface.eval.report import EvalOptions, run_eval
+    from talkface.eval.report import EvalOptions, clip_seed, run_eval
     from talkface.pipeline import animate
 
     root = tmp_path_factory.mktemp("eval")
@@ -302,7 +302,9 @@ def report(tmp_path_factory, portrait):
         portrait,
         wav,
         root / "clips" / "talk.mp4",
-        AnimateOptions(size=192, fps=25.0, seed=0, motion_scale=2.0, generator="rules"),
+        AnimateOptions(
+            size=192, fps=25.0, seed=clip_seed(0, "talk.mp4"), motion_scale=2.0, generator="rules"
+        ),
     )
     (root / "clips" / "notes.txt").write_text("not a video")
     options = EvalOptions(size=192, generators=("rules", "loudness"))

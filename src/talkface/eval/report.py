@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,13 +84,22 @@ METRICS = [
 REAL_CEILING = {"lipsync_corr": 1.0, "lipsync_corr_best": 1.0, "lipsync_lag_ms": 0.0, "mouth_lmd": 0.0}
 
 
+def clip_seed(seed: int, clip_name: str) -> int:
+    """The generators' seed for one clip: from the eval's seed and the clip's file name, so that every clip
+    draws its own blinks and head sway, as separate videos would (with one seed for all, every clip blinked
+    at the same moments from its start, and the pooled blink rate was that of one draw's first seconds),
+    and a clip's seed does not depend on which other clips are evaluated."""
+    return (seed * 1_000_003 + zlib.crc32(clip_name.encode("utf-8"))) % 2**31
+
+
 @dataclass(frozen=True)
 class EvalOptions:
     """generators: names in talkface.motion.generators.GENERATORS. size: rendered frame side in pixels
     (256: the face mesh sees the face at the resolution of most real clips, and renders twice as fast as
-    at 512). seed: AnimateOptions.seed. limit: evaluate only the first N clips. split: "validation",
-    "train", "all", or None for the default (see split.default_split). keep_videos: keep the renders in
-    DIR/videos. reenact: also measure self-reenactment (the renderer driven by the clip's own motion)."""
+    at 512). seed: the base of each clip's generator seed (clip_seed). limit: evaluate only the first N
+    clips. split: "validation", "train", "all", or None for the default (see split.default_split).
+    keep_videos: keep the renders in DIR/videos. reenact: also measure self-reenactment (the renderer
+    driven by the clip's own motion)."""
 
     generators: tuple[str, ...] = ("learned", "rules", "loudness")
     size: int = 256
@@ -217,6 +227,7 @@ def evaluate_clip(path: Path, options: EvalOptions, video_dir: Path, embedder) -
         "size": list(real.size),
         "portrait": {"frame": k, "time_s": k / fps, "how": how, "mouth_opening": float(real_open[k])},
         "voiced_share": float(np.mean(voicing >= 0.5)),
+        "seed": clip_seed(options.seed, path.name),
         "real": {},
         "generators": {},
     }
@@ -232,7 +243,7 @@ def evaluate_clip(path: Path, options: EvalOptions, video_dir: Path, embedder) -
     neutral = track_frames([rig.image])[0]
     for name in options.generators:
         out = video_dir / f"{path.stem}.{name}.mp4"
-        anim = AnimateOptions(size=options.size, fps=fps, seed=options.seed, generator=name)
+        anim = AnimateOptions(size=options.size, fps=fps, seed=record["seed"], generator=name)
         t0 = time.perf_counter()
         animate(portrait, path, out, anim)
         render_s = time.perf_counter() - t0
@@ -412,7 +423,8 @@ def _uncertainty_markdown(report: dict) -> list[str]:
         "95 % intervals of each summary value when the clips are drawn again with replacement, and the share "
         "of those resamples in which the first generator of a pair is better (as the metric says: higher, "
         "lower, nearer 0, nearer the real clips of the same resample). Near 100 % or 0 %: the clips settle "
-        "the difference; near 50 %: they do not. The generators' own randomness (the seed) is not in it.",
+        "the difference; near 50 %: they do not. Each clip has its own seed, so the generators' randomness "
+        "is in it as far as one draw per clip carries it.",
         "",
         "| metric | " + " | ".join(cols) + " | " + " | ".join(f"{p}: first better" for p in pairs) + " |",
         "|---|" + "---:|" * (len(cols) + len(pairs)),
@@ -494,7 +506,8 @@ def write_markdown(report: dict, path: Path) -> None:
         "",
         f"talkface {st['version']}; {st['clips_evaluated']} clips ({st['split']} split) from "
         f"`{st['data_dir']}`; generators {', '.join(gens)}; {st['size']} px at each clip's own frame rate; "
-        f"seed {st['seed']}; wall time {st['wall_time_s']:.0f} s.",
+        f"seed {st['seed']} (each clip's own seed derived from it and the clip's name); "
+        f"wall time {st['wall_time_s']:.0f} s.",
         "",
         "Each clip is re-animated from one of its own frames (the portrait column says which) with its own "
         "audio, and the render is compared frame by frame with the real clip. `loudness` is the naive floor "
