@@ -7,7 +7,7 @@ a `talkface eval` report (the learned generator vs the rules on the validation s
 calibrate the output gains on an eval of the TRAIN split:
 
     .venv/bin/python -m training.learned_motion.export --checkpoint reports/learned_motion/model.pt \
-        --eval-report /tmp/evalB/report.json
+        --eval-report /tmp/eval-s0/report.json --eval-report /tmp/eval-s1/report.json
     .venv/bin/python -m training.learned_motion.export --calibrate reports/eval-learned-train/report.json
 """
 
@@ -131,24 +131,33 @@ def export(model: MotionFlow, info: dict, mean: np.ndarray, std: np.ndarray, ass
     )
 
 
-def record_eval(report: Path, assets: Path = ASSETS) -> None:
-    """Copy the validation summary of a `talkface eval` report into motion_model.json."""
-    r = json.loads(report.read_text())
+def record_eval(reports: list[Path], assets: Path = ASSETS) -> None:
+    """Copy the validation summary of `talkface eval` reports (one per seed) into motion_model.json: per
+    generator, the mean over the reports of each summary value."""
+    rs = [json.loads(r.read_text()) for r in reports]
     meta_path = assets / META_FILE
     meta = json.loads(meta_path.read_text())
-    st = r.get("settings", {})
+    st = rs[0].get("settings", {})
+    summary = {}
+    for name in rs[0].get("summary", {}):
+        keys = [k for k, v in rs[0]["summary"][name].items() if isinstance(v, int | float)]
+        summary[name] = {
+            k: round(
+                float(np.mean([r["summary"][name][k] for r in rs if r["summary"][name].get(k) is not None])),
+                4,
+            )
+            for k in keys
+        }
     meta["validation"] = {
-        "command": "talkface eval DATA/talking --generator learned --generator rules --generator loudness",
+        "command": "talkface eval DATA/talking --seed S (the mean over the seeds)",
+        "seeds": [r.get("settings", {}).get("seed") for r in rs],
         "split": st.get("split"),
-        "clips": st.get("clips_evaluated", len(r.get("clips", []))),
+        "clips": st.get("clips_evaluated", len(rs[0].get("clips", []))),
         "talkface_version": st.get("version"),
-        "summary": {
-            name: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in values.items()}
-            for name, values in r.get("summary", {}).items()
-        },
+        "summary": summary,
     }
     meta_path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
-    print(f"recorded {report} in {meta_path}")
+    print(f"recorded {len(rs)} reports in {meta_path}")
 
 
 def calibrate(train_eval: Path, assets: Path = ASSETS, jaw_only: bool = False) -> None:
@@ -208,7 +217,12 @@ def calibrate_outputs(data: Path, assets: Path = ASSETS) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", type=Path, default=ROOT / "reports" / "learned_motion" / "model.pt")
-    ap.add_argument("--eval-report", type=Path, default=None, help="report.json of talkface eval")
+    ap.add_argument(
+        "--eval-report",
+        type=Path,
+        action="append",
+        help="report.json of talkface eval (repeat: one per seed)",
+    )
     ap.add_argument(
         "--calibrate",
         type=Path,

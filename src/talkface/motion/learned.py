@@ -278,7 +278,7 @@ class ModelMeta:
     motion_std: np.ndarray  # (MOTION_DIM,)
     rotation_gain: np.ndarray  # (3,) yaw, pitch, roll: rendered-head calibration
     jaw_gain: float
-    # Soft limit of the head's yaw, pitch and roll (degrees, before the gains): the range of real heads in
+    # Soft limit of the head's yaw, pitch and roll (degrees, after the gains): the range of real heads in
     # the training data. Audio unlike the training speech (singing) can swing the sampled head far beyond.
     rotation_limit: np.ndarray | None
     mouth: dict[str, MouthFilter]  # "visemes" (phonemes known) and "acoustic"; empty: the flow's own mouth
@@ -563,9 +563,12 @@ class LearnedStream:
         expr[:, :4] *= s.expression_scale
         # Lids: 0 open (as in the portrait), 1 shut; both eyes blink together.
         expr[:, LIDS] = np.clip(expr[:, LIDS].max(1, keepdims=True), 0.0, 1.0)
+        # The gains make up for the model's too small head motion (the renderer turns the head as asked:
+        # 0.4-1 degree self-reenactment error), so the limit on real heads' angles applies after them.
+        y[:, ROT] *= m.rotation_gain
         if m.rotation_limit is not None:
             y[:, ROT] = m.rotation_limit * np.tanh(y[:, ROT] / m.rotation_limit)
-        y[:, ROT] *= m.rotation_gain * s.motion_scale
+        y[:, ROT] *= s.motion_scale
         y[:, TRANS] *= s.motion_scale
         y[:, GAZE] += np.asarray(s.gaze, np.float32)
         return array_to_motion(y, self.fps)
