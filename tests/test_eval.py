@@ -63,6 +63,8 @@ def test_count_blinks_counts_known_dips():
     assert blinks.count == 7
     assert all(abs(a - b) <= 1 for a, b in zip(blinks.onsets, onsets, strict=True))
     assert blinks.per_min == pytest.approx(7 / ((len(t) - 10) / fps / 60), rel=1e-6)
+    # The dips stay below 0.88 x the open eye for their 5 frames: each lasts 5 frames from start to reopening.
+    np.testing.assert_allclose(blinks.durations_ms, [5 / fps * 1000] * 7, atol=1000 / fps + 1e-6)
 
 
 def test_count_blinks_ignores_tracking_noise():

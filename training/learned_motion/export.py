@@ -185,6 +185,8 @@ def calibrate(train_eval: Path, assets: Path = ASSETS, jaw_only: bool = False) -
     jaw = float(np.clip(real_open / ours_open, 0.5, 2.0)) * cal["jaw_gain"]
     if jaw_only:
         gains = cal["rotation_gain"]
+    else:
+        _calibrate_blink_widths(json.loads(train_eval.read_text())["summary"], meta)
     meta["calibration"] = {
         **cal,  # the rotation limit, when there is one
         "rotation_gain": [round(g, 3) for g in gains],
@@ -194,6 +196,21 @@ def calibrate(train_eval: Path, assets: Path = ASSETS, jaw_only: bool = False) -
     }
     meta_path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     print(f"calibration: {meta['calibration']}")
+
+
+def _calibrate_blink_widths(summary: dict, meta: dict) -> None:
+    """Stretch the blink process's widths so that rendered blinks last as long as real ones, as the eval's
+    blink detector sees both (blink_ms pooled over all blinks of the clips)."""
+    real, ours = summary["real"].get("blink_ms"), summary["learned"].get("blink_ms")
+    if "blinks" not in meta or not real or not ours:
+        return
+    stretch = float(np.clip(real / ours, 0.5, 2.0))
+    meta["blinks"]["widths"] = [round(w * stretch, 4) for w in meta["blinks"]["widths"]]
+    meta["blinks"]["width_calibration"] = (
+        f"export.py calibrate(), last step: widths x {stretch:.3f} (rendered blinks {ours:.0f} ms, "
+        f"real {real:.0f} ms, train split)"
+    )
+    print(f"blink widths x {stretch:.3f}")
 
 
 ROTATION_LIMIT_PERCENTILE = 95.0

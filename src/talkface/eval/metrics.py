@@ -11,7 +11,7 @@ a docstring says otherwise; angles in degrees; times in seconds; rates from `fps
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -181,11 +181,13 @@ def _running_nanmedian(x: np.ndarray, half: int) -> np.ndarray:
 @dataclass(frozen=True)
 class Blinks:
     """count: blinks seen. per_min: count per minute of frames with a face (NaN if under 1 s of them).
-    onsets: frame index where each blink starts."""
+    onsets: frame index where each blink starts. durations_ms: from each start to the reopening, of the
+    blinks that reopen within the signal."""
 
     count: int
     per_min: float
     onsets: list[int]
+    durations_ms: list[float] = field(default_factory=list)
 
 
 def count_blinks(
@@ -200,6 +202,7 @@ def count_blinks(
     ear = np.asarray(ear, np.float64)
     base = _running_nanmedian(ear, max(1, int(round(window_s * fps / 2))))
     onsets: list[int] = []
+    durations: list[float] = []
     closed = False
     for i, (e, b) in enumerate(zip(ear, base, strict=True)):
         if not (np.isfinite(e) and np.isfinite(b)):
@@ -209,8 +212,10 @@ def count_blinks(
             onsets.append(i)
         elif closed and e > reopen * b:
             closed = False
+            durations.append(1000.0 * (i - onsets[-1]) / fps)
     minutes = np.isfinite(ear).sum() / fps / 60.0
-    return Blinks(len(onsets), len(onsets) / minutes if minutes >= 1 / 60 else float("nan"), onsets)
+    per_min = len(onsets) / minutes if minutes >= 1 / 60 else float("nan")
+    return Blinks(len(onsets), per_min, onsets, durations)
 
 
 @dataclass(frozen=True)

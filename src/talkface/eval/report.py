@@ -66,6 +66,7 @@ METRICS = [
     ("silence_ratio", "ratio", "real", "mouth opening in silence / in speech"),
     ("audio_corr", "r", "real", "Pearson r of mouth opening and audio level (dB)"),
     ("blinks_per_min", "1/min", "real", "blink rate (conversation: 26/min, 95% CI 10.5-32.5)"),
+    ("blink_ms", "ms", "real", "blink duration, from closing to reopening as the blink detector sees it"),
     ("pose_std_yaw", "deg", "real", "head yaw std"),
     ("pose_std_pitch", "deg", "real", "head pitch std"),
     ("pose_std_roll", "deg", "real", "head roll std"),
@@ -171,6 +172,8 @@ def _motion_metrics(points: np.ndarray, fps: float, voicing: np.ndarray, level_d
         "audio_corr": M.pearson(opening, level_db[: len(opening)]),
         "blinks": blinks.count,
         "blinks_per_min": blinks.per_min,
+        "blink_ms": float(np.mean(blinks.durations_ms)) if blinks.durations_ms else float("nan"),
+        "blinks_timed": len(blinks.durations_ms),
         "pose_std_yaw": float(pose.std[0]),
         "pose_std_pitch": float(pose.std[1]),
         "pose_std_roll": float(pose.std[2]),
@@ -283,7 +286,7 @@ def evaluate_clip(path: Path, options: EvalOptions, video_dir: Path, embedder) -
 
 def summarize(clips: list[dict], generators: tuple[str, ...]) -> dict:
     """{generator or "real": {metric: mean over the clips where it is defined}}; blinks_per_min is pooled
-    (all blinks / all minutes) so that 2-second clips do not dominate it."""
+    (all blinks / all minutes) so that 2-second clips do not dominate it, and blink_ms over all blinks."""
     ok = [c for c in clips if not c.get("error")]
     out = {}
     for col in (*generators, "real"):
@@ -296,6 +299,7 @@ def summarize(clips: list[dict], generators: tuple[str, ...]) -> dict:
         minutes = sum(r["face_minutes"] for r in rows)
         if minutes > 0:
             s["blinks_per_min"] = sum(r["blinks"] for r in rows) / minutes
+        s["blink_ms"] = _pooled_blink_ms(rows)
         s["clips"] = len(rows)
         out[col] = s
     return out
@@ -304,18 +308,35 @@ def summarize(clips: list[dict], generators: tuple[str, ...]) -> dict:
 BOOTSTRAP_RESAMPLES = 2000
 
 
+def _pooled_blink_ms(rows: list[dict]) -> float:
+    timed = sum(r.get("blinks_timed", 0) for r in rows)
+    total = sum(r["blink_ms"] * r["blinks_timed"] for r in rows if r.get("blinks_timed"))
+    return total / timed if timed else float("nan")
+
+
 def _clip_values(clips: list[dict], col: str, key: str) -> np.ndarray:
     rows = [c["real"] if col == "real" else c["generators"][col] for c in clips]
     if key == "blinks_per_min":  # pooled: (blinks, minutes) per clip
         return np.array([(r["blinks"], r["face_minutes"]) for r in rows], np.float64)
+    if key == "blink_ms":  # pooled over blinks: (total ms, blinks timed) per clip
+        return np.array(
+            [
+                (
+                    r["blink_ms"] * r["blinks_timed"] if r.get("blinks_timed") else 0.0,
+                    r.get("blinks_timed", 0),
+                )
+                for r in rows
+            ],
+            np.float64,
+        )
     return np.array([r.get(key, np.nan) for r in rows], np.float64).astype(np.float64)
 
 
 def _resampled(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """The summary statistic of each resample of clips (idx: (B, n) clip indices), shape (B,)."""
-    if values.ndim == 2:  # pooled blinks
-        minutes = values[idx, 1].sum(1)
-        return np.where(minutes > 0, values[idx, 0].sum(1) / np.maximum(minutes, 1e-12), np.nan)
+    if values.ndim == 2:  # pooled: sum of the first column over sum of the second
+        weight = values[idx, 1].sum(1)
+        return np.where(weight > 0, values[idx, 0].sum(1) / np.maximum(weight, 1e-12), np.nan)
     v = values[idx]
     ok = np.isfinite(v)
     return np.where(ok.any(1), np.where(ok, v, 0.0).sum(1) / np.maximum(ok.sum(1), 1), np.nan)
@@ -402,6 +423,8 @@ def _fmt(v, key: str = "") -> str:
         return "–"
     if key in ("lipsync_lag_ms",):
         return f"{v:+.0f}"
+    if key == "blink_ms":
+        return f"{v:.0f}"
     if key in ("blinks_per_min", "render_s"):
         return f"{v:.1f}"
     if key in ("mouth_lmd", "face_lmd", "mouth_open_voiced", "jitter", "delta_pose", "ssim"):
@@ -537,6 +560,7 @@ def write_markdown(report: dict, path: Path) -> None:
         ("silence_ratio", "sil. ratio"),
         ("audio_corr", "audio r"),
         ("blinks_per_min", "blinks/min"),
+        ("blink_ms", "blink ms"),
         ("pose_std_yaw", "yaw std"),
         ("pose_std_pitch", "pitch std"),
         ("pose_std_roll", "roll std"),
@@ -633,7 +657,7 @@ def _plot_metric(report: dict, key: str, unit: str, path: Path) -> None:
     ax.axhline(0, color="k", lw=0.6)
     ax.set_xticks(range(len(cols)), cols)
     ax.set_ylabel(unit)
-    how = "all blinks / all minutes" if key == "blinks_per_min" else "mean"
+    how = {"blinks_per_min": "all blinks / all minutes", "blink_ms": "over all blinks"}.get(key, "mean")
     ax.set_title(f"{key} (bars: {how}, dots: clips)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
