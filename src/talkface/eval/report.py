@@ -329,7 +329,7 @@ def _clip_values(clips: list[dict], col: str, key: str) -> np.ndarray:
             ],
             np.float64,
         )
-    return np.array([r.get(key, np.nan) for r in rows], np.float64).astype(np.float64)
+    return np.array([r.get(key, np.nan) for r in rows], np.float64)
 
 
 def _resampled(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
