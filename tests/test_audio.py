@@ -72,6 +72,14 @@ def test_voicing_separates_speech_from_silence():
     assert np.all(f.pitch_hz[:90] == 0)
 
 
+def test_a_missing_voice_activity_model_is_a_clean_error(monkeypatch):
+    from talkface.audio import vad
+
+    monkeypatch.setattr(vad.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(TalkfaceError, match="silero-vad is not installed"):
+        vad._model_path()
+
+
 def test_video_frame_count_matches_duration():
     assert n_video_frames(10.0, 25) == 250
     assert n_video_frames(0.01, 25) == 1

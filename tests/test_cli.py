@@ -1,5 +1,7 @@
 """The command line end to end: the main job, and every kind of bad input."""
 
+import argparse
+import dataclasses
 import json
 import subprocess
 import sys
@@ -10,7 +12,8 @@ import numpy as np
 import pytest
 from conftest import write_audio
 
-from talkface.cli import main
+from talkface import config
+from talkface.cli import _options, _shown, build_parser, main
 
 
 def run_cli(*args):
@@ -111,6 +114,59 @@ def test_bad_input_one_line_exit_2_no_output(tmp_path, portrait, speech_wav, cas
 def test_unknown_option_is_one_line(portrait, speech_wav, tmp_path):
     r = run_cli("animate", portrait, speech_wav, "-o", tmp_path / "x.mp4", "--wobble", "3")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+
+
+# Each subcommand, the least it is run with, and the config class its options come from.
+COMMANDS = {
+    "animate": (["p.jpg", "a.wav", "-o", "x.mp4"], config.AnimateOptions),
+    "say": (["p.jpg", "hello", "-o", "x.mp4"], config.AnimateOptions),
+    "drive": (["p.jpg", "v.mp4", "-o", "x.mp4"], config.DriveOptions),
+    "demo": ([], config.AnimateOptions),
+    "eval": (["clips"], config.EvalOptions),
+    "bench": ([], config.BenchOptions),
+    "serve": ([], config.ServerSettings),
+    "verify": (["v.mp4"], config.VerifyOptions),
+}
+# Flags that are not options of the work: where its input and output are and how the result is shown.
+NOT_OPTIONS = {"help", "output", "quiet", "transcript", "voice", "report", "json"}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_flag_comes_from_config(command):
+    """One flag per field of the command's config class, with its default in the help (a bool's flag sets the
+    other value); an unset flag keeps the dataclass default."""
+    argv, cls = COMMANDS[command]
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    shown = [a for a in sub._actions if a.option_strings and a.help != argparse.SUPPRESS]
+    flags = {a.dest: a for a in shown}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    assert set(flags) - NOT_OPTIONS == set(fields)
+    for name, f in fields.items():
+        action = flags[name]
+        assert action.default is None, name
+        if isinstance(f.default, bool):
+            assert action.const is (not f.default), name
+        elif f.default is not None:
+            assert f"default {_shown(f.default)}" in action.help, name
+    assert _options(parser.parse_args([command, *argv]), cls) == cls()
+    if command == "say":
+        assert flags["voice"].default == config.DEFAULT_VOICE
+
+
+@pytest.mark.parametrize(
+    "args,expect",
+    [
+        (["bench", "--seconds", "0"], "--seconds 0.0 is out of range"),
+        (["bench", "--size", "big"], "argument --size: invalid int value: 'big'"),
+        (["verify", "v.mp4", "--frames", "0"], "--frames 0 is out of range"),
+        (["eval", "clips", "--split", "test"], "argument --split: invalid choice: 'test'"),
+        (["serve", "--jpeg-quality", "101"], "--jpeg-quality 101 is out of range"),
+    ],
+)
+def test_bad_option_values_are_one_line_exit_2(args, expect):
+    r = run_cli(*args)
+    assert r.returncode == 2 and expect in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
 def test_bench_json_is_one_object_on_the_last_line():

@@ -1,12 +1,17 @@
 """Video-driven reenactment: motion captured from a video whose motion we know, then replayed."""
 
+import subprocess
+import sys
+
 import numpy as np
+import pytest
 from conftest import write_audio
 
-from talkface.face.expression import EXPRESSIONS
+from talkface.config import DriveOptions
+from talkface.face.expression import EMOTIONS, EXPRESSIONS
 from talkface.face.tracking import track_video
 from talkface.motion.capture import motion_from_track
-from talkface.motion.sequence import MotionSequence
+from talkface.motion.contract import MotionSequence
 from talkface.pipeline import drive
 from talkface.render.renderer import Renderer
 from talkface.video.encode import Mp4Writer
@@ -51,3 +56,106 @@ def test_capture_recovers_known_motion(tmp_path, rig):
 
     with av.open(str(out)) as c:
         assert c.streams.audio and sum(1 for _ in c.decode(video=0)) == n
+
+
+# -- drive honours every option it takes -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def driving_video(tmp_path_factory, rig):
+    """A 2-s driving video whose motion is known; tracking is replaced by that motion (drive_with)."""
+    path = tmp_path_factory.mktemp("drive") / "driving.mp4"
+    wav = write_audio(path.with_suffix(".wav"), np.zeros(32000, np.float32), 16000)
+    r = Renderer(rig)
+    known = _known_motion(50)
+    with Mp4Writer(path, (rig.size, rig.size), FPS, wav) as w:
+        for i in range(len(known)):
+            w.write(r.render(known, i))
+    return path
+
+
+def drive_with(monkeypatch, rig, video, tmp_path, **options) -> MotionSequence:
+    """The motion drive() renders for `video` with `options`, its tracking replaced by the known motion."""
+    import talkface.face.tracking
+    import talkface.motion.capture
+    from talkface.engine import Engine
+
+    got = []
+    monkeypatch.setattr(talkface.face.tracking, "track_video", lambda path: None)
+    monkeypatch.setattr(talkface.motion.capture, "motion_from_track", lambda track: _known_motion(50))
+    monkeypatch.setattr(Engine, "write", lambda self, motion, *a, **k: got.append(motion))
+    drive(rig.image, video, tmp_path / "out.mp4", DriveOptions(**options))
+    return got[0]
+
+
+def test_drive_defaults_replay_the_motion(monkeypatch, rig, driving_video, tmp_path):
+    m = drive_with(monkeypatch, rig, driving_video, tmp_path)
+    known = _known_motion(50)
+    assert m.fps == FPS and np.array_equal(m.expression, known.expression)
+    assert np.array_equal(m.rotation, known.rotation) and not m.emotion.any()
+
+
+def test_drive_motion_scale(monkeypatch, rig, driving_video, tmp_path):
+    m = drive_with(monkeypatch, rig, driving_video, tmp_path, motion_scale=0.5)
+    known = _known_motion(50)
+    np.testing.assert_allclose(m.rotation, 0.5 * known.rotation, atol=1e-6)
+    np.testing.assert_allclose(m.scale, known.scale)  # the head's distance is not head motion
+
+
+def test_drive_expression_scale(monkeypatch, rig, driving_video, tmp_path):
+    m = drive_with(monkeypatch, rig, driving_video, tmp_path, expression_scale=0.5)
+    known = _known_motion(50)
+    np.testing.assert_allclose(m.coefficient("jaw_open"), 0.5 * known.coefficient("jaw_open"), atol=1e-6)
+    assert np.array_equal(m.coefficient("blink_left"), known.coefficient("blink_left"))  # blinks stay shut
+
+
+def test_drive_gaze(monkeypatch, rig, driving_video, tmp_path):
+    m = drive_with(monkeypatch, rig, driving_video, tmp_path, gaze=(5.0, -3.0))
+    np.testing.assert_allclose(m.gaze, np.tile([5.0, -3.0], (50, 1)))
+
+
+def test_drive_emotion_and_strength(monkeypatch, rig, driving_video, tmp_path):
+    m = drive_with(monkeypatch, rig, driving_video, tmp_path, emotion="sad")
+    assert np.allclose(m.emotion[:, EMOTIONS.index("sad")], DriveOptions().emotion_strength)
+    m = drive_with(monkeypatch, rig, driving_video, tmp_path, emotion="sad", emotion_strength=0.3)
+    assert np.allclose(m.emotion[:, EMOTIONS.index("sad")], 0.3) and m.emotion.sum(1).max() <= 0.3 + 1e-6
+
+
+def test_drive_fps(monkeypatch, rig, driving_video, tmp_path):
+    m = drive_with(monkeypatch, rig, driving_video, tmp_path, fps=12.5)
+    known = _known_motion(50)
+    assert m.fps == 12.5 and len(m) == 25  # the same 2 seconds
+    np.testing.assert_allclose(
+        m.rotation[:, 0], (known.rotation[0::2, 0] + known.rotation[1::2, 0]) / 2, atol=1e-4
+    )
+
+
+def test_drive_fps_end_to_end_and_refused_options(portrait, driving_video, tmp_path):
+    import av
+
+    from talkface.cli import main
+
+    out = tmp_path / "half.mp4"
+    args = [
+        "drive",
+        str(portrait),
+        str(driving_video),
+        "-o",
+        str(out),
+        "--fps",
+        "12.5",
+        "--size",
+        "128",
+        "-q",
+    ]
+    assert main(args) == 0
+    with av.open(str(out)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 25 and float(c.streams.video[0].average_rate) == 12.5
+    for flag in (["--seed", "3"], ["--generator", "rules"]):
+        r = subprocess.run(
+            [sys.executable, "-m", "talkface.cli", "drive", "p.jpg", "v.mp4", "-o", "x.mp4", *flag],
+            capture_output=True,
+            text=True,
+        )
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+        assert f"{flag[0]} does not apply" in r.stderr and "driving video" in r.stderr

@@ -3,7 +3,6 @@ test renders itself (no third-party media)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 from conftest import synth_speech, write_audio
 
+from talkface.errors import TalkfaceError
 from talkface.eval import metrics as M
 from talkface.face import topology as T
 
@@ -245,16 +245,22 @@ def test_split_is_speaker_disjoint(tmp_path):
     assert S.default_split([tmp_path / s["validation"][0], tmp_path / s["train"][0]]) == "validation"
 
 
-def test_eval_parser_defaults():
-    from talkface.eval.report import add_eval_parser
+def test_eval_flags_give_eval_options():
+    from talkface.cli import _options, build_parser
+    from talkface.config import EvalOptions
 
-    parser = argparse.ArgumentParser()
-    add_eval_parser(parser.add_subparsers())
-    args = parser.parse_args(["eval", "clips", "--generator", "rules", "--limit", "2"])
-    assert args.generator == ["rules"] and args.limit == 2 and args.split is None and not args.no_reenact
-    assert parser.parse_args(["eval", "clips", "--no-reenact"]).no_reenact
+    parser = build_parser()
+    assert _options(parser.parse_args(["eval", "clips"]), EvalOptions) == EvalOptions()
+    args = parser.parse_args(["eval", "clips", "--limit", "2", "--no-videos", "--no-reenact"])
+    assert _options(args, EvalOptions) == EvalOptions(limit=2, keep_videos=False, reenact=False)
+    args = parser.parse_args(
+        ["eval", "clips", *"--generator rules --generator loudness --generator rules".split()]
+    )
+    assert _options(args, EvalOptions).generators == ("rules", "loudness")  # repeats count once
     with pytest.raises(SystemExit):
         parser.parse_args(["eval", "clips", "--generator", "nope"])
+    with pytest.raises(TalkfaceError, match="--generators 'nope' is not one of"):
+        EvalOptions(generators=("rules", "nope"))
 
 
 def test_bootstrap_settles_clear_differences_and_not_coin_flips():

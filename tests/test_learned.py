@@ -12,9 +12,11 @@ from conftest import synth_speech
 
 from talkface.audio.features import compute_features
 from talkface.audio.load import from_samples
-from talkface.audio.tts import Phoneme
+from talkface.config import MotionControls
 from talkface.errors import TalkfaceError
 from talkface.face.expression import EXPRESSIONS
+from talkface.motion.contract import Phoneme
+from talkface.motion.generators import generate
 from talkface.motion.learned import (
     FEATURE_DIM,
     META_FILE,
@@ -23,11 +25,9 @@ from talkface.motion.learned import (
     MOUTH_KINDS,
     FeatureNormalizer,
     LearnedStream,
-    generate_learned,
     load_model,
     motion_to_array,
 )
-from talkface.motion.rules import RuleSettings
 from talkface.motion.stream import run_stream
 
 JAW = EXPRESSIONS.index("jaw_open")
@@ -82,7 +82,7 @@ def test_onnx_model_runs_with_the_runtime_shapes():
 @pytest.mark.parametrize("fps", [25.0, 30.0, 12.0])
 def test_whole_file_shapes_and_ranges(features, fps):
     n = int(round(features.duration * fps))
-    m = generate_learned(features, n, fps, RuleSettings(seed=1))
+    m = generate("learned", features, n, fps, MotionControls(seed=1))
     assert len(m) == n and m.fps == fps
     x = motion_to_array(m)
     assert x.shape == (n, MOTION_DIM) and np.isfinite(x).all()
@@ -98,7 +98,7 @@ def test_mouth_follows_the_voice(features):
     n = int(round(features.duration * fps))
     jaws = []
     for seed in range(3):
-        jaws.append(generate_learned(features, n, fps, RuleSettings(seed=seed)).expression[:, JAW])
+        jaws.append(generate("learned", features, n, fps, MotionControls(seed=seed)).expression[:, JAW])
     jaw = np.mean(jaws, 0)
     t = (np.arange(n) + 0.5) / fps
     pause = (t > 5.3) & (t < 6.7)
@@ -108,9 +108,9 @@ def test_mouth_follows_the_voice(features):
 
 def test_same_seed_same_motion_other_seed_other_motion(features):
     n = int(round(features.duration * 25))
-    a = motion_to_array(generate_learned(features, n, 25.0, RuleSettings(seed=5)))
-    b = motion_to_array(generate_learned(features, n, 25.0, RuleSettings(seed=5)))
-    c = motion_to_array(generate_learned(features, n, 25.0, RuleSettings(seed=6)))
+    a = motion_to_array(generate("learned", features, n, 25.0, MotionControls(seed=5)))
+    b = motion_to_array(generate("learned", features, n, 25.0, MotionControls(seed=5)))
+    c = motion_to_array(generate("learned", features, n, 25.0, MotionControls(seed=6)))
     assert np.array_equal(a, b)
     assert np.abs(a - c).mean() > 1e-3
 
@@ -118,7 +118,7 @@ def test_same_seed_same_motion_other_seed_other_motion(features):
 @pytest.mark.parametrize("fps", [25.0, 30.0])
 def test_chunk_size_does_not_change_the_motion(features, fps):
     n = int(round(features.duration * fps))
-    settings = RuleSettings(seed=2)
+    settings = MotionControls(seed=2)
     whole = motion_to_array(run_stream(LearnedStream(fps, settings), features, n))
     for window in (1, 7, 50):
         chunked = motion_to_array(run_stream(LearnedStream(fps, settings), features, n, window=window))
@@ -129,7 +129,7 @@ def test_chunk_size_does_not_change_the_motion(features, fps):
 def test_frames_come_out_with_bounded_delay(features):
     """Live: after each pushed frame, the motion returned so far trails the input by at most
     window + lookahead model frames (+1 for interpolation), and finish() returns the rest."""
-    stream = LearnedStream(25.0, RuleSettings())
+    stream = LearnedStream(25.0, MotionControls())
     _, meta = load_model()
     f = features.at_fps(25.0, 100)
     got = 0
@@ -152,7 +152,7 @@ def test_no_jump_at_window_borders(features):
     n = int(round(features.duration * 25))
     border, inside = [], []
     for seed in range(4):
-        x = motion_to_array(generate_learned(features, n, 25.0, RuleSettings(seed=seed)))
+        x = motion_to_array(generate("learned", features, n, 25.0, MotionControls(seed=seed)))
         scale = np.maximum(x.std(0), 1e-3)
         step = np.abs(np.diff(x, axis=0) / scale).mean(1)  # step[i]: frame i -> i + 1
         at_border = (np.arange(1, n) % meta.window) == 0
@@ -164,21 +164,21 @@ def test_no_jump_at_window_borders(features):
 
 def test_controls(features):
     n = int(round(features.duration * 25))
-    still = generate_learned(features, n, 25.0, RuleSettings(motion_scale=0.0, gaze=(5.0, -3.0)))
+    still = generate("learned", features, n, 25.0, MotionControls(motion_scale=0.0, gaze=(5.0, -3.0)))
     assert np.abs(still.rotation).max() == 0 and np.abs(still.translation).max() == 0
-    base = generate_learned(features, n, 25.0, RuleSettings())
+    base = generate("learned", features, n, 25.0, MotionControls())
     np.testing.assert_allclose(
         still.gaze - base.gaze, np.broadcast_to([5.0, -3.0], base.gaze.shape), atol=1e-5
     )
-    quiet = generate_learned(features, n, 25.0, RuleSettings(expression_scale=0.5))
+    quiet = generate("learned", features, n, 25.0, MotionControls(expression_scale=0.5))
     np.testing.assert_allclose(quiet.expression[:, JAW], 0.5 * base.expression[:, JAW], atol=1e-5)
 
 
 def test_empty_and_silent_input():
-    stream = LearnedStream(25.0, RuleSettings())
+    stream = LearnedStream(25.0, MotionControls())
     assert len(stream.finish()) == 0
     silent = compute_features(from_samples(np.zeros(16000 * 3, np.float32), 16000))
-    m = generate_learned(silent, 75, 25.0, RuleSettings())
+    m = generate("learned", silent, 75, 25.0, MotionControls())
     assert len(m) == 75 and np.isfinite(motion_to_array(m)).all()
     assert m.expression[:, JAW].mean() < 0.1  # silence keeps the mouth (nearly) closed
 
@@ -211,7 +211,7 @@ def test_mouth_reads_the_phonemes(features):
     """Given phonemes, the jaw opens on the vowels and closes on the bilabials between them."""
     n = int(round(features.duration * 25))
     ph = _alternating(features.duration)
-    m = run_stream(LearnedStream(25.0, RuleSettings(), ph), features, n)
+    m = run_stream(LearnedStream(25.0, MotionControls(), ph), features, n)
     t = (np.arange(n) + 0.5) / 25
     phase = (t % 0.4) / 0.4  # 0-0.5: "a", 0.5-1: "m"
     jaw = m.expression[:, JAW]
@@ -222,7 +222,7 @@ def test_mouth_reads_the_phonemes(features):
 def test_chunk_size_does_not_change_the_motion_with_phonemes(features, fps):
     n = int(round(features.duration * fps))
     ph = _alternating(features.duration, 0.13)
-    settings = RuleSettings(seed=4)
+    settings = MotionControls(seed=4)
     whole = motion_to_array(run_stream(LearnedStream(fps, settings, ph), features, n))
     for window in (1, 11):
         chunked = motion_to_array(run_stream(LearnedStream(fps, settings, ph), features, n, window=window))
@@ -248,7 +248,7 @@ def test_mouth_filter_windows():
 
 def test_blinks_are_both_eyes(features):
     n = int(round(features.duration * 25))
-    m = generate_learned(features, n, 25.0, RuleSettings(seed=3))
+    m = generate("learned", features, n, 25.0, MotionControls(seed=3))
     lids = m.expression[:, [EXPRESSIONS.index("blink_right"), EXPRESSIONS.index("blink_left")]]
     np.testing.assert_array_equal(lids[:, 0], lids[:, 1])
 
@@ -260,7 +260,7 @@ def test_head_stays_within_the_range_of_real_heads():
     x = (rng.standard_normal(16000 * 20) * np.repeat(rng.uniform(0, 0.8, 40), 8000)).astype(np.float32)
     f = compute_features(from_samples(x, 16000))
     _, meta = load_model()
-    m = generate_learned(f, 500, 25.0, RuleSettings(seed=1))
+    m = generate("learned", f, 500, 25.0, MotionControls(seed=1))
     assert meta.rotation_limit is not None
     assert (np.abs(m.rotation) <= meta.rotation_limit + 1e-4).all()
 
@@ -270,7 +270,7 @@ def test_the_mouth_closes_in_pauses(features):
     n = int(round(features.duration * 25))
     ph = (Phoneme(0.0, 1.0, "_"), Phoneme(1.0, 1.2, "a"), Phoneme(1.2, 3.0, "_"), Phoneme(3.0, 3.3, "a"))
     ph += (Phoneme(3.3, features.duration, "_"),)
-    jaw = run_stream(LearnedStream(25.0, RuleSettings(), ph), features, n).expression[:, JAW]
+    jaw = run_stream(LearnedStream(25.0, MotionControls(), ph), features, n).expression[:, JAW]
     t = (np.arange(n) + 0.5) / 25
     assert jaw[(t > 1.3) & (t < 2.9)].max() == 0 and jaw[t < 0.9].max() == 0
     assert jaw[(t > 1.05) & (t < 1.15)].min() > 0.1
@@ -279,7 +279,10 @@ def test_the_mouth_closes_in_pauses(features):
 def test_blinks_shut_fully_and_eyes_rest_open(features):
     n = int(round(features.duration * 25))
     lids = np.concatenate(
-        [generate_learned(features, n, 25.0, RuleSettings(seed=s)).expression[:, BLINK] for s in range(3)]
+        [
+            generate("learned", features, n, 25.0, MotionControls(seed=s)).expression[:, BLINK]
+            for s in range(3)
+        ]
     )
     assert np.median(lids) == 0.0  # at rest, the portrait's own eyes
     assert (lids > 0.999).any()  # blinks close the eyes

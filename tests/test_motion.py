@@ -3,7 +3,8 @@ from conftest import synth_speech
 
 from talkface.audio.features import compute_features
 from talkface.audio.load import from_samples
-from talkface.motion.rules import RuleSettings, generate_rules
+from talkface.config import MotionControls
+from talkface.motion.generators import generate
 
 FPS = 25.0
 
@@ -11,7 +12,7 @@ FPS = 25.0
 def _motion(x, seed=0, **kw):
     f = compute_features(from_samples(x, 16000))
     n = round(len(x) / 16000 * FPS)
-    return generate_rules(f, n, FPS, RuleSettings(seed=seed, **kw))
+    return generate("rules", f, n, FPS, MotionControls(seed=seed, **kw))
 
 
 def test_mouth_follows_voice_and_closes_in_silence():
@@ -72,13 +73,13 @@ def test_loudness_baseline_opens_the_jaw_with_loudness_only():
     from talkface.motion.generators import generate
 
     x = synth_speech(3.0)
-    m = generate("loudness", compute_features(from_samples(x, 16000)), 75, FPS, RuleSettings())
+    m = generate("loudness", compute_features(from_samples(x, 16000)), 75, FPS, MotionControls())
     assert m.coefficient("jaw_open").max() > 0.2
     assert np.abs(m.rotation).max() == 0 and m.coefficient("blink_left").max() == 0
 
 
 def test_visemes_close_lips_on_bilabials_and_round_on_u():
-    from talkface.audio.tts import Phoneme
+    from talkface.motion.contract import Phoneme
     from talkface.motion.visemes import viseme_of, viseme_targets
 
     seq = [
@@ -107,9 +108,9 @@ def test_text_to_speech_motion_follows_the_phonemes():
     from talkface.audio.tts import synthesize
 
     speech = synthesize("Mama, papa, baby.", "en-us")
-    f = compute_features(from_samples(speech.samples, speech.sample_rate), speech.phonemes)
+    f = compute_features(from_samples(speech.samples, speech.sample_rate))
     n = round(speech.duration * FPS)
-    jaw = generate_rules(f, n, FPS, RuleSettings()).coefficient("jaw_open")
+    jaw = generate("rules", f, n, FPS, MotionControls(), speech.phonemes).coefficient("jaw_open")
     t = (np.arange(n) + 0.5) / FPS
     for p in speech.phonemes:
         mid = (p.start + p.end) / 2
@@ -183,13 +184,14 @@ def test_background_hum_is_not_voice():
 
 
 def test_lips_lead_the_voice_by_at_most_40_ms():
-    from talkface.motion.rules import LIP_LEAD, open_cue
+    from talkface.motion.cues import open_cue
+    from talkface.motion.rules import LIP_LEAD
 
     fps = 100.0
     x = synth_speech(4.0)
     f = compute_features(from_samples(x, 16000))
     n = round(len(x) / 16000 * fps)
-    jaw = generate_rules(f, n, fps, RuleSettings()).coefficient("jaw_open").astype(np.float64)
+    jaw = generate("rules", f, n, fps, MotionControls()).coefficient("jaw_open").astype(np.float64)
     cue = open_cue(f.at_fps(fps, n)).astype(np.float64)
     # r of jaw[t] with cue[t + k]: k > 0 frames means the jaw shows the sound k frames early (the lips lead).
     lags = np.arange(-10, 11)

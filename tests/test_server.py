@@ -16,6 +16,7 @@ import pytest
 from conftest import synth_speech
 
 from talkface.assets import asset_path
+from talkface.config import ServerSettings
 from talkface.face import topology as T
 from talkface.stream.server import (
     CLOSE_GOING_AWAY,
@@ -24,7 +25,9 @@ from talkface.stream.server import (
     CLOSE_TOO_BIG,
     CLOSE_TRY_LATER,
     FRAME_HEADER,
-    ServerSettings,
+    ClientError,
+    _parse_start,
+    _ServerState,
     create_app,
     static_dir,
 )
@@ -235,6 +238,28 @@ def test_bad_messages_get_an_error_and_a_clean_close(client, send, text):
             ws.send_text(send)
         expect_close(ws, CLOSE_POLICY, text)
     assert client.get("/health").json()["status"] == "ok"
+
+
+def test_start_takes_the_animate_options_that_make_sense_live():
+    state = _ServerState(ServerSettings(), None)
+    sent = {
+        "size": 256,
+        "fps": 25,
+        "seed": 3,
+        "motion_scale": 0.5,
+        "expression_scale": 1,
+        "gaze": [5, -3],
+        "emotion": "happy",
+        "emotion_strength": 1.2,
+        "head_distance": 1.1,
+        "label": True,
+    }
+    _, options, rate, _, channels = _parse_start(start_message(options=sent), state)
+    assert options == {**sent, "gaze": (5.0, -3.0)} and (rate, channels) == (16000, 1)
+    assert type(options["fps"]) is float and type(options["seed"]) is int
+    for name, value in (("crf", 10), ("full_frame", True), ("generator", "loudness")):
+        with pytest.raises(ClientError, match=f"unknown option '{name}'"):
+            _parse_start(start_message(options={name: value}), state)
 
 
 def test_bad_audio_after_start(client):

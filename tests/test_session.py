@@ -7,9 +7,9 @@ from conftest import synth_speech
 import talkface
 from talkface.audio.features import compute_features
 from talkface.audio.load import from_samples
+from talkface.config import MotionControls
 from talkface.errors import TalkfaceError
 from talkface.motion.generators import generate
-from talkface.motion.rules import RuleSettings
 from talkface.render.renderer import Renderer
 from talkface.video.watermark import detect_frames
 
@@ -42,8 +42,8 @@ def test_live_frames_match_the_offline_render(session, portrait):
     np.testing.assert_allclose(np.diff(times), 1 / 25)
     # The offline generator on the same audio gives the same motion; rendered, the same pixels up to the
     # watermark (PSNR of a marked frame is ~41 dB).
-    motion = generate("rules", compute_features(from_samples(x, 16000)), 75, 25.0, RuleSettings(seed=3))
-    renderer = Renderer(session._make_frame.renderer.rig)
+    motion = generate("rules", compute_features(from_samples(x, 16000)), 75, 25.0, MotionControls(seed=3))
+    renderer = Renderer(session._engine.rig)
     for j in (10, 40, 70):
         offline = renderer.render(motion, j).astype(np.float64)
         mse = np.mean((frames[j][1].astype(np.float64) - offline) ** 2)

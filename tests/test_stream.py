@@ -7,9 +7,9 @@ from conftest import synth_speech
 
 from talkface.audio.features import FeatureStream, FramePooler, compute_features, concat_features
 from talkface.audio.load import from_samples
+from talkface.config import MotionControls
+from talkface.motion.contract import concat_motion
 from talkface.motion.generators import generate, make_stream
-from talkface.motion.rules import RuleSettings
-from talkface.motion.sequence import concat_motion
 from talkface.motion.stream import AudioMotion, run_stream
 
 FPS = 25.0
@@ -74,7 +74,7 @@ def test_motion_windows_equal_the_whole_signal(generator, window):
     x = _speech_with_pauses()
     f = compute_features(from_samples(x, 16000))
     n = round(len(x) / 16000 * FPS)
-    settings = RuleSettings(seed=4, motion_scale=1.2, gaze=(3.0, -2.0))
+    settings = MotionControls(seed=4, motion_scale=1.2, gaze=(3.0, -2.0))
     whole = generate(generator, f, n, FPS, settings)
     windowed = run_stream(make_stream(generator, FPS, settings), f, n, window=window)
     assert len(windowed) == n
@@ -87,7 +87,7 @@ def test_no_jump_at_window_borders():
     f = compute_features(from_samples(x, 16000))
     n = round(len(x) / 16000 * FPS)
     window = 50  # 2 s
-    m = run_stream(make_stream("rules", FPS, RuleSettings(seed=1)), f, n, window=window)
+    m = run_stream(make_stream("rules", FPS, MotionControls(seed=1)), f, n, window=window)
     latent = np.concatenate([m.expression, m.rotation / 10, m.gaze / 10], axis=1)
     step = np.abs(np.diff(latent, axis=0)).max(1)  # step[i]: frame i -> i + 1
     borders = np.arange(window - 1, n - 1, window)
@@ -97,11 +97,11 @@ def test_no_jump_at_window_borders():
 
 def test_audio_to_motion_in_live_chunks_equals_offline():
     x = _speech_with_pauses(8.0, seed=3)
-    settings = RuleSettings(seed=2)
+    settings = MotionControls(seed=2)
     offline = generate(
         "rules", compute_features(from_samples(x, 16000)), round(len(x) / 16000 * FPS), FPS, settings
     )
-    live = AudioMotion(make_stream("rules", FPS, settings), FPS)
+    live = AudioMotion(make_stream("rules", FPS, settings))
     parts = [live.push(c) for c in _chunks(x, np.random.default_rng(5), 100, 1200)]
     # Live frames come out with a bounded delay: about 100-160 ms behind the audio pushed.
     emitted = sum(len(p) for p in parts)
@@ -115,8 +115,8 @@ def test_audio_to_motion_in_live_chunks_equals_offline():
 
 def test_levels_follow_the_speaker_whatever_the_recording_gain():
     x = _speech_with_pauses(10.0)
-    loud = generate("rules", compute_features(from_samples(x * 3.0, 16000)), 250, FPS, RuleSettings())
-    quiet = generate("rules", compute_features(from_samples(x * 0.3, 16000)), 250, FPS, RuleSettings())
+    loud = generate("rules", compute_features(from_samples(x * 3.0, 16000)), 250, FPS, MotionControls())
+    quiet = generate("rules", compute_features(from_samples(x * 0.3, 16000)), 250, FPS, MotionControls())
     jaw_loud, jaw_quiet = loud.coefficient("jaw_open"), quiet.coefficient("jaw_open")
     # After the first second (the running reference has heard the voice), the same speech 20 dB apart moves
     # the mouth alike.

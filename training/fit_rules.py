@@ -36,10 +36,13 @@ import numpy as np
 
 from talkface.audio.features import AudioFeatures, compute_features, n_video_frames
 from talkface.audio.load import load_audio
+from talkface.config import MotionControls
 from talkface.eval import metrics as M
 from talkface.eval import split as S
 from talkface.eval.tracking import head_pose, probe, track_video
+from talkface.motion import cues as C
 from talkface.motion import rules as R
+from talkface.motion.generators import generate
 
 log = logging.getLogger("fit_rules")
 
@@ -111,17 +114,17 @@ def candidate_features(f: AudioFeatures) -> dict[str, np.ndarray]:
     """Per-frame acoustic candidates (T,) for the mouth opening."""
     return {
         "level dB": f.energy_db,
-        "F1 band 300-1000 Hz dB": R.band_level_db(f, (300.0, 1000.0)),
-        "F2-F3 band 1.8-3.8 kHz dB": R.band_level_db(f, R.OPEN_BAND_HZ),
-        "nasal band 60-500 Hz dB": R.band_level_db(f, R.NASAL_BAND_HZ),
-        "sibilant band 4.5-7.6 kHz dB": R.band_level_db(f, (4500.0, 7600.0)),
+        "F1 band 300-1000 Hz dB": C.band_level_db(f, (300.0, 1000.0)),
+        "F2-F3 band 1.8-3.8 kHz dB": C.band_level_db(f, C.OPEN_BAND_HZ),
+        "nasal band 60-500 Hz dB": C.band_level_db(f, C.NASAL_BAND_HZ),
+        "sibilant band 4.5-7.6 kHz dB": C.band_level_db(f, (4500.0, 7600.0)),
         "low_ratio": f.low_ratio,
         "high_ratio": f.high_ratio,
         "centroid_hz": f.centroid_hz,
         "voicing": f.voicing,
         "d level / dt": np.gradient(f.energy_db),
-        "loudness (old rule)": R.loudness(f),
-        "open cue (new rule)": R.open_cue(f),
+        "loudness (old rule)": C.loudness(f),
+        "open cue (new rule)": C.open_cue(f),
     }
 
 
@@ -164,7 +167,7 @@ def band_model(clips: list[Clip], lead_s: float = 0.04) -> None:
     def design(c: Clip) -> np.ndarray:
         f = c.feats100.at_fps(c.fps, len(c.opening), lead_s)
         bands = zip(edges[:-1], edges[1:], strict=True)
-        levels = np.stack([R.band_level_db(f, band) for band in bands], 1)  # (T, 8) dB
+        levels = np.stack([C.band_level_db(f, band) for band in bands], 1)  # (T, 8) dB
         ref = np.percentile(levels[f.voicing > 0.5], 95, axis=0)
         return np.clip((levels - ref + 45.0) / 45.0, 0, None)
 
@@ -197,7 +200,7 @@ def band_model(clips: list[Clip], lead_s: float = 0.04) -> None:
 def rule_jaw(f: AudioFeatures, fps: float, tilt: float, range_db: float, smooth_s: float) -> np.ndarray:
     """The rule generator's jaw (T,) with the given constants, unit gain (JAW_GAIN = 1)."""
     gate = np.clip((f.voicing - 0.25) / 0.4, 0, 1)
-    target = R.open_cue(f, tilt, range_db) * gate
+    target = C.open_cue(f, tilt, range_db) * gate
     return R.smooth_mouth(target[:, None], fps, smooth_s)[:, 0]
 
 
@@ -279,7 +282,7 @@ def width_check(clips: list[Clip]) -> None:
 
     rs, scales = [], []
     for c in clips:
-        t = R.mouth_targets(c.feats100.at_fps(c.fps, len(c.opening), R.LIP_LEAD))
+        t = C.mouth_targets(c.feats100.at_fps(c.fps, len(c.opening), R.LIP_LEAD))
         cmd = -ROUND_NARROW * t[:, 1] + SPREAD_WIDEN * t[:, 2]
         real = c.width / np.nanmedian(c.width) - 1
         ok = np.isfinite(real)
@@ -383,7 +386,7 @@ def rendered_gap_per_jaw(train_eval: Path, clips: list[Clip]) -> float:
         if c.name not in by_name:
             continue
         n = len(c.opening)
-        motion = R.generate_rules(c.feats100, n, c.fps, R.RuleSettings())
+        motion = generate("rules", c.feats100, n, c.fps, MotionControls())
         voiced = c.feats.voicing >= 0.5
         rendered.append(by_name[c.name]["generators"]["rules"]["mouth_open_voiced"])
         jaw.append(motion.coefficient("jaw_open")[voiced].mean())
@@ -397,7 +400,7 @@ def rendered_gap_per_jaw(train_eval: Path, clips: list[Clip]) -> float:
 
 def _rotation_std(clip: Clip, seed: int) -> np.ndarray:
     """Std (3,) of the head rotation the rules give a clip with `seed`, degrees."""
-    motion = R.generate_rules(clip.feats100, len(clip.opening), clip.fps, R.RuleSettings(seed=seed))
+    motion = generate("rules", clip.feats100, len(clip.opening), clip.fps, MotionControls(seed=seed))
     return motion.rotation.std(0)
 
 

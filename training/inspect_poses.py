@@ -18,7 +18,7 @@ import numpy as np
 from talkface.face.expression import EXPRESSIONS
 from talkface.face.image import load_image
 from talkface.face.rig import build_rig
-from talkface.motion.sequence import MotionSequence
+from talkface.motion.contract import MotionSequence
 from talkface.render.renderer import Renderer
 
 POSES = (

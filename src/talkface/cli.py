@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 
-from talkface.config import AnimateOptions
+from talkface.config import DEFAULT_VOICE, AnimateOptions, BenchOptions, DriveOptions, ServerSettings
 from talkface.errors import TalkfaceError
 
 log = logging.getLogger("talkface")
@@ -20,28 +20,69 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _add_options(parser: argparse.ArgumentParser, cls) -> None:
-    """One flag per dataclass field, default None so that unset flags keep the dataclass default."""
+def _add_options(parser: argparse.ArgumentParser, cls, flags: dict[str, str] | None = None) -> None:
+    """One flag per dataclass field, default None so that unset flags keep the dataclass default. A bool's
+    flag turns it on, or off (--no-NAME) if it defaults to True; a tuple of choices takes one flag per item.
+    flags: field name -> flag, for a flag not spelled after its field."""
+    flags = flags or {}
     for f in dataclasses.fields(cls):
-        flag = f"--{f.name.replace('_', '-')}"
+        name, text, choices = f.name.replace("_", "-"), f.metadata["help"], f.metadata.get("choices")
         if isinstance(f.default, bool):
-            parser.add_argument(flag, action="store_true", default=None, help=f.metadata["help"])
+            flag = flags.get(f.name, f"--no-{name}" if f.default else f"--{name}")
+            action = "store_false" if f.default else "store_true"
+            text = f"do not {text}" if f.default else text  # a True field's help says what it does when on
+            parser.add_argument(flag, dest=f.name, action=action, default=None, help=text)
             continue
         lo_hi = f.metadata.get("check")
-        rng = f" ({lo_hi[0]:g}-{lo_hi[1]:g})" if lo_hi else ""
+        rng = f" ({_bound(lo_hi[0])}-{_bound(lo_hi[1])})" if lo_hi else ""
+        default = "" if f.default is None else f"; default {_shown(f.default)}"  # None: the help says
+        repeated = isinstance(f.default, tuple) and choices is not None
         parser.add_argument(
-            flag,
-            type=f.metadata.get("parse") or type(f.default),
+            flags.get(f.name, f"--{name}"),
+            dest=f.name,
+            action="append" if repeated else "store",
+            type=str if repeated else f.metadata.get("parse") or type(f.default),
+            choices=choices,
             default=None,
-            metavar=f.name.upper(),
-            help=f"{f.metadata['help']}{rng}; default {f.default}",
+            metavar=None if choices else f.name.upper(),  # argparse shows the choices
+            help=f"{text}{rng}{default}",
         )
 
 
+class _Refused(argparse.Action):
+    """A flag another command takes that makes no sense here: a one-line error that says why."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.error(f"{option_string} does not apply: {self.const}")
+
+
+def _refuse(parser: argparse.ArgumentParser, offered, taken, why: str) -> None:
+    """Flags of `offered`'s fields that `taken` lacks: a clear error, not argparse's \"unrecognized\"."""
+    names = {f.name for f in dataclasses.fields(taken)}
+    for f in dataclasses.fields(offered):
+        if f.name not in names:
+            flag = f"--{f.name.replace('_', '-')}"
+            parser.add_argument(flag, action=_Refused, nargs="?", const=why, help=argparse.SUPPRESS)
+
+
+def _shown(value) -> str:
+    """A default as the help shows it: a tuple as its items."""
+    return ", ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def _bound(x: float) -> str:
+    """A range's end as the help shows it: an int in full (2147483647, not 2.14748e+09)."""
+    return str(x) if isinstance(x, int) else f"{x:g}"
+
+
 def _options(args, cls):
-    values = {
-        f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if getattr(args, f.name) is not None
-    }
+    """The dataclass of the flags given: a flag unset (None) or missing keeps the dataclass default, and a
+    repeated flag's items count once each, in order."""
+    values = {}
+    for f in dataclasses.fields(cls):
+        value = getattr(args, f.name, None)
+        if value is not None:
+            values[f.name] = tuple(dict.fromkeys(value)) if isinstance(value, list) else value
     return cls(**values)
 
 
@@ -104,7 +145,7 @@ def cmd_demo(args) -> None:
 def cmd_drive(args) -> None:
     from talkface.pipeline import drive
 
-    options = _options(args, AnimateOptions)
+    options = _options(args, DriveOptions)
     _run_with_progress(drive, args.quiet, args.portrait, args.driving_video, args.output, options)
 
 
@@ -118,7 +159,7 @@ def cmd_say(args) -> None:
 def cmd_bench(args) -> None:
     from talkface.eval.bench import run_bench
 
-    result = run_bench(seconds=args.seconds, size=args.size)
+    result = run_bench(_options(args, BenchOptions))
     if args.json:
         print(json.dumps(result))
     else:
@@ -136,12 +177,9 @@ def cmd_bench(args) -> None:
 
 
 def cmd_serve(args) -> None:
-    from talkface.stream.server import ServerSettings, serve
+    from talkface.stream.server import serve
 
-    settings = ServerSettings()
-    if args.max_sessions is not None:
-        settings = ServerSettings(max_sessions=args.max_sessions)
-    serve(args.host, args.port, settings)
+    serve(_options(args, ServerSettings))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -170,7 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("portrait", help="image with a face")
     p.add_argument("text", help="what the face says")
     p.add_argument("-o", "--output", required=True, help="output .mp4")
-    p.add_argument("--voice", default="en-us", help="espeak-ng voice or language (de, fr, es, ja, cmn, ...)")
+    p.add_argument(
+        "--voice",
+        default=DEFAULT_VOICE,
+        help=f"espeak-ng voice or language (de, fr, es, ja, cmn, ...); default {DEFAULT_VOICE}",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_options(p, AnimateOptions)
     p.set_defaults(func=cmd_say)
@@ -182,7 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--output", required=True, help="output .mp4")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    _add_options(p, AnimateOptions)
+    _add_options(p, DriveOptions)
+    _refuse(p, AnimateOptions, DriveOptions, "drive takes its motion from the driving video")
     p.set_defaults(func=cmd_drive)
 
     p = sub.add_parser("demo", help="render the bundled sample to out/demo.mp4")
@@ -195,18 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_eval_parser(sub)
 
-    p = sub.add_parser("bench", help="time each stage at 512x512 (after a warm-up)")
+    p = sub.add_parser("bench", help="time each stage, of a video and of a live session (after a warm-up)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--seconds", type=float, default=10.0, help="length of the benchmark audio (default 10)")
-    p.add_argument("--size", type=int, default=512, help="frame size (default 512)")
+    _add_options(p, BenchOptions)
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("serve", help="live avatar server: a web page that talks as you speak")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    p.add_argument(
-        "--max-sessions", type=int, help="live sessions at once (default: what two cores hold in real time)"
-    )
+    _add_options(p, ServerSettings)
     p.set_defaults(func=cmd_serve)
     from talkface.video.verify_cli import add_verify_parser
 

@@ -37,14 +37,21 @@ def parse_pair(text: str) -> tuple[float, float]:
     return a, b
 
 
+# The emotions whose offsets the renderer knows (face.learned_basis learns one displacement field each).
+EMOTIONS = ("happy", "sad", "angry", "surprised", "disgusted")
+
+
+class _Checked:
+    def __post_init__(self):
+        check_ranges(self)
+
+
 @dataclass(frozen=True)
-class AnimateOptions:
-    size: int = _opt(512, "output width and height in pixels", (128, 2048))
-    fps: float = _opt(25.0, "output frame rate", (1.0, 60.0))
-    seed: int = _opt(0, "random seed: the same inputs and seed give identical frames", (0, 2**31 - 1))
+class Steering(_Checked):
+    """What steers any motion, generated or captured from a driving video."""
+
     motion_scale: float = _opt(1.0, "head motion amplitude (0 holds the head still)", (0.0, 3.0))
     expression_scale: float = _opt(1.0, "mouth and face expression amplitude", (0.0, 2.0))
-    crf: int = _opt(18, "H.264 quality (lower is better, 0-51)", (0, 51))
     gaze: tuple[float, float] = _opt(
         (0.0, 0.0),
         "main gaze direction YAW,PITCH in degrees, relative to the portrait's (+yaw: right, +pitch: down)",
@@ -52,16 +59,37 @@ class AnimateOptions:
         parse=parse_pair,
     )
     emotion: str = _opt(
-        "neutral",
-        "emotion offset learned from labelled clips",
-        choices=("neutral", "happy", "sad", "angry", "surprised", "disgusted"),
+        "neutral", "emotion offset learned from labelled clips", choices=("neutral", *EMOTIONS)
     )
     emotion_strength: float = _opt(0.7, "strength of --emotion", (0.0, 1.5))
+
+
+@dataclass(frozen=True)
+class MotionControls(Steering):
+    """What a motion generator is given besides the audio (motion.contract): the steering and the seed."""
+
+    seed: int = _opt(0, "random seed: the same inputs and seed give identical frames", (0, 2**31 - 1))
+
+
+@dataclass(frozen=True)
+class RenderOptions(_Checked):
+    """How motion becomes pixels and a file."""
+
+    size: int = _opt(512, "output width and height in pixels", (128, 2048))
+    crf: int = _opt(18, "H.264 quality (lower is better, 0-51)", (0, 51))
     label: bool = _opt(False, "add a small visible 'AI-generated' mark in a corner")
     full_frame: bool = _opt(False, "paste the animated face back into the whole portrait (at most 1920 px)")
     head_distance: float = _opt(
         1.0, "framing: above 1 the face is smaller (further away), below 1 larger", (0.6, 1.8)
     )
+
+
+@dataclass(frozen=True)
+class AnimateOptions(RenderOptions, MotionControls):
+    """Everything animate, say, demo and a live Session take (a Session's generator defaults to the live
+    one)."""
+
+    fps: float = _opt(25.0, "output frame rate", (1.0, 60.0))
     generator: str = _opt(
         "learned",
         "motion generator: learned (trained on real talking faces; its mouth reads phones recognised in "
@@ -70,8 +98,19 @@ class AnimateOptions:
         choices=("rules", "learned", "loudness"),
     )
 
-    def __post_init__(self):
-        check_ranges(self)
+    def controls(self) -> MotionControls:
+        """The fields of these options that steer the motion generator."""
+        return MotionControls(**{f.name: getattr(self, f.name) for f in dataclasses.fields(MotionControls)})
+
+
+@dataclass(frozen=True)
+class DriveOptions(RenderOptions, Steering):
+    """What drive takes: the motion comes from the driving video (no generator, no seed), steered like a
+    generator's."""
+
+    fps: float | None = _opt(
+        None, "output frame rate (default: the driving video's, at most 60)", (1.0, 60.0), parse=float
+    )
 
 
 def check_ranges(options) -> None:
@@ -83,7 +122,7 @@ def check_ranges(options) -> None:
         if choices and value not in choices:
             name = f.name.replace("_", "-")
             raise TalkfaceError(f"--{name} {value!r} is not one of: {', '.join(choices)}")
-        if rng is None:
+        if rng is None or value is None:
             continue
         lo, hi = rng
         if not all(lo <= v <= hi for v in (value if isinstance(value, tuple) else (value,))):
@@ -94,3 +133,133 @@ def check_ranges(options) -> None:
 def with_overrides(options, **overrides):
     """dataclasses.replace that ignores None values (unset CLI flags)."""
     return dataclasses.replace(options, **{k: v for k, v in overrides.items() if v is not None})
+
+
+# --- The other commands' options. Their flags are generated like AnimateOptions' (cli._add_options). ----
+
+DEFAULT_VOICE = "en-us"  # espeak-ng voice of `talkface say` (talkface.say)
+SAMPLE_RATE_RANGE = (8000, 192000)  # live audio sample rates accepted (Hz), by Session and the server
+SPLITS = ("validation", "train", "all")  # clip splits of the development set (talkface.eval.split)
+
+
+def check_options(options) -> None:
+    """check_ranges for options whose fields may also be None (unset: nothing to check) or a tuple of
+    several choices (each one checked)."""
+    for f in dataclasses.fields(options):
+        value, choices, rng = getattr(options, f.name), f.metadata.get("choices"), f.metadata.get("check")
+        if value is None:
+            continue
+        name = f.name.replace("_", "-")
+        for v in value if isinstance(value, tuple) else (value,):
+            if choices and v not in choices:
+                raise TalkfaceError(f"--{name} {v!r} is not one of: {', '.join(choices)}")
+            if rng and not rng[0] <= v <= rng[1]:
+                raise TalkfaceError(f"--{name} {v} is out of range: it must be between {rng[0]} and {rng[1]}")
+
+
+def _metadata(cls, name: str, key: str):
+    """One field's metadata, to share a range or choices between options classes."""
+    return next(f for f in dataclasses.fields(cls) if f.name == name).metadata[key]
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """`talkface serve` (talkface.stream.server): where it listens, and the limits that keep one server
+    responsive whatever its clients send."""
+
+    host: str = _opt("127.0.0.1", "address to listen on")
+    port: int = _opt(8000, "port", (0, 65535))
+    max_sessions: int = _opt(
+        3, "live WebSocket sessions at once; more get 'busy' (two cores hold 3 at 512 x 512)", (1, 1024)
+    )
+    idle_timeout: float = _opt(
+        60.0, "seconds without a message from a client before its socket closes", (0.1, 86400.0)
+    )
+    max_upload_bytes: int = _opt(10 * 1024 * 1024, "portrait upload size in bytes", (1024, 2**30))
+    max_upload_pixels: int = _opt(40_000_000, "decoded portrait size in pixels (the CLI's limit)", (1, 10**9))
+    max_portrait_side: int = _opt(
+        2048, "uploads are stored downscaled to this side in pixels (a 512 crop needs no more)", (128, 8192)
+    )
+    max_portraits: int = _opt(16, "uploads kept in memory, least recently used dropped first", (1, 10_000))
+    max_size: int = _opt(
+        512, "largest frame side a client may ask for", _metadata(AnimateOptions, "size", "check")
+    )
+    max_fps: float = _opt(
+        30.0, "highest frame rate a client may ask for", _metadata(AnimateOptions, "fps", "check")
+    )
+    jpeg_quality: int = _opt(85, "JPEG quality of the frames sent", (1, 100))
+    max_chunk_seconds: float = _opt(2.0, "longest single audio message in seconds", (0.01, 60.0))
+    max_stream_seconds: float = _opt(
+        float(MAX_AUDIO_SECONDS), "audio per stream (between resets) in seconds", (1.0, 86400.0)
+    )
+    max_queued_seconds: float = _opt(
+        2.0,
+        "frames waiting for a slow client beyond this many seconds are dropped, oldest first",
+        (0.1, 60.0),
+    )
+    start_timeout: float = _opt(
+        120.0, "seconds allowed for the portrait analysis (face mesh, rig) of one start", (1.0, 3600.0)
+    )
+
+    def __post_init__(self):
+        check_options(self)
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """`talkface eval` (talkface.eval.report.run_eval)."""
+
+    generators: tuple[str, ...] = _opt(
+        ("learned", "rules", "loudness"),
+        "generator to evaluate; repeat for several",
+        choices=_metadata(AnimateOptions, "generator", "choices"),
+    )
+    size: int = _opt(
+        256,
+        "render size in pixels (256: the face mesh sees the face at the resolution of most real clips, and "
+        "renders twice as fast as at 512)",
+        _metadata(AnimateOptions, "size", "check"),
+    )
+    seed: int = _opt(
+        0,
+        "random seed of the generators: each clip's seed comes from it and the clip's name",
+        _metadata(AnimateOptions, "seed", "check"),
+    )
+    limit: int | None = _opt(
+        None, "evaluate only the first N clips (default: all)", (0, 2**31 - 1), parse=int
+    )
+    split: str | None = _opt(
+        None,
+        "clips to use (default: validation for the development set, all for any other folder)",
+        choices=SPLITS,
+        parse=str,
+    )
+    keep_videos: bool = _opt(True, "keep the rendered videos in REPORT/videos")
+    reenact: bool = _opt(True, "measure self-reenactment (the renderer driven by each clip's own motion)")
+
+    def __post_init__(self):
+        check_options(self)
+        if not self.generators:
+            raise TalkfaceError("no generator to evaluate")
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """`talkface bench` (talkface.eval.bench.run_bench): the bundled speech, looped."""
+
+    seconds: float = _opt(10.0, "length of the benchmark audio in seconds", (1.0, 600.0))
+    size: int = _opt(512, "frame width and height in pixels", _metadata(AnimateOptions, "size", "check"))
+
+    def __post_init__(self):
+        check_options(self)
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    """`talkface verify` (talkface.video.watermark.detect_video): which frames are read."""
+
+    frames: int = _opt(40, "frames to read from the start of the video", (1, 100_000))
+    stride: int = _opt(2, "read every STRIDE-th frame", (1, 1000))
+
+    def __post_init__(self):
+        check_options(self)

@@ -15,8 +15,9 @@ import numpy as np
 
 from talkface.audio.features import compute_features
 from talkface.audio.load import from_samples
-from talkface.motion.learned import LearnedStream, generate_learned, load_model
-from talkface.motion.rules import RuleSettings
+from talkface.config import MotionControls
+from talkface.motion.generators import generate
+from talkface.motion.learned import LearnedStream, load_model
 
 
 def speech_like(seconds: float, seed: int = 0) -> np.ndarray:
@@ -38,11 +39,11 @@ def main() -> None:
     feats = compute_features(from_samples(speech_like(args.seconds), 16000))
     n = int(round(args.seconds * fps))
     _, meta = load_model()
-    generate_learned(feats, 50, fps, RuleSettings())  # warm-up
+    generate("learned", feats, 50, fps, MotionControls())  # warm-up
     t0 = time.perf_counter()
-    generate_learned(feats, n, fps, RuleSettings())
+    generate("learned", feats, n, fps, MotionControls())
     offline = time.perf_counter() - t0
-    stream = LearnedStream(fps, RuleSettings())
+    stream = LearnedStream(fps, MotionControls())
     f = feats.at_fps(fps, n)
     t0 = time.perf_counter()
     worst = 0.0

@@ -28,10 +28,12 @@ import soxr
 from talkface.audio.features import compute_features
 from talkface.audio.load import SAMPLE_RATE, from_samples, load_audio
 from talkface.audio.phones import recognize_phones
+from talkface.config import MotionControls
 from talkface.eval.split import manifest_speakers, train_clips
 from talkface.face.expression import EXPRESSIONS
 from talkface.face.tracking import Track, probe, track_video
 from talkface.motion.capture import motion_from_track
+from talkface.motion.generators import generate
 from talkface.motion.learned import (
     CUE_DIM,
     FEATURE_DIM,
@@ -41,7 +43,6 @@ from talkface.motion.learned import (
     motion_to_array,
     resample_frames,
 )
-from talkface.motion.rules import RuleSettings, generate_rules
 from talkface.motion.visemes import viseme_targets
 
 log = logging.getLogger("learned_motion.dataset")
@@ -159,7 +160,7 @@ def build_clip(path: Path, speaker: str, tracks: Path, cache: Path) -> Path | No
             phones = recognize_phones(a)
             arrays[f"visemes_{variant}"] = viseme_targets(phones, (np.arange(n) + 0.5) / MODEL_FPS)
             if variant == "orig":
-                arrays["rules"] = motion_to_array(generate_rules(full, n, MODEL_FPS, RuleSettings()))
+                arrays["rules"] = motion_to_array(generate("rules", full, n, MODEL_FPS, MotionControls()))
     cache.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, **arrays)
     return out

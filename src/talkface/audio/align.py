@@ -51,9 +51,9 @@ from pathlib import Path
 import numpy as np
 
 from talkface.audio.load import SAMPLE_RATE, Audio
-from talkface.audio.tts import Phoneme
 from talkface.audio.vad import WINDOW, speech_probability
 from talkface.errors import TalkfaceError
+from talkface.motion.contract import Phoneme
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from talkface.audio.load import SAMPLE_RATE, Audio
-from talkface.audio.tts import Phoneme
 from talkface.audio.vad import VAD_RATE, VoiceActivity
 from talkface.audio.vad import WINDOW as VAD_WINDOW
 
@@ -46,7 +45,6 @@ class AudioFeatures:
     low_ratio: share of 250-1000 Hz (first-formant region) in the 80-5000 Hz energy.
     high_ratio: share of 2-5 kHz (fricatives, spread vowels' second formant).
     centroid_hz: spectral centroid in 80-5000 Hz.   log_mel: log mel energies, 40 bands 60-7600 Hz.
-    phonemes: phoneme timings when they are known (text to speech, or an alignment), else empty.
     """
 
     rate: float
@@ -59,7 +57,6 @@ class AudioFeatures:
     high_ratio: np.ndarray
     centroid_hz: np.ndarray
     log_mel: np.ndarray
-    phonemes: tuple[Phoneme, ...] = ()
 
     def __len__(self) -> int:
         return len(self.energy_db)
@@ -100,7 +97,7 @@ class AudioFeatures:
         )
 
     def sliced(self, start: int, stop: int | None = None) -> AudioFeatures:
-        """Frames start..stop-1 (the same rate, duration and phonemes)."""
+        """Frames start..stop-1 (the same rate and duration)."""
         arrays = {name: getattr(self, name)[start:stop] for name in _ARRAYS}
         return dataclasses.replace(self, **arrays)
 
@@ -394,27 +391,26 @@ class FeatureStream:
 
 
 def concat_features(parts: list[AudioFeatures]) -> AudioFeatures:
-    """Consecutive pieces of one feature stream joined (phonemes and duration from the last piece)."""
+    """Consecutive pieces of one feature stream joined (duration from the last piece)."""
     if len(parts) == 1:
         return parts[0]
     last = parts[-1]
     arrays = {
         f.name: np.concatenate([getattr(p, f.name) for p in parts])
         for f in dataclasses.fields(AudioFeatures)
-        if f.name not in ("rate", "duration", "phonemes")
+        if f.name not in ("rate", "duration")
     }
-    return AudioFeatures(rate=last.rate, duration=last.duration, phonemes=last.phonemes, **arrays)
+    return AudioFeatures(rate=last.rate, duration=last.duration, **arrays)
 
 
-def compute_features(audio: Audio, phonemes: tuple[Phoneme, ...] = ()) -> AudioFeatures:
+def compute_features(audio: Audio) -> AudioFeatures:
     """100 Hz features of a whole 16 kHz signal; T = ceil(N / HOP) frames, frame i centred at i / 100 s.
-    `phonemes` (timings in seconds on the same time base) are passed through for the motion generator.
     This is FeatureStream fed the whole signal, so offline and live features agree."""
     stream = FeatureStream()
     chunk = BLOCK * HOP  # bounded temporary arrays on long inputs
     parts = [stream.push(audio.samples[i : i + chunk]) for i in range(0, len(audio.samples), chunk)]
     parts.append(stream.finish())
-    return dataclasses.replace(concat_features(parts), duration=audio.duration, phonemes=tuple(phonemes))
+    return dataclasses.replace(concat_features(parts), duration=audio.duration)
 
 
 class FramePooler:

@@ -27,9 +27,9 @@ import numpy as np
 
 from talkface.audio.align import ARPABET_TO_ESPEAK, FRAME_RATE, PAUSE_SYMBOL, _padding, _pieces, _to_phonemes
 from talkface.audio.load import SAMPLE_RATE, Audio
-from talkface.audio.tts import Phoneme
 from talkface.audio.vad import speech_probability
 from talkface.errors import TalkfaceError
+from talkface.motion.contract import Phoneme
 
 # Search settings: beam and phone beam (log-probability ratios to the best path), language weight of the
 # phone bigram and phone insertion penalty. Chosen by the learned mouth's speaker-disjoint cross-validation

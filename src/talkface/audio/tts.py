@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from talkface.errors import TalkfaceError
+from talkface.motion.contract import Phoneme
 
 log = logging.getLogger(__name__)
 
@@ -59,15 +60,6 @@ _EVENT_LIST_TERMINATED = 0
 _EVENT_WORD = 1
 _EVENT_END = 5  # end of a clause or sentence
 _EVENT_PHONEME = 7
-
-
-@dataclass(frozen=True)
-class Phoneme:
-    """One phoneme: start and end in seconds from the first sample; symbol is the espeak mnemonic."""
-
-    start: float
-    end: float
-    symbol: str
 
 
 @dataclass(frozen=True)

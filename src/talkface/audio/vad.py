@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from talkface.audio.load import SAMPLE_RATE
+from talkface.errors import TalkfaceError
 
 WINDOW = 512  # samples per model call at 16 kHz (32 ms)
 CONTEXT = 64  # samples of the previous window the model expects in front of each window
@@ -21,7 +22,7 @@ VAD_RATE = SAMPLE_RATE / WINDOW  # probabilities per second (31.25)
 def _model_path() -> Path:
     spec = importlib.util.find_spec("silero_vad")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("silero-vad is not installed (it ships the voice-activity model)")
+        raise TalkfaceError("silero-vad is not installed; talkface needs its voice-activity model")
     return Path(spec.submodule_search_locations[0]) / "data" / "silero_vad.onnx"
 
 

@@ -1,8 +1,8 @@
-"""Speed and memory of each stage on a fixed input (the bundled portrait and speech), after a warm-up."""
+"""Speed and memory of each stage of the job users run, on a fixed input (the bundled portrait and speech),
+after a warm-up."""
 
 from __future__ import annotations
 
-import dataclasses
 import resource
 import tempfile
 import threading
@@ -12,16 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from talkface.assets import asset_path
-from talkface.audio.features import compute_features, n_video_frames
-from talkface.audio.load import from_samples, load_audio, write_wav
-from talkface.config import AnimateOptions
-from talkface.face.image import load_image
-from talkface.face.rig import build_rig
-from talkface.motion.generators import HEARS_PHONES, generate
-from talkface.motion.rules import RuleSettings, generate_rules
-from talkface.render.renderer import Renderer
-from talkface.video.encode import Mp4Writer
-from talkface.video.watermark import Watermarker, new_payload
+from talkface.audio.load import load_audio, write_wav
+from talkface.config import AnimateOptions, BenchOptions
+from talkface.engine import StageClock
 
 WARMUP_FRAMES = 10
 STREAM_CHUNK = 320  # samples per push_audio call in the streaming measurements (20 ms at 16 kHz)
@@ -97,78 +90,63 @@ def stream_throughput(portrait: Path, samples: np.ndarray, size: int, fps: float
         return n / (time.perf_counter() - t)
 
 
-def _default_motion(options: AnimateOptions, audio, features, n: int):
-    """The default generator's motion, as animate() makes it (phones recognised when it hears them)."""
-    from talkface.audio.phones import recognize_phones
-
-    if options.generator in HEARS_PHONES:
-        features = dataclasses.replace(features, phonemes=recognize_phones(audio))
-    return generate(options.generator, features, n, options.fps, RuleSettings(options.seed))
+# Stages that run once per frame (reported as the median ms per call); the others run once per job or once per
+# window (reported as their total over the job, per frame).
+PER_FRAME = ("render", "paste", "watermark", "encode")
 
 
-def run_bench(seconds: float = 10.0, size: int = 512, fps: float = 25.0) -> dict:
-    """Time every stage on `seconds` of the bundled speech (looped) at size x size. Returns
-    stages_ms (per frame), setup_ms (once per job), render_fps, realtime_factor, peak_rss_mb,
-    watermark_ms (embedding, per frame amortized over the video, pattern set-up included), and for the live
-    path (talkface.Session) stream_latency_ms, stream_latency_p90_ms, stream_realtime_fps (fed in real
-    time, see stream_latency) and stream_fps (sustained throughput, see stream_throughput)."""
-    options = AnimateOptions(size=size, fps=fps)
+def run_bench(options: BenchOptions | None = None) -> dict:
+    """Time `talkface animate` at its defaults on options.seconds of the bundled speech (looped) at
+    options.size, stage by stage, after a warm-up: exactly the engine a user's job runs (talkface.engine),
+    windowed motion and all. Returns stages_ms (per frame: the median of the per-frame stages, the job total
+    over the frames for the others), setup_ms (once per job), render_fps, realtime_factor (wall time of the
+    whole job / audio duration), peak_rss_mb, watermark_ms (embedding, per frame amortized over the video,
+    pattern set-up included), and for the live path (talkface.Session) stream_latency_ms,
+    stream_latency_p90_ms, stream_realtime_fps (fed in real time, see stream_latency) and stream_fps
+    (sustained throughput, see stream_throughput)."""
+    from talkface.pipeline import animate
+
+    options = options or BenchOptions()
+    size, fps = options.size, AnimateOptions().fps
+    job = AnimateOptions(size=size)
     speech = load_audio(asset_path("speech.flac"))
-    reps = int(np.ceil(seconds * 16000 / len(speech.samples)))
-    samples = np.tile(speech.samples, reps)[: int(seconds * 16000)]
-    audio = from_samples(samples, 16000)
-    image = load_image(asset_path("portrait.jpg"))
-
-    # Warm-up: numba compilation, mediapipe graph start, first FFT plans.
-    warm_rig = build_rig(image, size)
-    warm = Renderer(warm_rig)
-    still = generate_rules(
-        compute_features(from_samples(samples[:16000], 16000)), WARMUP_FRAMES, fps, RuleSettings()
-    )
-    for i in range(WARMUP_FRAMES):
-        warm.render(still, i)
-
-    rig, t_face = _timed(build_rig, image, size)
-    renderer, t_renderer = _timed(Renderer, rig)
-    features, t_audio = _timed(compute_features, audio)
-    n = n_video_frames(audio.duration, fps)
-    motion, t_motion = _timed(_default_motion, options, audio, features, n)
-    marker, t_mark_setup = _timed(Watermarker, new_payload(), size, size)
-    render_times, encode_times, mark_times = [], [], []
-    with tempfile.TemporaryDirectory() as tmp:
-        wav = Path(tmp) / "bench.wav"
-        write_wav(wav, samples, 16000)
-        with Mp4Writer(Path(tmp) / "bench.mp4", (size, size), fps, wav, crf=options.crf) as writer:
-            for i in range(n):
-                frame, dt = _timed(renderer.render, motion, i)
-                render_times.append(dt)
-                _, dt = _timed(marker.embed, frame, frame)
-                mark_times.append(dt)
-                _, dt = _timed(writer.write, frame)
-                encode_times.append(dt)
-    total = t_face + t_renderer + t_audio + t_motion + t_mark_setup
-    total += sum(render_times) + sum(mark_times) + sum(encode_times)
-    render_ms = float(np.median(render_times) * 1000)
+    reps = int(np.ceil(options.seconds * 16000 / len(speech.samples)))
+    samples = np.tile(speech.samples, reps)[: int(options.seconds * 16000)]
+    duration = len(samples) / 16000
     portrait = asset_path("portrait.jpg")
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = write_wav(Path(tmp) / "bench.wav", samples, 16000)
+        warm = write_wav(Path(tmp) / "warm.wav", samples[: WARMUP_FRAMES * 16000 // int(fps)], 16000)
+        # Warm-up: numba compilation, mediapipe graph start, model loading, first FFT plans.
+        animate(portrait, warm, Path(tmp) / "warm.mp4", job)
+        clock = StageClock()
+        t = time.perf_counter()
+        animate(portrait, wav, Path(tmp) / "bench.mp4", job, clock=clock)
+        wall = time.perf_counter() - t
+    n = len(clock.calls["render"])
+    stages = {}
+    for stage, calls in clock.calls.items():
+        if stage == "frame_setup":
+            continue
+        per_frame = np.median(calls) if stage in PER_FRAME else sum(calls) / n
+        stages[stage] = round(float(per_frame) * 1000, 3)
+    render_ms = stages["render"]
     stream = stream_latency(portrait, samples, size, fps)
     stream_fps = stream_throughput(portrait, samples, size, fps)
     return {
         "size": size,
         "fps": fps,
         "frames": n,
-        "audio_seconds": round(audio.duration, 3),
-        "stages_ms": {
-            "face": round(t_face * 1000 / n, 3),
-            "audio": round(t_audio * 1000 / n, 3),
-            "motion": round(t_motion * 1000 / n, 3),
-            "render": round(render_ms, 3),
-            "watermark": round(float(np.median(mark_times) * 1000), 3),
-            "encode": round(float(np.median(encode_times) * 1000), 3),
+        "audio_seconds": round(duration, 3),
+        "generator": job.generator,
+        "stages_ms": stages,
+        "watermark_ms": round(clock.total("watermark") * 1000 / n, 3),
+        "setup_ms": {
+            "face": round(clock.total("face") * 1000, 1),
+            "frames": round(clock.total("frame_setup") * 1000, 1),
         },
-        "watermark_ms": round((t_mark_setup + sum(mark_times)) * 1000 / n, 3),
-        "setup_ms": {"face": round(t_face * 1000, 1), "renderer": round(t_renderer * 1000, 1)},
         "render_fps": round(1000.0 / render_ms, 1),
-        "realtime_factor": round(total / audio.duration, 4),
+        "realtime_factor": round(wall / duration, 4),
         **stream,
         "stream_fps": round(stream_fps, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

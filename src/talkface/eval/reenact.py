@@ -28,7 +28,7 @@ from talkface.face import topology as T
 from talkface.face.rig import FaceRig
 from talkface.face.tracking import Track, head_pose, iter_frames, track_frames
 from talkface.motion.capture import motion_from_track
-from talkface.motion.sequence import MotionSequence
+from talkface.motion.contract import MotionSequence
 from talkface.render.renderer import Renderer
 from talkface.video.encode import Mp4Writer
 

@@ -18,7 +18,6 @@ import logging
 import math
 import time
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ import numpy as np
 from talkface import __version__
 from talkface.audio.features import compute_features, n_video_frames
 from talkface.audio.load import load_audio
-from talkface.config import AnimateOptions
+from talkface.config import AnimateOptions, EvalOptions
 from talkface.errors import TalkfaceError
 from talkface.eval import metrics as M
 from talkface.eval import split as S
@@ -41,7 +40,6 @@ from talkface.eval.tracking import (
     track_frames,
     track_video,
 )
-from talkface.motion.generators import GENERATORS
 
 log = logging.getLogger(__name__)
 
@@ -91,24 +89,6 @@ def clip_seed(seed: int, clip_name: str) -> int:
     at the same moments from its start, and the pooled blink rate was that of one draw's first seconds),
     and a clip's seed does not depend on which other clips are evaluated."""
     return (seed * 1_000_003 + zlib.crc32(clip_name.encode("utf-8"))) % 2**31
-
-
-@dataclass(frozen=True)
-class EvalOptions:
-    """generators: names in talkface.motion.generators.GENERATORS. size: rendered frame side in pixels
-    (256: the face mesh sees the face at the resolution of most real clips, and renders twice as fast as
-    at 512). seed: the base of each clip's generator seed (clip_seed). limit: evaluate only the first N
-    clips. split: "validation", "train", "all", or None for the default (see split.default_split).
-    keep_videos: keep the renders in DIR/videos. reenact: also measure self-reenactment (the renderer
-    driven by the clip's own motion)."""
-
-    generators: tuple[str, ...] = ("learned", "rules", "loudness")
-    size: int = 256
-    seed: int = 0
-    limit: int | None = None
-    split: str | None = None
-    keep_videos: bool = True
-    reenact: bool = True
 
 
 def list_clips(data_dir: str | Path) -> list[Path]:
@@ -721,9 +701,6 @@ def run_eval(data_dir: str | Path, report_dir: str | Path, options: EvalOptions 
     """Evaluate every clip with audio in data_dir (on the chosen split) with each generator; write
     report.json, report.md and plots/ into report_dir and return the report as a dict."""
     options = options or EvalOptions()
-    unknown = [g for g in options.generators if g not in GENERATORS]
-    if unknown or not options.generators:
-        raise TalkfaceError(f"unknown generator {unknown}; choose from {', '.join(GENERATORS)}")
     start = time.perf_counter()
     clips = list_clips(data_dir)
     if not clips:
@@ -808,46 +785,19 @@ def run_eval(data_dir: str | Path, report_dir: str | Path, options: EvalOptions 
 
 def add_eval_parser(subparsers) -> None:
     """Register `talkface eval` on the CLI's subparsers."""
+    from talkface.cli import _add_options
+
     p = subparsers.add_parser("eval", help="measure the generators against real talking clips")
     p.add_argument("data_dir", help="folder of talking-head videos with their own audio")
     p.add_argument("--report", default="reports/eval", help="output folder (default reports/eval)")
-    p.add_argument(
-        "--generator",
-        action="append",
-        choices=list(GENERATORS),
-        help="generator to evaluate; repeat for several (default: learned, rules and loudness)",
-    )
-    p.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate only the first N clips")
-    p.add_argument(
-        "--split",
-        choices=S.SPLITS,
-        default=None,
-        help="clips to use (default: validation for the development set, all for any other folder)",
-    )
-    p.add_argument(
-        "--size", type=int, default=EvalOptions.size, help=f"render size (default {EvalOptions.size})"
-    )
-    p.add_argument("--seed", type=int, default=EvalOptions.seed, help="random seed of the generators")
-    p.add_argument("--no-videos", action="store_true", help="delete the rendered videos after measuring")
-    p.add_argument(
-        "--no-reenact",
-        action="store_true",
-        help="skip self-reenactment (the renderer driven by each clip's own motion)",
-    )
+    _add_options(p, EvalOptions, flags={"generators": "--generator", "keep_videos": "--no-videos"})
     p.set_defaults(func=cmd_eval)
 
 
 def cmd_eval(args) -> None:
+    from talkface.cli import _options
+
     logging.getLogger("talkface.eval").setLevel(logging.INFO)  # one progress line per clip
-    options = EvalOptions(
-        generators=tuple(dict.fromkeys(args.generator or EvalOptions.generators)),
-        size=args.size,
-        seed=args.seed,
-        limit=args.limit,
-        split=args.split,
-        keep_videos=not args.no_videos,
-        reenact=not args.no_reenact,
-    )
-    AnimateOptions(size=options.size, seed=options.seed)  # range checks, before any work
+    options = _options(args, EvalOptions)
     report = run_eval(args.data_dir, args.report, options)
     print(f"wrote {Path(args.report) / 'report.md'} ({report['settings']['wall_time_s']:.0f} s)")

@@ -16,9 +16,8 @@ import sys
 from importlib.resources import files
 from pathlib import Path
 
+from talkface.config import SPLITS
 from talkface.errors import TalkfaceError
-
-SPLITS = ("validation", "train", "all")
 
 # 8 of the 29 speakers (28%), from every kind of source: two GRID speakers (studio, 3 s, silence at both
 # ends), two MEAD actors (1080p, emotional), one LRS3/TED speaker (a 2 s cut), two named public figures

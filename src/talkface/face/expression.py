@@ -13,13 +13,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from talkface.config import EMOTIONS  # noqa: F401  (the emotion offsets' names, beside the coefficients')
 from talkface.face import topology as T
 
 EXPRESSIONS = ("jaw_open", "lip_round", "lip_spread", "brow_raise", "blink_right", "blink_left")
 JAW_OPEN, LIP_ROUND, LIP_SPREAD, BROW_RAISE, BLINK_RIGHT, BLINK_LEFT = range(len(EXPRESSIONS))
 EYEBALL_RADIUS = 0.45  # eyeball radius in eye widths (corner to corner): gaze degrees <-> iris shift
-# Emotion offsets (static displacement fields learned from labelled clips, face.learned_basis).
-EMOTIONS = ("happy", "sad", "angry", "surprised", "disgusted")
 
 # Extremes, in eye distances (the distance between the eye centres).
 JAW_DROP = 0.55  # lower-lip travel at jaw_open = 1 (a wide-open mouth)

@@ -17,7 +17,7 @@ from talkface.face.expression import EXPRESSIONS, EYEBALL_RADIUS
 from talkface.face.geometry import align_frames, eye_distance, head_pivot, rotation_angles, similarity_fit
 from talkface.face.learned_basis import load_basis
 from talkface.face.tracking import Track
-from talkface.motion.sequence import MotionSequence
+from talkface.motion.contract import MotionSequence
 
 RIDGE = 0.02  # regularisation of the expression fit (in squared eye distances per coefficient)
 SMOOTH_FRAMES = 0.7  # Gaussian sigma applied to the landmarks over time: removes tracking jitter only

@@ -46,25 +46,18 @@ import json
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib.resources import files
+from pathlib import Path
 
 import numpy as np
 
+from talkface.assets import asset_path
 from talkface.audio.features import AudioFeatures, concat_features
-from talkface.audio.tts import Phoneme
 from talkface.errors import TalkfaceError
 from talkface.face.expression import EXPRESSIONS
 from talkface.motion.blinks import BlinkModel, BlinkTrack
-from talkface.motion.rules import (
-    JAW_GAIN,
-    ROUND_GAIN,
-    SPREAD_GAIN,
-    RuleSettings,
-    SpeechLevels,
-    mouth_targets,
-)
-from talkface.motion.sequence import MotionSequence
-from talkface.motion.stream import run_stream
+from talkface.motion.contract import MotionControls, MotionSequence, Phoneme
+from talkface.motion.controls import emotion_rows
+from talkface.motion.cues import JAW_GAIN, ROUND_GAIN, SPREAD_GAIN, SpeechLevels, mouth_targets
 from talkface.motion.visemes import VisemeTrack
 
 MODEL_FPS = 25.0  # the model's frame rate; other video rates are interpolated to and from it
@@ -75,7 +68,7 @@ ROT = slice(N_EXPR, N_EXPR + 3)
 TRANS = slice(N_EXPR + 3, N_EXPR + 5)
 GAZE = slice(N_EXPR + 5, N_EXPR + 7)
 MOTION_DIM = N_EXPR + 7
-MODEL_FILE, META_FILE = "motion_model.onnx", "motion_model.json"
+MODEL_FILE, META_FILE = "motion_model.onnx", "motion_model.json"  # the .json is always the .onnx's name
 MOUTH = slice(0, 3)  # jaw_open, lip_round, lip_spread: the channels MouthFilter gives
 MOUTH_KINDS = ("visemes", "acoustic")
 LIDS = slice(4, 6)  # blink_right, blink_left: the channels the blink process gives
@@ -285,17 +278,22 @@ class ModelMeta:
     blinks: BlinkModel | None  # the lids' blink process; None: the flow's own lids
 
 
-@lru_cache(maxsize=1)
-def load_model():
-    """(onnxruntime session, ModelMeta) for the shipped model, loaded once per process."""
+def load_model(path: str | Path | None = None):
+    """(onnxruntime session, ModelMeta) of the motion model at `path` (an .onnx file with its .json beside
+    it; default: the shipped model), loaded once per process and path."""
+    model = Path(path) if path is not None else asset_path(MODEL_FILE)
+    return _load_model(model.resolve())
+
+
+@lru_cache(maxsize=4)
+def _load_model(model: Path):
     import onnxruntime as ort
 
-    root = files("talkface.assets")
     try:
-        meta_json = json.loads((root / META_FILE).read_text(encoding="utf-8"))
-        model_bytes = (root / MODEL_FILE).read_bytes()
+        meta_json = json.loads(model.with_suffix(".json").read_text(encoding="utf-8"))
+        model_bytes = model.read_bytes()
     except FileNotFoundError:
-        raise TalkfaceError("the learned motion model is not installed (run `make train`)") from None
+        raise TalkfaceError(f"no motion model at {model} (run `make train`)") from None
     s = meta_json["settings"]
     cal = meta_json.get("calibration", {})
     mouth = meta_json.get("mouth", {})
@@ -334,14 +332,23 @@ class LearnedStream:
     bounded (only the last context + window + lookahead model frames are kept). Noise is drawn per window
     from (seed, window index), so the output does not depend on how the features are chunked."""
 
+    needs_phonemes = True  # offline, phones are recognised in the audio when no text gives them
     lead_s: float = 0.0  # the model has its own audio lookahead; video frame j gets the audio of frame j
 
-    def __init__(self, fps: float, settings: RuleSettings, phonemes: tuple[Phoneme, ...] = ()):
+    def __init__(
+        self,
+        fps: float,
+        controls: MotionControls,
+        phonemes: tuple[Phoneme, ...] = (),
+        model: str | Path | None = None,
+    ):
+        """model: the .onnx file of another motion model (its .json beside it) to use instead of the shipped
+        one, to compare a retrained model without replacing the shipped one."""
         if not fps > 0:
             raise TalkfaceError(f"fps must be positive, got {fps}")
         self.fps = float(fps)
-        self.settings = settings
-        self._session, self.meta = load_model()
+        self.controls = controls
+        self._session, self.meta = load_model(model)
         m = self.meta
         self._span = m.context + m.window + m.lookahead
         self._norm = FeatureNormalizer()
@@ -365,6 +372,11 @@ class LearnedStream:
         self._n_out = 0  # output frames returned
         self._blinks = BlinkTrack(m.blinks) if m.blinks is not None else None
         self._finished = False
+
+    @property
+    def lookahead_s(self) -> float:
+        """At most: a window's first frame waits for the whole window and the model's lookahead."""
+        return (self.meta.window + self.meta.lookahead) / MODEL_FPS
 
     # -- input side -----------------------------------------------------------------------------------
 
@@ -443,7 +455,7 @@ class LearnedStream:
         cidx = idx[: m.context]
         ctx_ok = cidx >= 0
         ctx[ctx_ok] = self._motion[cidx[ctx_ok] - self._motion_start]
-        rng = np.random.default_rng([self.settings.seed, w0 // m.window])
+        rng = np.random.default_rng([self.controls.seed, w0 // m.window])
         x = (rng.standard_normal((m.window, MOTION_DIM)) * m.temperature).astype(np.float32)
         guided = m.guidance != 1.0
         b = 2 if guided else 1
@@ -467,7 +479,7 @@ class LearnedStream:
             x[:, MOUTH] = (mouth - m.motion_mean[MOUTH]) / m.motion_std[MOUTH]
         if self._blinks is not None:
             # Both eyes blink together; the draws are per window, like the noise (chunking-invariant).
-            lids = self._blinks(m.window, np.random.default_rng([self.settings.seed, w0 // m.window, 1]))
+            lids = self._blinks(m.window, np.random.default_rng([self.controls.seed, w0 // m.window, 1]))
             x[:, LIDS] = (lids[:, None] - m.motion_mean[LIDS]) / m.motion_std[LIDS]
         return x.astype(np.float32)
 
@@ -554,8 +566,8 @@ class LearnedStream:
         return self._to_motion(x)
 
     def _to_motion(self, x: np.ndarray) -> MotionSequence:
-        """Normalised model motion (n, MOTION_DIM) -> MotionSequence with the settings applied."""
-        m, s = self.meta, self.settings
+        """Normalised model motion (n, MOTION_DIM) -> MotionSequence with the controls applied."""
+        m, s = self.meta, self.controls
         y = x * m.motion_std + m.motion_mean
         expr = y[:, :N_EXPR]
         expr[:, 0] = np.clip(expr[:, 0] * m.jaw_gain, 0.0, 1.0)  # the mouth never closes past the portrait's
@@ -571,7 +583,7 @@ class LearnedStream:
         y[:, ROT] *= s.motion_scale
         y[:, TRANS] *= s.motion_scale
         y[:, GAZE] += np.asarray(s.gaze, np.float32)
-        return array_to_motion(y, self.fps)
+        return dataclasses.replace(array_to_motion(y, self.fps), emotion=emotion_rows(s, len(y)))
 
     # -- the MotionStream interface -------------------------------------------------------------------
 
@@ -619,11 +631,3 @@ def _take(f: AudioFeatures, i0: np.ndarray, i1: np.ndarray, w: np.ndarray) -> Au
 
 def _empty(fps: float) -> MotionSequence:
     return MotionSequence.still(0, fps)
-
-
-def generate_learned(
-    features: AudioFeatures, n_frames: int, fps: float, settings: RuleSettings
-) -> MotionSequence:
-    """Motion for n_frames video frames from 100 Hz features of the whole signal (LearnedStream pushed
-    once)."""
-    return run_stream(LearnedStream(fps, settings, features.phonemes), features, n_frames)

@@ -13,12 +13,9 @@ syllables; brows rise with them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from talkface.audio.features import VOICE_LEVEL_PRIOR_DB, AudioFeatures, RunningReference, mel_centres_hz
-from talkface.audio.tts import Phoneme
+from talkface.audio.features import AudioFeatures
 from talkface.face.expression import (
     BLINK_LEFT,
     BLINK_RIGHT,
@@ -28,22 +25,14 @@ from talkface.face.expression import (
     LIP_ROUND,
     LIP_SPREAD,
 )
-from talkface.motion.sequence import MotionSequence
-from talkface.motion.stream import CausalSmoother, GaussianSmoother, run_stream
+from talkface.motion.contract import MotionControls, MotionSequence, Phoneme
+from talkface.motion.controls import emotion_rows
+from talkface.motion.cues import SpeechLevels, clip01, mouth_targets
+from talkface.motion.stream import CausalSmoother, GaussianSmoother
 from talkface.motion.visemes import VisemeTrack
 
 LIP_LEAD = 0.04  # s: frame j shows the audio 40 ms ahead (lips lead the voice, never lag)
-MAX_JAW = 0.75
 
-# Acoustic mouth model. Constants from training/fit_rules.py on the train split (real mouth opening vs
-# audio features of 28 clips): the level of the F2-F3 region follows the lip opening better than the total
-# or first-formant level (mean per-clip r 0.30 vs 0.16-0.18 at 40 ms lead), and a voice whose energy sits
-# low (nasal murmur, the voice bar of a b) has closed lips.
-OPEN_BAND_HZ = (1800.0, 3800.0)  # F2-F3 region: radiated through an open mouth
-NASAL_BAND_HZ = (60.0, 500.0)  # where closed-lip voicing (m, n, b) keeps its energy
-NASAL_TILT = 0.25  # dB of open cue lost per dB the nasal band rises over the open band
-OPEN_RANGE_DB = 30.0  # open cue: 0 this far below the speaker's loud speech, 1 at its 95th percentile
-JAW_GAIN = 0.46  # jaw at open cue 1: the rendered voiced opening averages the real 0.134 eye distances
 MOUTH_SMOOTH_S = 0.035  # zero-phase Gaussian: keeps the lips' 2-7 Hz motion, drops frame-rate shimmer
 MOUTH_REACH_S = 0.06  # the smoothing looks at most this far ahead (streaming budget: + LIP_LEAD <= 100 ms)
 # The viseme table's jaw targets (an open vowel is 0.55) render about 0.41 eye distances of inner-lip gap, far
@@ -51,9 +40,6 @@ MOUTH_REACH_S = 0.06  # the smoothing looks at most this far ahead (streaming bu
 # calibration, keeping open vowels clearly open (peaks ~0.2 eye distances).
 VISEME_JAW_GAIN = 0.8
 VISEME_SMOOTH_S = 0.02  # visemes are already coarticulated: only frame-rate shimmer is smoothed away
-# Lip rounding / spreading at full cue: half of what they were, since real mouth width barely follows these
-# cues (train r 0.09, fit_rules.py); kept visible so that vowels still differ in shape.
-ROUND_GAIN, SPREAD_GAIN = 0.4, 0.3
 
 BLINK_INTERVAL_TALK_S = 2.4  # median interval while talking (about 24 blinks per minute)
 BLINK_INTERVAL_IDLE_S = 3.4  # at rest (about 17 per minute)
@@ -69,30 +55,7 @@ SWAY_SLOPE = 0.3  # amplitude ~ frequency**-SWAY_SLOPE
 NOD_DEG = 2.0  # pitch added by a full-strength stressed syllable
 GAZE_INTERVAL_S = 3.0  # median time between gaze shifts
 
-# Running speech references (the speaker's loud voice, open cue and median pitch), so that levels are relative
-# to the speaker's own voice on any recording while the audio streams in: over the last LEVEL_HISTORY_S of
-# voiced frames, updated every LEVEL_BLOCK_S; until LEVEL_MIN_S of voice is heard, typical values fill in:
-# the medians over the real clips of ../shared/data/talking (open cue 95th percentile 10 dB, 10-90 %: 3-21;
-# median pitch 169 Hz, 10-90 %: 118-219).
-LEVEL_HISTORY_S, LEVEL_BLOCK_S, LEVEL_MIN_S = 30.0, 0.25, 1.0
-OPEN_CUE_PRIOR_DB = 10.0
-PITCH_PRIOR_HZ = 169.0
 STRESS_MEAN_S = 0.35  # the running mean that stress (loudness above it) is measured against
-
-
-@dataclass(frozen=True)
-class RuleSettings:
-    """seed: random seed for blinks, head sway and gaze. motion_scale: head motion amplitude.
-    expression_scale: mouth and brow amplitude. gaze: main gaze direction (yaw, pitch) in degrees."""
-
-    seed: int = 0
-    motion_scale: float = 1.0
-    expression_scale: float = 1.0
-    gaze: tuple[float, float] = (0.0, 0.0)
-
-
-def _clip01(x):
-    return np.clip(x, 0.0, 1.0)
 
 
 def _gaussian(fps: float, seconds: float, reach_s: float | None = None, columns: int = 1) -> GaussianSmoother:
@@ -105,77 +68,6 @@ def _gaussian(fps: float, seconds: float, reach_s: float | None = None, columns:
 def _causal(fps: float, seconds: float) -> CausalSmoother:
     """A causal smoother that smooths about as much as a Gaussian of standard deviation `seconds`."""
     return CausalSmoother(seconds / np.sqrt(2) * fps)
-
-
-def band_level_db(features: AudioFeatures, band_hz: tuple[float, float]) -> np.ndarray:
-    """Level (T,) in dB of the log-mel bands whose centres lie in band_hz (power sum)."""
-    log_mel = features.log_mel
-    centres = mel_centres_hz()
-    cols = (centres >= band_hz[0]) & (centres < band_hz[1])
-    return 10.0 * np.log10(np.exp(log_mel[:, cols].astype(np.float64)).sum(1) + 1e-10)
-
-
-def _open_level_db(features: AudioFeatures, tilt: float = NASAL_TILT) -> np.ndarray:
-    """The F2-F3 band level lowered by `tilt` dB per dB the nasal band rises above it, (T,) dB."""
-    high = band_level_db(features, OPEN_BAND_HZ)
-    low = band_level_db(features, NASAL_BAND_HZ)
-    return high - tilt * (low - high)
-
-
-class SpeechLevels:
-    """Running references of one voice at `rate` frames per second: its loud level (95th percentile of the
-    voiced frames' energy), its loud open cue and its median pitch. Calling it on consecutive frames gives
-    loudness (0..1), the open cue (0..1) and the pitch in semitones above the median (0 where unvoiced)."""
-
-    def __init__(self, rate: float, tilt: float = NASAL_TILT, range_db: float = OPEN_RANGE_DB):
-        history, block, min_count = (
-            max(1, round(s * rate)) for s in (LEVEL_HISTORY_S, LEVEL_BLOCK_S, LEVEL_MIN_S)
-        )
-        self._energy = RunningReference(95, VOICE_LEVEL_PRIOR_DB, history, block, min_count)
-        self._cue = RunningReference(95, OPEN_CUE_PRIOR_DB, history, block, min_count)
-        self._pitch = RunningReference(50, np.log2(PITCH_PRIOR_HZ), history, block, max(1, min_count // 3))
-        self.tilt, self.range_db = tilt, range_db
-
-    def __call__(self, f: AudioFeatures) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        voiced = f.voicing > 0.5
-        energy_ref, _ = self._energy(f.energy_db, voiced)
-        level = _clip01((f.energy_db - (energy_ref - 28.0)) / 28.0)
-        cue = _open_level_db(f, self.tilt)
-        cue_ref, _ = self._cue(cue, voiced)
-        cue = _clip01((cue - cue_ref + self.range_db) / self.range_db)
-        has_pitch = f.pitch_hz > 0
-        log_pitch = np.log2(np.maximum(f.pitch_hz, 1.0))
-        pitch_ref, _ = self._pitch(log_pitch, has_pitch)
-        semis = np.where(has_pitch, 12 * (log_pitch - pitch_ref), 0.0)
-        return level, cue, semis
-
-
-def loudness(features: AudioFeatures) -> np.ndarray:
-    """Voiced loudness 0..1 per frame of a whole sequence: level relative to the speaker's own loud speech
-    (a running reference), so a quiet and a loud recording of the same speech move the mouth alike."""
-    return SpeechLevels(features.rate)(features)[0]
-
-
-def open_cue(
-    features: AudioFeatures, tilt: float = NASAL_TILT, range_db: float = OPEN_RANGE_DB
-) -> np.ndarray:
-    """How open the lips sound, 0..1 per frame (T,) of a whole sequence: the F2-F3 band level, lowered by
-    `tilt` dB per dB the nasal band rises above it, relative to the speaker's loud speech (1 at its 95th
-    percentile, 0 at `range_db` below). Closed-lip sounds (m, the hold of p/b) and pauses fall towards 0."""
-    return SpeechLevels(features.rate, tilt, range_db)(features)[1]
-
-
-def mouth_targets(features: AudioFeatures, level: np.ndarray, cue: np.ndarray) -> np.ndarray:
-    """Jaw, rounding and spreading targets per frame from the acoustics, shape (T, 3), before smoothing;
-    level and cue from SpeechLevels."""
-    gate = _clip01((features.voicing - 0.25) / 0.4)
-    jaw = JAW_GAIN * cue * gate
-    dark = _clip01((1500.0 - features.centroid_hz) / 900.0)
-    bright = _clip01((features.high_ratio - 0.08) / 0.3)
-    voiced = (features.pitch_hz > 0).astype(np.float32)
-    rounding = ROUND_GAIN * dark * np.sqrt(level) * gate * (0.4 + 0.6 * voiced)
-    spread = SPREAD_GAIN * bright * np.sqrt(level) * gate
-    return np.column_stack([np.minimum(jaw, MAX_JAW), rounding, spread])
 
 
 def smooth_mouth(targets: np.ndarray, fps: float, seconds: float = MOUTH_SMOOTH_S) -> np.ndarray:
@@ -212,7 +104,7 @@ class BlinkSchedule:
         out = np.zeros(len(talking), np.float32)
         for t, close, shut, reopen in self._blinks:
             x = times - t
-            prof = np.minimum(_clip01(x / close), _clip01(1 - (x - close - shut) / reopen))
+            prof = np.minimum(clip01(x / close), clip01(1 - (x - close - shut) / reopen))
             out = np.maximum(out, prof.astype(np.float32))
         self._blinks = [b for b in self._blinks if sum(b) >= end / self.fps]
         return out
@@ -296,14 +188,17 @@ class RuleStream:
     windows in absolute time. The head and brows follow the voice through causal filters, read with the
     mouth's lookahead, so a live stream waits for nothing more than the mouth does."""
 
-    def __init__(self, fps: float, settings: RuleSettings, phonemes: tuple[Phoneme, ...] = ()):
-        self.fps, self.lead_s = float(fps), LIP_LEAD
-        self.settings, self.phonemes = settings, tuple(phonemes)
+    needs_phonemes = False  # phonemes shape its mouth when given; without them, its acoustic mouth
+    lead_s = LIP_LEAD
+
+    def __init__(self, fps: float, controls: MotionControls, phonemes: tuple[Phoneme, ...] = ()):
+        self.fps = float(fps)
+        self.controls, self.phonemes = controls, tuple(phonemes)
         self._visemes = VisemeTrack(self.phonemes)
         # One random stream per track, so that blinks, sway and gaze each depend on the seed alone: the head
         # does not change when the blinks do, and a track's start does not depend on the clip's length.
         blink_rng, sway_rng, gaze_rng = (
-            np.random.default_rng(s) for s in np.random.SeedSequence(settings.seed).spawn(3)
+            np.random.default_rng(s) for s in np.random.SeedSequence(controls.seed).spawn(3)
         )
         self._blinks = BlinkSchedule(fps, blink_rng)
         self._sway = HeadSway(fps, sway_rng)
@@ -320,6 +215,10 @@ class RuleStream:
         self._lookahead = self._mouth.reach
         # Per pushed frame not yet returned: nod, roll, brow, blink, gaze yaw and pitch.
         self._rows = np.zeros((0, 6))
+
+    @property
+    def lookahead_s(self) -> float:
+        return LIP_LEAD + self._lookahead / self.fps
 
     def push(self, features: AudioFeatures) -> MotionSequence:
         n = len(features)
@@ -341,13 +240,13 @@ class RuleStream:
         talking = features.voicing > 0.5
         # Stress: loudness above its recent mean, on voiced frames; drives nods and brows. Accent: pitch
         # above the speaker's median; tilts the head and lifts the brows.
-        stress = self._stress(_clip01((level - self._stress_mean(level)) * 3.0) * talking)
-        accent = self._accent(_clip01(semis / 4.0) * (features.pitch_hz > 0))
+        stress = self._stress(clip01((level - self._stress_mean(level)) * 3.0) * talking)
+        accent = self._accent(clip01(semis / 4.0) * (features.pitch_hz > 0))
         rows = np.column_stack(
             [
                 NOD_DEG * self._nod(stress),
                 0.8 * self._accent_roll(accent) * self._roll_sign,
-                _clip01(0.5 * stress + 0.4 * accent),
+                clip01(0.5 * stress + 0.4 * accent),
                 self._blinks(first, talking),
                 self._gaze(first, n),
             ]
@@ -366,7 +265,7 @@ class RuleStream:
         self._done += n
         if n == 0:
             return MotionSequence.still(0, self.fps)
-        s = self.settings
+        s = self.controls
         base = self._pushed - len(self._rows)  # frame index of self._rows[0]
         frames = np.arange(first, first + n)
         ahead = np.minimum(frames + self._lookahead, self._pushed - 1) - base
@@ -395,11 +294,5 @@ class RuleStream:
             translation.astype(np.float32),
             gaze.astype(np.float32),
             self.fps,
+            emotion_rows(s, n),
         )
-
-
-def generate_rules(
-    features: AudioFeatures, n_frames: int, fps: float, settings: RuleSettings
-) -> MotionSequence:
-    """Motion for n_frames video frames from 100 Hz features (of the whole signal)."""
-    return run_stream(RuleStream(fps, settings, features.phonemes), features, n_frames)

@@ -1,41 +1,27 @@
 """Sliding-window motion generation: audio in, motion out, window by window, in bounded memory.
 
-Every generator is a MotionStream: it takes the features of the next video frames (any number: a 2-s window
-offline, one 40-ms frame live) and returns the motion frames that are final, carrying its state (the
-previous window's motion and levels, its blink/gaze/sway schedules, its smoothing filters) from one window to
-the next. A whole file is just a stream pushed once, so offline and live output agree frame for frame,
-whatever the window size (tests/test_stream.py checks both).
+Every generator is a MotionStream (motion.contract): it takes the features of the next video frames (any
+number: a 2-s window offline, one 40-ms frame live) and returns the motion frames that are final, carrying its
+state (the previous window's motion and levels, its blink/gaze/sway schedules, its smoothing filters) from one
+window to the next. A whole file is just a stream pushed once, so offline and live output agree frame for
+frame, whatever the window size (tests/test_stream.py checks both).
 
 AudioMotion chains the stages for a 16 kHz signal: FeatureStream (100 Hz features) -> FramePooler (features
-per video frame, with the generator's lead) -> MotionStream -> emotion offset.
+per video frame, with the generator's lead) -> MotionStream. The smoothers here are shared tools of the
+generators.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import contextlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import numpy as np
 
 from talkface.audio.features import AudioFeatures, FeatureStream, FramePooler
 from talkface.audio.load import SAMPLE_RATE
-from talkface.motion.sequence import MotionSequence, concat_motion, with_emotion
-
-
-class MotionStream(Protocol):
-    """A motion generator in sliding windows at `fps` frames per second. lead_s: video frame j is given the
-    features pooled over [j/fps + lead_s, (j+1)/fps + lead_s) (the lips lead the voice)."""
-
-    fps: float
-    lead_s: float
-
-    def push(self, features: AudioFeatures) -> MotionSequence:
-        """Features of the next video frames (rate = fps, any count >= 0); returns the motion frames that
-        are now final (any count, in order)."""
-        ...
-
-    def finish(self) -> MotionSequence:
-        """The remaining frames: in all, exactly one motion frame per feature frame pushed."""
-        ...
+from talkface.motion.contract import MotionSequence, MotionStream, concat_motion
 
 
 def run_stream(
@@ -124,27 +110,42 @@ class CausalSmoother:
 
 
 class AudioMotion:
-    """16 kHz samples in, motion out: features, pooling to video frames, a MotionStream, the emotion offset.
-    push() returns the motion frames that are final; finish() the rest, round(duration * fps) in all."""
+    """16 kHz samples in, motion out: features, pooling to video frames, a MotionStream. push() returns the
+    motion frames that are final; finish() the rest, round(duration * fps) in all."""
 
-    def __init__(self, stream: MotionStream, fps: float, emotion: str = "neutral", strength: float = 0.0):
+    def __init__(self, stream: MotionStream, clock: Callable[[str], AbstractContextManager] | None = None):
+        """clock: times the "audio" (features) and "motion" stages of each push (engine.StageClock)."""
         self._features = FeatureStream()
-        self._pooler = FramePooler(fps, stream.lead_s)
+        self._pooler = FramePooler(stream.fps, stream.lead_s)
         self._stream = stream
-        self._emotion = (emotion, strength)
+        self._clock = clock or (lambda stage: contextlib.nullcontext())
+
+    @property
+    def fps(self) -> float:
+        return self._stream.fps
+
+    @property
+    def lookahead_s(self) -> float:
+        """Audio past a frame's end needed before the frame is final (the generator's look-ahead)."""
+        return self._stream.lookahead_s
 
     @property
     def samples_received(self) -> int:
         return self._features.samples_received
 
     def push(self, samples: np.ndarray) -> MotionSequence:
-        motion = self._stream.push(self._pooler.push(self._features.push(samples)))
-        return with_emotion(motion, *self._emotion)
+        with self._clock("audio"):
+            features = self._pooler.push(self._features.push(samples))
+        with self._clock("motion"):
+            return self._stream.push(features)
 
     def finish(self) -> MotionSequence:
         """The remaining frames of the signal pushed so far."""
         duration = self._features.samples_received / SAMPLE_RATE
-        last = self._stream.push(self._pooler.push(self._features.finish()))
-        rest = self._stream.push(self._pooler.finish(duration))
-        motion = concat_motion([last, rest, self._stream.finish()])
-        return with_emotion(motion, *self._emotion)
+        with self._clock("audio"):
+            last_features = self._pooler.push(self._features.finish())
+            rest_features = self._pooler.finish(duration)
+        with self._clock("motion"):
+            last = self._stream.push(last_features)
+            rest = self._stream.push(rest_features)
+            return concat_motion([last, rest, self._stream.finish()])

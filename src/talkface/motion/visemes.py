@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from talkface.audio.tts import Phoneme
+from talkface.motion.contract import Phoneme
 
 # (jaw_open, lip_round, lip_spread, dominance, reach in seconds)
 _OPEN = (0.55, 0.0, 0.1, 1.0, 0.07)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from talkface.face.rig import FaceRig
-from talkface.motion.sequence import MotionSequence
+from talkface.motion.contract import MotionSequence
 from talkface.render.eyes import Eyes
 from talkface.render.mouth import MouthInterior
 from talkface.render.warp import MeshWarp

@@ -1,5 +1,2 @@
-"""The live path: talkface.Session (push audio, pull frames) and the server with its web page."""
-
-from talkface.stream.session import Session
-
-__all__ = ["Session"]
+"""The live path: talkface.Session (stream.session: push audio, pull frames) and the server with its web page
+(stream.server)."""

@@ -17,7 +17,6 @@ import asyncio
 import bisect
 import json
 import statistics
-import struct
 import sys
 import time
 from collections.abc import Callable
@@ -25,7 +24,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-FRAME_HEADER = struct.Struct("<IId")  # as in server.py
+from talkface.config import AnimateOptions, ServerSettings
+from talkface.stream.server import FRAME_HEADER
+
 CHUNK_SECONDS = 0.02  # default audio message length (what the page sends)
 RATE = 16000
 
@@ -174,11 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m talkface.stream.load", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--url", default="ws://127.0.0.1:8000/ws")
+    parser.add_argument("--url", default=f"ws://{ServerSettings.host}:{ServerSettings.port}/ws")
     parser.add_argument("--sessions", default="1,2,3,4", help="comma-separated session counts to try")
     parser.add_argument("--seconds", type=float, default=20.0, help="speech per session")
-    parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--fps", type=float, default=25.0)
+    parser.add_argument("--size", type=int, default=AnimateOptions.size)
+    parser.add_argument("--fps", type=float, default=AnimateOptions.fps)
     parser.add_argument("--chunk-ms", type=float, default=1000 * CHUNK_SECONDS, help="audio per message")
     parser.add_argument("--max-latency-ms", type=float, default=300.0, help="real-time criterion")
     parser.add_argument("--json", action="store_true", help="one JSON object per session count")

@@ -41,6 +41,7 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
+import dataclasses
 import io
 import json
 import logging
@@ -52,7 +53,6 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
@@ -68,7 +68,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from talkface import __version__
 from talkface.assets import asset_path
-from talkface.config import MAX_AUDIO_SECONDS
+from talkface.config import SAMPLE_RATE_RANGE, AnimateOptions, ServerSettings
 from talkface.errors import TalkfaceError
 
 log = logging.getLogger(__name__)
@@ -77,19 +77,14 @@ FRAME_HEADER = struct.Struct("<IId")  # generation, frame index, timestamp (s): 
 BUNDLED = "bundled"  # portrait id of the shipped sample portrait
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF")  # as PIL names them
 SAMPLE_FORMATS = {"s16": np.dtype("<i2"), "f32": np.dtype("<f4")}
-# AnimateOptions fields a client may set. Not crf (no encoder here), full_frame (frames up to 1920 px would
-# not stream in real time) or generator (the loudness baseline is for evaluation only).
+# AnimateOptions fields a client may not set: crf (no encoder here), full_frame (frames up to 1920 px would
+# not stream in real time) and generator (the loudness baseline is for evaluation only).
+NOT_LIVE = {"crf", "full_frame", "generator"}
+# The others, with the type a client sends each as (a JSON list for a tuple).
 START_OPTIONS = {
-    "size": int,
-    "fps": float,
-    "seed": int,
-    "motion_scale": float,
-    "expression_scale": float,
-    "gaze": tuple,
-    "emotion": str,
-    "emotion_strength": float,
-    "head_distance": float,
-    "label": bool,
+    f.name: f.metadata["parse"] if f.default is None else type(f.default)
+    for f in dataclasses.fields(AnimateOptions)
+    if f.name not in NOT_LIVE
 }
 
 # WebSocket close codes (RFC 6455).
@@ -101,23 +96,6 @@ CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_INTERNAL, CLO
     1011,
     1013,
 )
-
-
-@dataclass(frozen=True)
-class ServerSettings:
-    max_sessions: int = 3  # live WebSocket sessions at once; more get "busy" (2 cores hold 3 at 512 x 512)
-    idle_timeout: float = 60.0  # seconds without any message from a client before its socket is closed
-    max_upload_bytes: int = 10 * 1024 * 1024  # portrait upload size
-    max_upload_pixels: int = 40_000_000  # decoded portrait size (the CLI's limit)
-    max_portrait_side: int = 2048  # uploads are stored downscaled to this (px): a 512 crop needs no more
-    max_portraits: int = 16  # uploads kept in memory, least recently used dropped first
-    max_size: int = 512  # largest frame side a client may ask for
-    max_fps: float = 30.0
-    jpeg_quality: int = 85
-    max_chunk_seconds: float = 2.0  # longest single audio message
-    max_stream_seconds: float = MAX_AUDIO_SECONDS  # audio per stream (between resets)
-    max_queued_seconds: float = 2.0  # frames waiting for a slow client beyond this are dropped, oldest first
-    start_timeout: float = 120.0  # portrait analysis (face mesh, rig) for one start
 
 
 class ClientError(Exception):
@@ -344,8 +322,9 @@ def _parse_start(message: dict, state: _ServerState) -> tuple[object, dict, int,
     settings = state.settings
     portrait = state.portrait(str(message.get("portrait", BUNDLED)))
     rate = message.get("sample_rate", 16000)
-    if not isinstance(rate, int) or isinstance(rate, bool) or not 8000 <= rate <= 192000:
-        raise ClientError(f"sample_rate must be an integer between 8000 and 192000, got {rate!r}")
+    lo, hi = SAMPLE_RATE_RANGE
+    if not isinstance(rate, int) or isinstance(rate, bool) or not lo <= rate <= hi:
+        raise ClientError(f"sample_rate must be an integer between {lo} and {hi}, got {rate!r}")
     fmt = message.get("format", "f32")
     if fmt not in SAMPLE_FORMATS:
         raise ClientError(f"format must be one of {', '.join(SAMPLE_FORMATS)}, got {fmt!r}")
@@ -364,9 +343,9 @@ def _parse_start(message: dict, state: _ServerState) -> tuple[object, dict, int,
         if value is None:
             raise ClientError(f"option {key!r} has a bad value {raw[key]!r}")
         options[key] = value
-    if options.get("size", 512) > settings.max_size:
+    if options.get("size", AnimateOptions.size) > settings.max_size:
         raise ClientError(f"size {options['size']} is above this server's limit of {settings.max_size}")
-    if options.get("fps", 25.0) > settings.max_fps:
+    if options.get("fps", AnimateOptions.fps) > settings.max_fps:
         raise ClientError(f"fps {options['fps']} is above this server's limit of {settings.max_fps:g}")
     return portrait, options, rate, SAMPLE_FORMATS[fmt], channels
 
@@ -474,7 +453,8 @@ class _Connection:
         self.outbox.append(item)
         if isinstance(item, bytes):
             self.frames_queued += 1
-            limit = max(1, int(self.settings.max_queued_seconds * (self.session.fps if self.session else 25)))
+            fps = self.session.fps if self.session else AnimateOptions.fps
+            limit = max(1, int(self.settings.max_queued_seconds * fps))
             if self.frames_queued > limit:  # a slow client: drop its oldest frame, never grow without bound
                 for i, old in enumerate(self.outbox):
                     if isinstance(old, bytes):
@@ -662,15 +642,12 @@ def check_port(host: str, port: int) -> None:
             raise TalkfaceError(f"cannot listen on {host}:{port}: {e.strerror}") from None
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, settings: ServerSettings | None = None) -> None:
-    """Run the server until interrupted (blocking)."""
+def serve(settings: ServerSettings | None = None) -> None:
+    """Run the server on settings.host:settings.port until interrupted (blocking)."""
     import uvicorn
 
-    if not 0 <= port <= 65535:
-        raise TalkfaceError(f"--port {port} is out of range: it must be between 0 and 65535")
     settings = settings or ServerSettings()
-    if settings.max_sessions < 1:
-        raise TalkfaceError(f"--max-sessions {settings.max_sessions} is out of range: it must be at least 1")
+    host, port = settings.host, settings.port
     check_port(host, port)
     app = create_app(settings)
     shown = f"[{host}]" if ":" in host else host
@@ -678,7 +655,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000, settings: ServerSettings | 
     t = time.perf_counter()
     _warm_up(app)
     log.info("warmed up in %.1f s", time.perf_counter() - t)
-    max_message = int(settings.max_chunk_seconds * 192000 * 8) + 1024  # 2-channel float32 at the top rate
+    # 2-channel float32 at the top rate
+    max_message = int(settings.max_chunk_seconds * SAMPLE_RATE_RANGE[1] * 8) + 1024
     uvicorn.run(
         app, host=host, port=port, ws="websockets-sansio", ws_max_size=max_message, log_level="warning"
     )

@@ -1,8 +1,8 @@
 """talkface.Session: the live form of the pipeline. Push audio as it arrives, pull frames as they are ready.
 
-The stages and the sliding-window generator are the offline pipeline's own (pipeline.motion_source,
-pipeline.FrameMaker), so a live session and `talkface animate` give the same motion for the same audio, and
-every frame carries the watermark. push_audio() does the cheap part (features and motion, about 1 ms per
+A session runs on the engine that runs `talkface animate` (talkface.engine: the same rig, motion stream and
+frame stage), so a live session and `talkface animate` give the same motion for the same audio, and every
+frame carries the watermark. push_audio() does the cheap part (features and motion, about 1 ms per
 40 ms of audio); frames() renders, so a consumer thread can render while another pushes.
 
     with talkface.Session("me.jpg", size=512) as s:
@@ -25,10 +25,9 @@ import soxr
 
 from talkface.audio.load import SAMPLE_RATE
 from talkface.config import AnimateOptions
+from talkface.engine import Engine
 from talkface.errors import TalkfaceError
-from talkface.motion.sequence import MotionSequence
-from talkface.pipeline import FrameMaker, motion_source, portrait_rig
-from talkface.video.watermark import new_payload
+from talkface.motion.contract import MotionSequence
 
 RATE_RANGE = (8000, 192000)  # accepted input sample rates, Hz
 FLUSH_STEP = 160  # samples of silence per step while flushing (10 ms)
@@ -54,11 +53,10 @@ class Session:
         if unknown:
             raise TalkfaceError(f"unknown option {unknown[0]!r}; options are: {', '.join(sorted(names))}")
         self.options = AnimateOptions(**{"generator": LIVE_GENERATOR, **options})
-        image, rig = portrait_rig(portrait, self.options)
-        self.payload = new_payload()
-        self._make_frame = FrameMaker(image, rig, self.options, self.payload)
+        self._engine = Engine(portrait, self.options)
+        self.payload = self._engine.payload
         self.fps = self.options.fps
-        self.frame_size = self._make_frame.frame_size  # (width, height)
+        self.frame_size = self._engine.frame_size  # (width, height)
         self._lock = threading.Lock()
         self._closed = False
         self.reset()
@@ -67,7 +65,7 @@ class Session:
         """Start a new stream: time goes back to 0, pending frames are dropped."""
         with self._lock:
             self._check_open()
-            self._motion = motion_source(self.options)
+            self._motion = self._engine.audio_motion(self.options)
             self._pending: deque[MotionSequence] = deque()
             self._row = 0  # next row of _pending[0] to render
             self._next_frame = 0  # index of the next frame frames() yields
@@ -122,7 +120,7 @@ class Session:
                     self._row = 0
                 index = self._next_frame
                 self._next_frame += 1
-            yield index / self.fps, self._make_frame(motion, row)
+            yield index / self.fps, self._engine.frame(motion, row)
 
     def close(self) -> None:
         """Free the session; any later call raises TalkfaceError."""

@@ -8,14 +8,16 @@ from __future__ import annotations
 import argparse
 import json
 
+from talkface.config import VerifyOptions
+
 
 def add_verify_parser(sub) -> argparse.ArgumentParser:
     """Add the `verify` subcommand to an argparse subparsers object; returns its parser."""
+    from talkface.cli import _add_options
+
     p = sub.add_parser("verify", help="look for the talkface watermark in a video")
     p.add_argument("video", help="video file (MP4, MOV, MKV, WebM, ...)")
-    p.add_argument(
-        "--frames", type=int, default=40, help="frames to read, every 2nd from the start (default 40)"
-    )
+    _add_options(p, VerifyOptions)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_verify)
     return p
@@ -23,9 +25,11 @@ def add_verify_parser(sub) -> argparse.ArgumentParser:
 
 def cmd_verify(args) -> int:
     """Print the payload and confidence; 0 when a mark is found, 1 when not."""
+    from talkface.cli import _options
     from talkface.video.watermark import Z_MIN, detect_video
 
-    d = detect_video(args.video, max_frames=getattr(args, "frames", 40))
+    options = _options(args, VerifyOptions)
+    d = detect_video(args.video, max_frames=options.frames, stride=options.stride)
     if getattr(args, "json", False):
         print(
             json.dumps(

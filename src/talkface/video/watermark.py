@@ -49,6 +49,7 @@ import av
 import cv2
 import numpy as np
 
+from talkface.config import VerifyOptions
 from talkface.errors import TalkfaceError
 
 K_MIN, K_MAX = 7, 30  # band of the pattern in cycles per period T: periods of 8.5-37 px on a 512 frame
@@ -179,7 +180,9 @@ def detect_frames(frames: Iterable[np.ndarray]) -> Detection:
     return _search((total / n).astype(np.float32), n)
 
 
-def detect_video(path: str | Path, max_frames: int = 40, stride: int = 2) -> Detection:
+def detect_video(
+    path: str | Path, max_frames: int = VerifyOptions.frames, stride: int = VerifyOptions.stride
+) -> Detection:
     """Look for a mark in a video file, reading every `stride`-th frame of the first
     max_frames * stride frames. Raises TalkfaceError when the file cannot be read as a video."""
     path = Path(path)

@@ -1,0 +1,230 @@
+"""The engine every job runs on: portrait -> rig, audio -> motion, motion -> frames -> watermark -> sink.
+
+animate, say and drive (talkface.pipeline), the live Session (stream.session) and the benchmark
+(eval.bench) all go through one Engine, so the benchmark times what users run and a live session makes the
+frames that `animate` would. The engine sees the motion stage only through its contract (motion.contract)
+and the registry of generators (motion.generators).
+
+    engine = Engine(portrait, options)                          # face: the rig, once per portrait
+    windows = engine.motion_windows(chunks, options)            # audio -> motion, window by window
+    engine.write(windows, output, options.fps, audio_path)      # frames -> watermark -> MP4
+
+Memory stays bounded whatever the audio's length: audio and motion go through in windows of WINDOW_S and
+frames are encoded as they are made. The one exception is phone recognition (a generator that needs
+phonemes, given no text): the recogniser reads the whole signal first.
+
+A StageClock given to the engine records the seconds each stage takes, per call (eval.bench reads it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from talkface import __version__
+from talkface.audio.load import SAMPLE_RATE, Audio, AudioReader
+from talkface.config import AnimateOptions, RenderOptions
+from talkface.errors import TalkfaceError
+from talkface.face.image import load_image
+from talkface.face.rig import FaceRig, build_rig
+from talkface.motion.contract import MotionSequence, Phoneme
+from talkface.motion.generators import generator
+from talkface.motion.stream import AudioMotion
+from talkface.render.paste import PasteBack
+from talkface.render.renderer import Renderer
+from talkface.video.encode import Mp4Writer
+from talkface.video.label import draw_label
+from talkface.video.watermark import Payload, Watermarker, new_payload
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int | None], None]  # (frames done, frames in all when known)
+
+WINDOW_S = 2.0  # seconds of audio per sliding window offline (live: whatever chunk arrives)
+
+
+class StageClock:
+    """Seconds per call of each stage of a job, in the order the stages first ran. `clock("render")` is a
+    context manager that times one call."""
+
+    def __init__(self):
+        self.calls: dict[str, list[float]] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.calls.setdefault(stage, []).append(time.perf_counter() - t)
+
+    def total(self, stage: str) -> float:
+        """Seconds spent in `stage` over the job (0 if it never ran)."""
+        return float(sum(self.calls.get(stage, ())))
+
+
+def _untimed(stage: str) -> contextlib.nullcontext:
+    return contextlib.nullcontext()
+
+
+def check_output(output: str | Path) -> Path:
+    """The output path, if it names an MP4 file."""
+    output = Path(output)
+    if output.suffix.lower() not in (".mp4", ".m4v", ".mov"):
+        raise TalkfaceError(f"output must be an .mp4 file, got {output.name}")
+    return output
+
+
+class Engine:
+    """One portrait made ready to animate: its rig at options.size / options.head_distance, and the frame
+    stage (render on the rig, paste into the whole portrait with options.full_frame, label with
+    options.label, watermark with one payload per engine: one video, or one live session).
+
+    portrait: an image path or an RGB uint8 array. clock: a StageClock to time the stages (eval.bench).
+    Raises TalkfaceError (NoFaceError) for an unreadable image or one without a face."""
+
+    def __init__(
+        self,
+        portrait: str | Path | np.ndarray,
+        options: RenderOptions,
+        clock: StageClock | None = None,
+        payload: Payload | None = None,
+    ):
+        self.options = options
+        self._clock = clock or _untimed
+        with self._clock("face"):
+            self.image = portrait if isinstance(portrait, np.ndarray) else load_image(portrait)
+            self.rig: FaceRig = build_rig(self.image, options.size, head_distance=options.head_distance)
+        self.payload = payload or new_payload()
+        with self._clock("frame_setup"):
+            self.renderer = Renderer(self.rig)
+            self._paste = PasteBack(self.rig, self.image) if options.full_frame else None
+            self.frame_size = self._paste.frame_size if self._paste else (options.size, options.size)
+            self._marker = Watermarker(self.payload, *self.frame_size)
+
+    # -- audio -> motion ------------------------------------------------------------------------------
+
+    def audio_motion(self, options: AnimateOptions, phonemes: tuple[Phoneme, ...] = ()) -> AudioMotion:
+        """16 kHz samples in, motion out, push by push: options.generator's stream at options.fps with the
+        options' controls (live sessions push what arrives; offline, motion_windows pushes windows)."""
+        make = generator(options.generator)
+        return AudioMotion(make(options.fps, options.controls(), tuple(phonemes)), clock=self._clock)
+
+    def phonemes_for(
+        self, options: AnimateOptions, audio: AudioReader | Audio, transcript: str | None = None
+    ) -> tuple[tuple[Phoneme, ...], Audio | None]:
+        """Phonemes for the generator, and the whole audio if they needed it: the transcript's words
+        force-aligned to the audio (English), or, for a generator that needs phonemes, phones recognised in
+        the audio; none for any other generator (its audio then streams, and None is returned for it)."""
+        if not transcript and not generator(options.generator).needs_phonemes:
+            return (), None
+        sound = audio.read() if isinstance(audio, AudioReader) else audio  # both read whole stretches
+        with self._clock("phones"):
+            if transcript:
+                from talkface.audio.align import align_transcript
+
+                return align_transcript(sound, transcript), sound
+            from talkface.audio.phones import recognize_phones
+
+            return recognize_phones(sound), sound
+
+    def motion_windows(
+        self,
+        audio: AudioReader | Audio,
+        options: AnimateOptions,
+        phonemes: tuple[Phoneme, ...] | None = None,
+        transcript: str | None = None,
+    ) -> Iterator[MotionSequence]:
+        """Motion for `audio` (a file being read, or samples in memory), pushed in windows of WINDOW_S: the
+        same motion as for any other window size. phonemes: known timings (say); else phonemes_for finds
+        them when the generator or a transcript needs them."""
+        if phonemes is None:
+            phonemes, whole = self.phonemes_for(options, audio, transcript)
+            if whole is not None:
+                audio = whole
+        chunks = _in_windows(audio.samples) if isinstance(audio, Audio) else iter(audio)
+        source = self.audio_motion(options, phonemes)
+        window = int(WINDOW_S * SAMPLE_RATE)
+        pending: list[np.ndarray] = []
+        count = 0
+        for chunk in chunks:
+            pending.append(chunk)
+            count += len(chunk)
+            if count >= window:
+                yield source.push(np.concatenate(pending))
+                pending, count = [], 0
+        if pending:
+            yield source.push(np.concatenate(pending))
+        yield source.finish()
+
+    # -- motion -> frames -> sink ---------------------------------------------------------------------
+
+    def frame(self, motion: MotionSequence, i: int) -> np.ndarray:
+        """Frame i of `motion`, finished: RGB uint8 (H, W, 3) at frame_size, watermarked; a new array."""
+        clock = self._clock
+        with clock("render"):
+            frame = self.renderer.render(motion, i)  # a new array each call: marking it in place is safe
+        if self._paste:
+            with clock("paste"):
+                frame = self._paste.paste(frame)
+        if self.options.label:
+            frame = draw_label(frame)
+        with clock("watermark"):
+            return self._marker.embed(frame, out=frame)
+
+    def write(
+        self,
+        motion: MotionSequence | Iterable[MotionSequence],
+        output: str | Path,
+        fps: float,
+        audio_path: Path | None,
+        progress: Progress | None = None,
+        total: int | None = None,
+    ) -> Path:
+        """Render every row of `motion` (one sequence, or consecutive windows of one) and write the MP4 at
+        `fps` atomically, with the first audio stream of `audio_path` if given. total: frames expected (for
+        progress; known for one sequence)."""
+        output = check_output(output)
+        windows = [motion] if isinstance(motion, MotionSequence) else motion
+        if isinstance(motion, MotionSequence):
+            total = len(motion)
+        log.info("rendering at %g fps (video id %08x)", fps, self.payload.video_id)
+        done = 0
+        crf = self.options.crf
+        with Mp4Writer(
+            output, self.frame_size, fps, audio_path, crf=crf, metadata=_metadata(self.payload)
+        ) as w:
+            for window in windows:
+                for i in range(len(window)):
+                    frame = self.frame(window, i)
+                    with self._clock("encode"):
+                        w.write(frame)
+                    done += 1
+                    if progress:
+                        progress(done, total)
+        return output
+
+
+def _in_windows(samples: np.ndarray) -> Iterator[np.ndarray]:
+    window = int(WINDOW_S * SAMPLE_RATE)
+    for i in range(0, len(samples), window):
+        yield samples[i : i + window]
+
+
+def _metadata(payload: Payload) -> dict[str, str]:
+    """MP4 tags that say the video is synthetic and who made it (the watermark says it in the pixels)."""
+    return {
+        "comment": f"synthetic video generated by talkface {__version__}",
+        "description": (
+            "AI-generated (IPTC digital source type trainedAlgorithmicMedia): synthetic talking-face video "
+            f"made by talkface {__version__} from one image; video id {payload.video_id:08x}; "
+            "check with `talkface verify`"
+        ),
+        "creation_time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000000Z"),
+    }
