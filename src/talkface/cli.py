@@ -9,7 +9,14 @@ import logging
 import os
 import sys
 
-from talkface.config import DEFAULT_VOICE, AnimateOptions, BenchOptions, DriveOptions, ServerSettings
+from talkface.config import (
+    DEFAULT_VOICE,
+    AnimateOptions,
+    BenchOptions,
+    DriveOptions,
+    EvalOptions,
+    ServerSettings,
+)
 from talkface.errors import TalkfaceError
 
 log = logging.getLogger("talkface")
@@ -57,7 +64,7 @@ class _Refused(argparse.Action):
 
 
 def _refuse(parser: argparse.ArgumentParser, offered, taken, why: str) -> None:
-    """Flags of `offered`'s fields that `taken` lacks: a clear error, not argparse's \"unrecognized\"."""
+    """Flags of `offered`'s fields that `taken` lacks: a clear error, not argparse's "unrecognized"."""
     names = {f.name for f in dataclasses.fields(taken)}
     for f in dataclasses.fields(offered):
         if f.name not in names:
@@ -156,6 +163,16 @@ def cmd_say(args) -> None:
     _run_with_progress(say, args.quiet, args.portrait, args.text, args.output, args.voice, options)
 
 
+def cmd_eval(args) -> None:
+    from pathlib import Path
+
+    from talkface.eval.report import run_eval
+
+    logging.getLogger("talkface.eval").setLevel(logging.INFO)  # one progress line per clip
+    report = run_eval(args.data_dir, args.report, _options(args, EvalOptions))
+    print(f"wrote {Path(args.report) / 'report.md'} ({report['settings']['wall_time_s']:.0f} s)")
+
+
 def cmd_bench(args) -> None:
     from talkface.eval.bench import run_bench
 
@@ -234,9 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_options(p, AnimateOptions)
     p.set_defaults(func=cmd_demo)
 
-    from talkface.eval.report import add_eval_parser
-
-    add_eval_parser(sub)
+    p = sub.add_parser("eval", help="measure the generators against real talking clips")
+    p.add_argument("data_dir", help="folder of talking-head videos with their own audio")
+    p.add_argument("--report", default="reports/eval", help="output folder (default reports/eval)")
+    _add_options(p, EvalOptions, flags={"generators": "--generator", "keep_videos": "--no-videos"})
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("bench", help="time each stage, of a video and of a live session (after a warm-up)")
     p.add_argument("--json", action="store_true", help="print one JSON object")

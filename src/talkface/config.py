@@ -114,37 +114,8 @@ class DriveOptions(RenderOptions, Steering):
 
 
 def check_ranges(options) -> None:
-    """Raise TalkfaceError naming the first field outside its documented range."""
-    for f in dataclasses.fields(options):
-        rng = f.metadata.get("check")
-        value = getattr(options, f.name)
-        choices = f.metadata.get("choices")
-        if choices and value not in choices:
-            name = f.name.replace("_", "-")
-            raise TalkfaceError(f"--{name} {value!r} is not one of: {', '.join(choices)}")
-        if rng is None or value is None:
-            continue
-        lo, hi = rng
-        if not all(lo <= v <= hi for v in (value if isinstance(value, tuple) else (value,))):
-            name = f.name.replace("_", "-")
-            raise TalkfaceError(f"--{name} {value} is out of range: it must be between {lo:g} and {hi:g}")
-
-
-def with_overrides(options, **overrides):
-    """dataclasses.replace that ignores None values (unset CLI flags)."""
-    return dataclasses.replace(options, **{k: v for k, v in overrides.items() if v is not None})
-
-
-# --- The other commands' options. Their flags are generated like AnimateOptions' (cli._add_options). ----
-
-DEFAULT_VOICE = "en-us"  # espeak-ng voice of `talkface say` (talkface.say)
-SAMPLE_RATE_RANGE = (8000, 192000)  # live audio sample rates accepted (Hz), by Session and the server
-SPLITS = ("validation", "train", "all")  # clip splits of the development set (talkface.eval.split)
-
-
-def check_options(options) -> None:
-    """check_ranges for options whose fields may also be None (unset: nothing to check) or a tuple of
-    several choices (each one checked)."""
+    """Raise TalkfaceError naming the first field outside its documented range or choices. None (unset) is
+    not checked; each item of a tuple is (gaze's two angles, eval's generators)."""
     for f in dataclasses.fields(options):
         value, choices, rng = getattr(options, f.name), f.metadata.get("choices"), f.metadata.get("check")
         if value is None:
@@ -154,7 +125,15 @@ def check_options(options) -> None:
             if choices and v not in choices:
                 raise TalkfaceError(f"--{name} {v!r} is not one of: {', '.join(choices)}")
             if rng and not rng[0] <= v <= rng[1]:
-                raise TalkfaceError(f"--{name} {v} is out of range: it must be between {rng[0]} and {rng[1]}")
+                lo, hi = (str(x) if isinstance(x, int) else f"{x:g}" for x in rng)
+                raise TalkfaceError(f"--{name} {v} is out of range: it must be between {lo} and {hi}")
+
+
+# --- The other commands' options. Their flags are generated like AnimateOptions' (cli._add_options). ----
+
+DEFAULT_VOICE = "en-us"  # espeak-ng voice of `talkface say` (talkface.say)
+SAMPLE_RATE_RANGE = (8000, 192000)  # live audio sample rates accepted (Hz), by Session and the server
+SPLITS = ("validation", "train", "all")  # clip splits of the development set (talkface.eval.split)
 
 
 def _metadata(cls, name: str, key: str):
@@ -163,7 +142,7 @@ def _metadata(cls, name: str, key: str):
 
 
 @dataclass(frozen=True)
-class ServerSettings:
+class ServerSettings(_Checked):
     """`talkface serve` (talkface.stream.server): where it listens, and the limits that keep one server
     responsive whatever its clients send."""
 
@@ -201,9 +180,6 @@ class ServerSettings:
         120.0, "seconds allowed for the portrait analysis (face mesh, rig) of one start", (1.0, 3600.0)
     )
 
-    def __post_init__(self):
-        check_options(self)
-
 
 @dataclass(frozen=True)
 class EvalOptions:
@@ -238,28 +214,22 @@ class EvalOptions:
     reenact: bool = _opt(True, "measure self-reenactment (the renderer driven by each clip's own motion)")
 
     def __post_init__(self):
-        check_options(self)
+        check_ranges(self)
         if not self.generators:
             raise TalkfaceError("no generator to evaluate")
 
 
 @dataclass(frozen=True)
-class BenchOptions:
+class BenchOptions(_Checked):
     """`talkface bench` (talkface.eval.bench.run_bench): the bundled speech, looped."""
 
     seconds: float = _opt(10.0, "length of the benchmark audio in seconds", (1.0, 600.0))
     size: int = _opt(512, "frame width and height in pixels", _metadata(AnimateOptions, "size", "check"))
 
-    def __post_init__(self):
-        check_options(self)
-
 
 @dataclass(frozen=True)
-class VerifyOptions:
+class VerifyOptions(_Checked):
     """`talkface verify` (talkface.video.watermark.detect_video): which frames are read."""
 
     frames: int = _opt(40, "frames to read from the start of the video", (1, 100_000))
     stride: int = _opt(2, "read every STRIDE-th frame", (1, 1000))
-
-    def __post_init__(self):
-        check_options(self)

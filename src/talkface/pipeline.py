@@ -10,7 +10,7 @@ import numpy as np
 
 from talkface.audio.features import n_video_frames
 from talkface.audio.load import AudioReader, from_samples, write_wav
-from talkface.config import AnimateOptions, DriveOptions
+from talkface.config import DEFAULT_VOICE, AnimateOptions, DriveOptions
 from talkface.engine import Engine, Progress, StageClock, check_output
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def say(
     portrait: str | Path | np.ndarray,
     text: str,
     output: str | Path,
-    voice: str = "en-us",
+    voice: str = DEFAULT_VOICE,
     options: AnimateOptions | None = None,
     progress: Progress | None = None,
 ) -> Path:

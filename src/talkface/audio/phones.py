@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from talkface.assets import load_model
 from talkface.audio.align import ARPABET_TO_ESPEAK, FRAME_RATE, PAUSE_SYMBOL, _padding, _pieces, _to_phonemes
 from talkface.audio.load import SAMPLE_RATE, Audio
 from talkface.audio.vad import speech_probability
@@ -41,27 +42,29 @@ LANGUAGE_WEIGHT = 0.5
 PHONE_PENALTY = 1.0
 
 _lock = threading.Lock()
-_decoder = None
 
 
 def _get_decoder():
-    global _decoder
-    if _decoder is None:
-        try:
-            import pocketsphinx
-        except ImportError:
-            raise TalkfaceError("pocketsphinx is not installed; the learned generator needs it") from None
-        model = Path(pocketsphinx.__file__).parent / "model" / "en-us"
-        _decoder = pocketsphinx.Decoder(
-            loglevel="FATAL",
-            lm=None,
-            allphone=str(model / "en-us-phone.lm.bin"),
-            beam=BEAM,
-            pbeam=BEAM,
-            lw=LANGUAGE_WEIGHT,
-            pip=PHONE_PENALTY,
-        )
-    return _decoder
+    """The phone decoder on pocketsphinx's US-English model, made once per process; use it under _lock."""
+    try:
+        import pocketsphinx
+    except ImportError:
+        raise TalkfaceError("pocketsphinx is not installed; the learned generator needs it") from None
+    return load_model(_read_decoder, Path(pocketsphinx.__file__).parent / "model" / "en-us")
+
+
+def _read_decoder(model: Path):
+    import pocketsphinx
+
+    return pocketsphinx.Decoder(
+        loglevel="FATAL",
+        lm=None,
+        allphone=str(model / "en-us-phone.lm.bin"),
+        beam=BEAM,
+        pbeam=BEAM,
+        lw=LANGUAGE_WEIGHT,
+        pip=PHONE_PENALTY,
+    )
 
 
 def recognize_phones(audio: Audio) -> tuple[Phoneme, ...]:

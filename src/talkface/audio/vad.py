@@ -6,11 +6,11 @@ The silero_vad Python package imports torch; we only locate its data folder and 
 from __future__ import annotations
 
 import importlib.util
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from talkface.assets import load_model
 from talkface.audio.load import SAMPLE_RATE
 from talkface.errors import TalkfaceError
 
@@ -26,15 +26,19 @@ def _model_path() -> Path:
     return Path(spec.submodule_search_locations[0]) / "data" / "silero_vad.onnx"
 
 
-@lru_cache(maxsize=1)
 def _session():
+    """The silero-vad model's onnxruntime session, loaded once per process."""
+    return load_model(_read_session, _model_path())
+
+
+def _read_session(path: Path):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
-    return ort.InferenceSession(str(_model_path()), opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
 class VoiceActivity:

@@ -781,23 +781,3 @@ def run_eval(data_dir: str | Path, report_dir: str | Path, options: EvalOptions 
         except OSError:
             pass
     return report
-
-
-def add_eval_parser(subparsers) -> None:
-    """Register `talkface eval` on the CLI's subparsers."""
-    from talkface.cli import _add_options
-
-    p = subparsers.add_parser("eval", help="measure the generators against real talking clips")
-    p.add_argument("data_dir", help="folder of talking-head videos with their own audio")
-    p.add_argument("--report", default="reports/eval", help="output folder (default reports/eval)")
-    _add_options(p, EvalOptions, flags={"generators": "--generator", "keep_videos": "--no-videos"})
-    p.set_defaults(func=cmd_eval)
-
-
-def cmd_eval(args) -> None:
-    from talkface.cli import _options
-
-    logging.getLogger("talkface.eval").setLevel(logging.INFO)  # one progress line per clip
-    options = _options(args, EvalOptions)
-    report = run_eval(args.data_dir, args.report, options)
-    print(f"wrote {Path(args.report) / 'report.md'} ({report['settings']['wall_time_s']:.0f} s)")

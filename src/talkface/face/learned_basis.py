@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import lru_cache
-from importlib.resources import files
+from pathlib import Path
 
 import numpy as np
 
+from talkface import assets
 from talkface.face import topology as T
 from talkface.face.expression import (
     BROW_LIFT,
@@ -38,7 +38,6 @@ from talkface.face.expression import (
 from talkface.face.geometry import eye_distance, similarity_fit
 
 ASSET = "expression_basis.npz"
-META = "expression_basis.json"
 
 # Lid pairs (upper, lower) across the middle of each eye: their mean gap is the eye's opening.
 RIGHT_LID_PAIRS = ((160, 144), (159, 145), (158, 153))
@@ -174,14 +173,17 @@ def _face_size(face: np.ndarray) -> np.ndarray:
     return np.array([width, height]) / iod
 
 
-@lru_cache(maxsize=1)
-def load_basis() -> LearnedBasis:
-    """The shipped learned basis (read once, then cached)."""
-    assets = files("talkface.assets")
-    with (assets / ASSET).open("rb") as f:
+def load_basis(path: str | Path | None = None) -> LearnedBasis:
+    """The learned basis at `path` (an .npz with its .json beside it; default: the shipped one), read once
+    per process and path."""
+    return assets.load_model(_read_basis, path, shipped=ASSET)
+
+
+def _read_basis(path: Path) -> LearnedBasis:
+    with path.open("rb") as f:
         z = np.load(f, allow_pickle=False)
         arrays = {k: z[k] for k in z.files}
-    meta_file = assets / META
+    meta_file = path.with_suffix(".json")
     meta = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else {}
     names = tuple(str(n) for n in arrays["semantic_names"])
     if names != EXPRESSIONS:

@@ -45,12 +45,11 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from talkface.assets import asset_path
+from talkface import assets
 from talkface.audio.features import AudioFeatures, concat_features
 from talkface.errors import TalkfaceError
 from talkface.face.expression import EXPRESSIONS
@@ -281,12 +280,10 @@ class ModelMeta:
 def load_model(path: str | Path | None = None):
     """(onnxruntime session, ModelMeta) of the motion model at `path` (an .onnx file with its .json beside
     it; default: the shipped model), loaded once per process and path."""
-    model = Path(path) if path is not None else asset_path(MODEL_FILE)
-    return _load_model(model.resolve())
+    return assets.load_model(_read_model, path, shipped=MODEL_FILE)
 
 
-@lru_cache(maxsize=4)
-def _load_model(model: Path):
+def _read_model(model: Path):
     import onnxruntime as ort
 
     try:

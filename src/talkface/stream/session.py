@@ -24,12 +24,11 @@ import numpy as np
 import soxr
 
 from talkface.audio.load import SAMPLE_RATE
-from talkface.config import AnimateOptions
+from talkface.config import SAMPLE_RATE_RANGE, AnimateOptions
 from talkface.engine import Engine
 from talkface.errors import TalkfaceError
 from talkface.motion.contract import MotionSequence
 
-RATE_RANGE = (8000, 192000)  # accepted input sample rates, Hz
 FLUSH_STEP = 160  # samples of silence per step while flushing (10 ms)
 MAX_FLUSH_S = 1.0  # flushing never adds more silence than this
 
@@ -78,8 +77,10 @@ class Session:
         (8-192 kHz, the same for the whole stream; reset() to change it), any chunk size."""
         x = _mono_float(pcm)
         rate = int(sample_rate)
-        if not RATE_RANGE[0] <= rate <= RATE_RANGE[1]:
-            raise TalkfaceError(f"sample rate {sample_rate} Hz is outside {RATE_RANGE[0]}-{RATE_RANGE[1]} Hz")
+        if not SAMPLE_RATE_RANGE[0] <= rate <= SAMPLE_RATE_RANGE[1]:
+            raise TalkfaceError(
+                f"sample rate {sample_rate} Hz is outside {SAMPLE_RATE_RANGE[0]}-{SAMPLE_RATE_RANGE[1]} Hz"
+            )
         with self._lock:
             self._check_open()
             if self._rate is None:
