@@ -95,3 +95,25 @@ def test_import_and_help_load_no_numeric_library():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_retrained_model_is_loaded_beside_the_shipped_one(tmp_path, portrait, speech_wav):
+    """--motion-model: another model file, given by path, is used instead of the shipped one without replacing
+    it; a generator without a model file refuses one; a missing file is a one-line error."""
+    import shutil
+
+    from talkface.assets import asset_path
+    from talkface.cli import main
+    from talkface.motion.learned import load_model
+
+    copy = tmp_path / "retrained.onnx"
+    shutil.copy(asset_path("motion_model.onnx"), copy)
+    shutil.copy(asset_path("motion_model.json"), copy.with_suffix(".json"))
+    shipped, other = load_model(), load_model(copy)
+    assert other is not shipped and load_model(copy) is other and load_model() is shipped
+    out = tmp_path / "a.mp4"
+    args = ["animate", str(portrait), str(speech_wav), "-o", str(out), "--size", "128", "-q"]
+    assert main([*args, "--motion-model", str(copy)]) == 0 and out.is_file()
+    with pytest.raises(talkface.TalkfaceError, match="no model file"):
+        generator("rules")(25.0, MotionControls(), (), copy)
+    assert main([*args, "--motion-model", str(tmp_path / "missing.onnx")]) == 2

@@ -76,7 +76,7 @@ class RenderOptions(_Checked):
     """How motion becomes pixels and a file."""
 
     size: int = _opt(512, "output width and height in pixels", (128, 2048))
-    crf: int = _opt(18, "H.264 quality (lower is better, 0-51)", (0, 51))
+    crf: int = _opt(18, "H.264 quality (lower is better)", (0, 51))
     label: bool = _opt(False, "add a small visible 'AI-generated' mark in a corner")
     full_frame: bool = _opt(False, "paste the animated face back into the whole portrait (at most 1920 px)")
     head_distance: float = _opt(
@@ -85,7 +85,7 @@ class RenderOptions(_Checked):
 
 
 @dataclass(frozen=True)
-class AnimateOptions(RenderOptions, MotionControls):
+class AnimateOptions(MotionControls, RenderOptions):
     """Everything animate, say, demo and a live Session take (a Session's generator defaults to the live
     one)."""
 
@@ -97,6 +97,12 @@ class AnimateOptions(RenderOptions, MotionControls):
         "evaluation)",
         choices=("rules", "learned", "loudness"),
     )
+    motion_model: str | None = _opt(
+        None,
+        "the learned generator's model: an .onnx file with its .json beside it, used instead of the shipped "
+        "one (to compare a retrained model; default: the shipped model)",
+        parse=str,
+    )
 
     def controls(self) -> MotionControls:
         """The fields of these options that steer the motion generator."""
@@ -104,7 +110,7 @@ class AnimateOptions(RenderOptions, MotionControls):
 
 
 @dataclass(frozen=True)
-class DriveOptions(RenderOptions, Steering):
+class DriveOptions(Steering, RenderOptions):
     """What drive takes: the motion comes from the driving video (no generator, no seed), steered like a
     generator's."""
 
@@ -208,6 +214,11 @@ class EvalOptions:
         None,
         "clips to use (default: validation for the development set, all for any other folder)",
         choices=SPLITS,
+        parse=str,
+    )
+    motion_model: str | None = _opt(
+        None,
+        "the learned generator's model (.onnx, its .json beside it) instead of the shipped one",
         parse=str,
     )
     keep_videos: bool = _opt(True, "keep the rendered videos in REPORT/videos")

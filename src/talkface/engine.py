@@ -114,7 +114,8 @@ class Engine:
         """16 kHz samples in, motion out, push by push: options.generator's stream at options.fps with the
         options' controls (live sessions push what arrives; offline, motion_windows pushes windows)."""
         make = generator(options.generator)
-        return AudioMotion(make(options.fps, options.controls(), tuple(phonemes)), clock=self._clock)
+        stream = make(options.fps, options.controls(), tuple(phonemes), options.motion_model)
+        return AudioMotion(stream, clock=self._clock)
 
     def phonemes_for(
         self, options: AnimateOptions, audio: AudioReader | Audio, transcript: str | None = None

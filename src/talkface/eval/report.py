@@ -226,7 +226,10 @@ def evaluate_clip(path: Path, options: EvalOptions, video_dir: Path, embedder) -
     neutral = track_frames([rig.image])[0]
     for name in options.generators:
         out = video_dir / f"{path.stem}.{name}.mp4"
-        anim = AnimateOptions(size=options.size, fps=fps, seed=record["seed"], generator=name)
+        model = options.motion_model if name == "learned" else None
+        anim = AnimateOptions(
+            size=options.size, fps=fps, seed=record["seed"], generator=name, motion_model=model
+        )
         t0 = time.perf_counter()
         animate(portrait, path, out, anim)
         render_s = time.perf_counter() - t0

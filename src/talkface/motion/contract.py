@@ -17,6 +17,7 @@ and the registry.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar, Protocol
 
 import numpy as np
@@ -164,10 +165,16 @@ class Generator(Protocol):
     needs_phonemes: its mouth needs them to be at its best, so that offline, when no text gives them, the
         engine recognises phones in the audio: it then reads the whole audio before the first frame (the
         recogniser decodes whole stretches between pauses). Any other generator's audio streams through in
-        bounded memory. Live, a generator gets no phonemes."""
+        bounded memory. Live, a generator gets no phonemes.
+    model: a model file to use instead of the generator's shipped one (to compare a retrained model); a
+        generator without a model file raises TalkfaceError when given one."""
 
     needs_phonemes: ClassVar[bool]
 
     def __call__(
-        self, fps: float, controls: MotionControls, phonemes: tuple[Phoneme, ...] = ()
+        self,
+        fps: float,
+        controls: MotionControls,
+        phonemes: tuple[Phoneme, ...] = (),
+        model: str | Path | None = None,
     ) -> MotionStream: ...

@@ -13,11 +13,18 @@ import dataclasses
 import numpy as np
 
 from talkface.config import EMOTIONS, Steering
+from talkface.errors import TalkfaceError
 from talkface.face.expression import BLINK_LEFT, BLINK_RIGHT, EXPRESSIONS
 from talkface.motion.contract import MotionSequence
 
 # Expression coefficients the expression scale leaves alone: the lids (a blink is shut at any scale).
 _UNSCALED = (BLINK_RIGHT, BLINK_LEFT)
+
+
+def no_model(generator: str, model) -> None:
+    """Raise TalkfaceError if a model file is given to a generator that has none."""
+    if model is not None:
+        raise TalkfaceError(f"the {generator} generator has no model file; {model} is for the learned one")
 
 
 def emotion_rows(controls: Steering, n_frames: int) -> np.ndarray:

@@ -15,6 +15,7 @@ name among AnimateOptions.generator's choices (config.py; a test checks that the
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import numpy as np
 
@@ -43,10 +44,14 @@ def generator(name: str) -> Generator:
 
 
 def make_stream(
-    name: str, fps: float, controls: MotionControls, phonemes: tuple[Phoneme, ...] = ()
+    name: str,
+    fps: float,
+    controls: MotionControls,
+    phonemes: tuple[Phoneme, ...] = (),
+    model: str | Path | None = None,
 ) -> MotionStream:
-    """A motion stream of the generator called `name`."""
-    return generator(name)(fps, controls, tuple(phonemes))
+    """A motion stream of the generator called `name` (with another model file than its shipped one)."""
+    return generator(name)(fps, controls, tuple(phonemes), model)
 
 
 def generate(

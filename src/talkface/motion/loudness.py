@@ -3,10 +3,12 @@ lead, no smoothing, no blinks, no head motion). It gives every metric a floor; n
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from talkface.audio.features import AudioFeatures
 from talkface.face.expression import JAW_OPEN
 from talkface.motion.contract import MotionControls, MotionSequence, Phoneme
-from talkface.motion.controls import emotion_rows
+from talkface.motion.controls import emotion_rows, no_model
 from talkface.motion.cues import SpeechLevels
 
 JAW_AT_FULL_LEVEL = 0.6
@@ -19,7 +21,14 @@ class LoudnessStream:
     lead_s = 0.0
     lookahead_s = 0.0
 
-    def __init__(self, fps: float, controls: MotionControls, phonemes: tuple[Phoneme, ...] = ()):
+    def __init__(
+        self,
+        fps: float,
+        controls: MotionControls,
+        phonemes: tuple[Phoneme, ...] = (),
+        model: str | Path | None = None,
+    ):
+        no_model("loudness", model)
         self.fps, self.controls = float(fps), controls
         self._levels = SpeechLevels(fps)
 

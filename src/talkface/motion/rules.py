@@ -13,6 +13,8 @@ syllables; brows rise with them.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from talkface.audio.features import AudioFeatures
@@ -26,7 +28,7 @@ from talkface.face.expression import (
     LIP_SPREAD,
 )
 from talkface.motion.contract import MotionControls, MotionSequence, Phoneme
-from talkface.motion.controls import emotion_rows
+from talkface.motion.controls import emotion_rows, no_model
 from talkface.motion.cues import SpeechLevels, clip01, mouth_targets
 from talkface.motion.stream import CausalSmoother, GaussianSmoother
 from talkface.motion.visemes import VisemeTrack
@@ -191,7 +193,14 @@ class RuleStream:
     needs_phonemes = False  # phonemes shape its mouth when given; without them, its acoustic mouth
     lead_s = LIP_LEAD
 
-    def __init__(self, fps: float, controls: MotionControls, phonemes: tuple[Phoneme, ...] = ()):
+    def __init__(
+        self,
+        fps: float,
+        controls: MotionControls,
+        phonemes: tuple[Phoneme, ...] = (),
+        model: str | Path | None = None,
+    ):
+        no_model("rules", model)
         self.fps = float(fps)
         self.controls, self.phonemes = controls, tuple(phonemes)
         self._visemes = VisemeTrack(self.phonemes)

@@ -78,8 +78,9 @@ BUNDLED = "bundled"  # portrait id of the shipped sample portrait
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF")  # as PIL names them
 SAMPLE_FORMATS = {"s16": np.dtype("<i2"), "f32": np.dtype("<f4")}
 # AnimateOptions fields a client may not set: crf (no encoder here), full_frame (frames up to 1920 px would
-# not stream in real time) and generator (the loudness baseline is for evaluation only).
-NOT_LIVE = {"crf", "full_frame", "generator"}
+# not stream in real time), generator (the loudness baseline is for evaluation only) and motion_model (a path
+# on the server's disk is not a client's to choose).
+NOT_LIVE = {"crf", "full_frame", "generator", "motion_model"}
 # The others, with the type a client sends each as (a JSON list for a tuple).
 START_OPTIONS = {
     f.name: f.metadata["parse"] if f.default is None else type(f.default)
