@@ -121,6 +121,18 @@ def test_drive_emotion_and_strength(monkeypatch, rig, driving_video, tmp_path):
     assert np.allclose(m.emotion[:, EMOTIONS.index("sad")], 0.3) and m.emotion.sum(1).max() <= 0.3 + 1e-6
 
 
+def test_drive_emotion_track(monkeypatch, rig, driving_video, tmp_path):
+    """An emotion track over the driven frames, at the output frame rate."""
+    from talkface.motion.controls import emotion_rows
+
+    for fps, n in ((None, 50), (12.5, 25)):
+        options = DriveOptions(emotion="neutral@0,sad:0.5@1", fps=fps)
+        m = drive_with(monkeypatch, rig, driving_video, tmp_path, emotion=options.emotion, fps=fps)
+        np.testing.assert_array_equal(m.emotion, emotion_rows(options, 0, n, m.fps))
+        sad = m.emotion[:, EMOTIONS.index("sad")]
+        assert not sad[: n // 2].any() and sad[-1] == np.float32(0.5)
+
+
 def test_drive_fps(monkeypatch, rig, driving_video, tmp_path):
     m = drive_with(monkeypatch, rig, driving_video, tmp_path, fps=12.5)
     known = _known_motion(50)

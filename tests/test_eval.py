@@ -263,6 +263,69 @@ def test_eval_flags_give_eval_options():
         EvalOptions(generators=("rules", "nope"))
 
 
+def _moving_head(faces: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Each frame of `faces` (T, 478, 3) under its own random 2-D similarity (in-plane roll up to 10
+    degrees, scale 0.8-1.25, shifts of tens of pixels): head motion added, nothing else."""
+    rng = np.random.default_rng(seed)
+    frames = np.empty(faces.shape)
+    for i, face in enumerate(faces):
+        rot = _rotation(0.0, 0.0, rng.uniform(-10, 10))
+        frames[i] = rng.uniform(0.8, 1.25) * face @ rot.T + np.r_[rng.uniform(-30, 30, 2), 0.0]
+    return frames
+
+
+def test_upper_face_metrics_are_zero_for_a_still_face_under_head_motion(face_points):
+    frames = _moving_head(np.stack([face_points] * 60))
+    frames[[7, 30]] = np.nan  # frames without a face are skipped
+    assert M.brow_motion(frames) == pytest.approx(0.0, abs=1e-9)
+    assert M.upper_face_motion(frames) == pytest.approx(0.0, abs=1e-9)
+    assert math.isnan(M.brow_motion(frames[:3]))  # too few frames: no number
+
+
+def test_brow_motion_recovers_a_known_brow_amplitude(face_points):
+    """Brows moving up and down by A eye distances (a sine over whole cycles: std A / sqrt(2)), seen through
+    random head motion, give brow_motion A / sqrt(2); the upper-face motion grows in proportion."""
+    n, amplitude = 100, 0.04
+    # Level the face (the portrait's head is tilted a little): its brows then rise along the image's y.
+    corners = face_points[[*T.RIGHT_EYE_CORNERS, *T.LEFT_EYE_CORNERS], :2]
+    dx, dy = corners[2:].mean(0) - corners[:2].mean(0)
+    face_points = face_points @ _rotation(0.0, 0.0, -np.degrees(np.arctan2(dy, dx))).T
+    eye = float(M.eye_distance(face_points))
+    lift = amplitude * np.sin(2 * np.pi * np.arange(n) / 25)  # 4 whole cycles
+    results = []
+    for a in (1.0, 2.0):
+        faces = np.stack([face_points] * n)
+        faces[:, M.BROWS, 1] -= a * lift[:, None] * eye  # y points down: minus is up
+        moved = _moving_head(faces)  # the same random poses for every amplitude
+        results.append((M.brow_motion(moved), M.upper_face_motion(moved)))
+    assert results[0][0] == pytest.approx(amplitude / np.sqrt(2), rel=1e-6)
+    assert results[1][0] == pytest.approx(2 * amplitude / np.sqrt(2), rel=1e-6)
+    # 20 of the 86 upper-face points move by A / sqrt(2) RMS; the Procrustes fit of the whole set takes
+    # some of that up as a shift and scale of the set, so the RMS is below sqrt(20 / 86) A / sqrt(2).
+    upper = results[0][1]
+    assert 0.3 * amplitude / np.sqrt(2) < upper < np.sqrt(20 / 86) * amplitude / np.sqrt(2) + 1e-9
+    assert results[1][1] == pytest.approx(2 * upper, rel=0.01)  # the fit is not quite linear
+    assert M.motion_ratio(results[0][0], results[1][0]) == pytest.approx(0.5)
+    assert math.isnan(M.motion_ratio(0.01, 0.0)) and math.isnan(M.motion_ratio(float("nan"), 0.01))
+
+
+def test_ratios_are_summarised_by_their_median():
+    from talkface.eval.report import summarize
+
+    clips = [
+        {
+            "real": {"brow_ratio": 1.0, "brow_motion": 0.02, "blinks": 0, "face_minutes": 0.1},
+            "generators": {"a": {"brow_ratio": r, "brow_motion": 0.02 * r, "blinks": 0, "face_minutes": 0.1}},
+            "still": {"brow_ratio": 0.03},
+        }
+        for r in (0.4, 0.5, 9.0)  # one clip whose real brows hardly move
+    ]
+    s = summarize(clips, ("a",))
+    assert s["a"]["brow_ratio"] == pytest.approx(0.5)  # the median, not the mean 3.3
+    assert s["a"]["brow_motion"] == pytest.approx(0.02 * 9.9 / 3)  # amplitudes: the mean
+    assert s["real"]["brow_ratio"] == 1.0 and s["still"]["brow_ratio"] == pytest.approx(0.03)
+
+
 def test_bootstrap_settles_clear_differences_and_not_coin_flips():
     """Paired resamples of clips: a generator ahead on every clip wins every resample; one that is ahead on
     half the clips by as much as it is behind on the others wins about half; nearness to real counts."""
@@ -324,7 +387,7 @@ def test_eval_writes_report_json_md_and_plots(report):
     data = json.loads((folder / "report.json").read_text())
     assert set(data) == {"clips", "summary", "uncertainty", "reenact", "settings", "plots"}
     assert data["settings"]["split"] == "all" and data["settings"]["clips_evaluated"] == 1
-    assert set(data["summary"]) == {"rules", "loudness", "real"}
+    assert set(data["summary"]) == {"rules", "loudness", "real", "still"}
     md = (folder / "report.md").read_text()
     assert "| lipsync_corr |" in md and "talk.mp4" in md
     assert (folder / "plots" / "mouth_talk.png").stat().st_size > 10_000
@@ -357,6 +420,22 @@ def test_eval_metrics_are_finite_and_plausible(report):
         assert math.isnan(rules["identity_dist"])
     else:
         assert 0 <= rules["identity_dist"] < 0.6
+
+
+def test_eval_reports_upper_face_motion_against_a_still_photo(report):
+    """The "real" clip is a rules render whose brows move with the voice: the same generator moves them
+    about as much, and a still photo of the portrait scores near 0."""
+    result, folder = report
+    clip = result["clips"][0]
+    rules, still = clip["generators"]["rules"], clip["still"]
+    assert clip["real"]["brow_ratio"] == 1.0 and clip["real"]["brow_motion"] > 0
+    assert 0.5 < rules["brow_ratio"] < 2 and 0.5 < rules["upper_face_ratio"] < 2
+    assert still["brow_ratio"] < 0.3 and still["upper_face_ratio"] < 0.3
+    summary = result["summary"]
+    assert summary["rules"]["brow_ratio"] == rules["brow_ratio"]  # the median of one clip
+    assert summary["still"]["upper_face_ratio"] == still["upper_face_ratio"]
+    md = (folder / "report.md").read_text()
+    assert "| brow_ratio |" in md and "| upper_face_ratio |" in md and "| still |" in md
 
 
 def test_reenactment_tracks_the_motion_better_than_the_still_portrait(report):

@@ -217,6 +217,7 @@ def test_busy_beyond_the_session_limit_and_free_again_after():
         ('{"type": "dance"}', "unknown message type 'dance'"),
         (b"\x00\x01", "audio before start"),
         ('{"type": "flush"}', "flush before start"),
+        ('{"type": "emotion", "emotion": "sad"}', "emotion before start"),
         (json.dumps(start_message(portrait="nope")), "unknown portrait 'nope'"),
         (json.dumps(start_message(sample_rate=44100.5)), "sample_rate must be an integer"),
         (json.dumps(start_message(sample_rate=100)), "sample_rate must be an integer"),
@@ -227,6 +228,8 @@ def test_busy_beyond_the_session_limit_and_free_again_after():
         (json.dumps(start_message(options={"size": 1024})), "above this server's limit"),
         (json.dumps(start_message(options={"gaze": [1]})), "option 'gaze' has a bad value"),
         (json.dumps(start_message(options={"emotion": "bored"})), "--emotion 'bored' is not one of"),
+        (json.dumps(start_message(options={"emotion": "sad@2,happy@1"})), "times must increase"),
+        (json.dumps(start_message(options={"emotion": 3})), "option 'emotion' has a bad value"),
         (json.dumps(start_message(options={"motion_scale": 9.0})), "--motion-scale 9.0 is out of range"),
     ],
 )
@@ -257,6 +260,8 @@ def test_start_takes_the_animate_options_that_make_sense_live():
     _, options, rate, _, channels = _parse_start(start_message(options=sent), state)
     assert options == {**sent, "gaze": (5.0, -3.0)} and (rate, channels) == (16000, 1)
     assert type(options["fps"]) is float and type(options["seed"]) is int
+    track = {"emotion": "neutral@0,happy:0.8@2.5"}  # a track, as the command line takes it
+    assert _parse_start(start_message(options=track), state)[1] == track
     for name, value in (("crf", 10), ("full_frame", True), ("generator", "loudness")):
         with pytest.raises(ClientError, match=f"unknown option '{name}'"):
             _parse_start(start_message(options={name: value}), state)
@@ -283,6 +288,53 @@ def test_bad_audio_after_start(client):
         assert ws.receive_json()["type"] == "ready"
         ws.send_json(start_message())
         expect_close(ws, CLOSE_POLICY, "start sent twice")
+
+
+def test_the_emotion_message_changes_the_frames_not_made_yet():
+    from talkface.config import EMOTIONS, EmotionKey, EmotionTrack, MotionControls
+    from talkface.motion.controls import emotion_rows
+    from talkface.stream.session import Session
+
+    shown, changed_at = [], []
+
+    class Recording(Session):  # records each frame's emotion row, and the frames made before the change
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            frame = self._engine.frame
+            self._engine.frame = lambda motion, i: shown.append(motion.emotion[i]) or frame(motion, i)
+
+        def set_emotion(self, emotion, strength=None):
+            changed_at.append(self._queued)
+            super().set_emotion(emotion, strength)
+
+    speech = synth_speech(2.0)
+    with TestClient(create_app(session_factory=Recording)) as c:
+        with ws_connect(c) as ws:
+            ws.send_json(start_message(options={"size": 128, "emotion": "happy:0.5"}))
+            assert ws.receive_json()["type"] == "ready"
+            ws.send_bytes(to_s16(speech[:16000]))
+            ws.send_json({"type": "emotion", "emotion": "sad", "strength": 0.8})
+            ws.send_bytes(to_s16(speech[16000:]))
+            ws.send_json({"type": "flush"})
+            frames, _ = receive_until_flushed(ws)
+            assert len(frames) == len(shown) == 50
+            ws.send_json({"type": "emotion", "emotion": "sad", "strength": "high"})
+            expect_close(ws, CLOSE_POLICY, 'an emotion message is {"type": "emotion"')
+        for message, why in (
+            ({"type": "emotion", "emotion": "joy"}, "--emotion 'joy' is not one of"),
+            ({"type": "emotion", "emotion": "sad", "strength": 2}, "strength 2 is out of range"),
+            ({"type": "emotion"}, "an emotion message is"),
+        ):
+            with ws_connect(c) as ws:
+                ws.send_json(start_message(options={"size": 128}))
+                assert ws.receive_json()["type"] == "ready"
+                ws.send_json(message)
+                expect_close(ws, CLOSE_POLICY, why)
+    made = changed_at[0]
+    assert 15 < made < 25
+    track = EmotionTrack((EmotionKey(0.0, "happy", 0.5), EmotionKey(made / FPS, "sad", 0.8)))
+    np.testing.assert_array_equal(np.array(shown), emotion_rows(MotionControls(emotion=track), 0, 50, FPS))
+    assert shown[-1][EMOTIONS.index("sad")] == np.float32(0.8)
 
 
 def test_idle_clients_are_closed():

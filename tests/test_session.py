@@ -1,5 +1,7 @@
 """talkface.Session: live audio in, watermarked frames out, agreeing with the offline pipeline."""
 
+import threading
+
 import numpy as np
 import pytest
 from conftest import synth_speech
@@ -7,8 +9,9 @@ from conftest import synth_speech
 import talkface
 from talkface.audio.features import compute_features
 from talkface.audio.load import from_samples
-from talkface.config import MotionControls
+from talkface.config import EMOTIONS, EmotionKey, EmotionTrack, MotionControls
 from talkface.errors import TalkfaceError
+from talkface.motion.controls import emotion_rows
 from talkface.motion.generators import generate
 from talkface.render.renderer import Renderer
 from talkface.video.watermark import detect_frames
@@ -89,3 +92,54 @@ def test_bad_input_is_a_clear_error(session, portrait):
     s.close()
     with pytest.raises(TalkfaceError, match="closed"):
         s.push_audio(np.zeros(10, np.float32), 16000)
+
+
+def test_set_emotion_changes_the_frames_not_made_yet(portrait, monkeypatch):
+    """The frames made before set_emotion keep their emotion; from the next one the face eases into the new
+    one, as an emotion track's keyframe at that frame's time would; a reset starts with it."""
+    with talkface.Session(portrait, size=128, emotion="happy:0.5") as s:
+        shown = []  # the emotion row of each frame, in order (not rendered: only the motion matters here)
+        monkeypatch.setattr(s._engine, "frame", lambda motion, i: shown.append(motion.emotion[i]))
+        x = synth_speech(2.0)
+        _feed(s, x[:16000], 16000, 640)
+        made = len(shown)
+        s.set_emotion("sad", 0.8)
+        _feed(s, x[16000:], 16000, 640)
+        s.flush()
+        list(s.frames())
+        track = EmotionTrack((EmotionKey(0.0, "happy", 0.5), EmotionKey(made / s.fps, "sad", 0.8)))
+        assert made > 15 and len(shown) >= 50
+        np.testing.assert_array_equal(
+            np.array(shown), emotion_rows(MotionControls(emotion=track), 0, len(shown), 25)
+        )
+        assert np.all(np.array(shown[:made])[:, EMOTIONS.index("happy")] == np.float32(0.5))
+        assert shown[-1][EMOTIONS.index("sad")] == np.float32(0.8) and not shown[-1][EMOTIONS.index("happy")]
+        for bad, why in ((("joy",), "'joy' is not one of"), (("sad", 2.0), "out of range")):
+            with pytest.raises(TalkfaceError, match=why):
+                s.set_emotion(*bad)
+        s.reset()
+        shown.clear()
+        _feed(s, x[:8000], 16000, 640)
+        assert shown and all(row[EMOTIONS.index("sad")] == np.float32(0.8) for row in shown)
+
+
+def test_set_emotion_from_another_thread(portrait, monkeypatch):
+    with talkface.Session(portrait, size=128) as s:
+        shown = []
+        monkeypatch.setattr(s._engine, "frame", lambda motion, i: shown.append(motion.emotion[i]))
+        stop = threading.Event()
+
+        def click():
+            while not stop.is_set():
+                for name in ("happy", "sad", "neutral"):
+                    s.set_emotion(name)
+
+        clicker = threading.Thread(target=click)
+        clicker.start()
+        try:
+            _feed(s, synth_speech(2.0), 16000, 320)
+        finally:
+            stop.set()
+            clicker.join()
+        rows = np.array(shown)
+        assert len(rows) > 40 and np.all(rows >= 0) and np.all(rows.sum(1) <= 0.7 + 1e-6)

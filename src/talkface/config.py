@@ -8,6 +8,7 @@ and the CLI enforce.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 from talkface.errors import TalkfaceError
@@ -37,8 +38,90 @@ def parse_pair(text: str) -> tuple[float, float]:
     return a, b
 
 
-# The emotions whose offsets the renderer knows (face.learned_basis learns one displacement field each).
-EMOTIONS = ("happy", "sad", "angry", "surprised", "disgusted")
+# The emotions the face can show (each a combination of action units, face.action_units); "neutral" is none.
+EMOTIONS = ("happy", "sad", "angry", "surprised", "disgusted", "fearful", "contemptuous")
+
+
+# An emotion track (Steering.emotion): keyframes NAME[:STRENGTH]@SECONDS. From its time, each keyframe eases
+# the face from the emotion it shows then to its own over this many seconds (a cosine ease: no jolt at either
+# end; 0.6 s is about the onset of a posed expression).
+EMOTION_TRANSITION_S = 0.6
+EMOTION_STRENGTH_RANGE = (0.0, 1.5)  # an emotion's strength: 0 none, 1 as in the labelled clips
+
+
+@dataclass(frozen=True)
+class EmotionKey:
+    """One keyframe of an emotion track: from `time` (seconds) the face turns to `emotion` ("neutral" or one
+    of EMOTIONS) at `strength` (None: the controls' emotion_strength)."""
+
+    time: float
+    emotion: str
+    strength: float | None = None
+
+    def __str__(self) -> str:
+        strength = "" if self.strength is None else f":{_number(self.strength)}"
+        return f"{self.emotion}{strength}@{_number(self.time)}"
+
+
+@dataclass(frozen=True)
+class EmotionTrack:
+    """Emotion over time (motion.controls.emotion_rows gives its rows): keyframes at increasing times from
+    0 s. The face is neutral before the first keyframe, a keyframe at 0 s holds from the first frame, and
+    every other keyframe starts an ease of EMOTION_TRANSITION_S at its time, from the emotion shown then (a
+    transition under way included) to its own. Raises TalkfaceError for an unknown emotion, a negative or
+    non-increasing time, or a strength outside EMOTION_STRENGTH_RANGE. str() is its text (parse_emotion)."""
+
+    keys: tuple[EmotionKey, ...]
+
+    def __post_init__(self):
+        names, lo, hi = ("neutral", *EMOTIONS), *EMOTION_STRENGTH_RANGE
+        if not self.keys:
+            raise TalkfaceError("--emotion has no keyframe")
+        for i, key in enumerate(self.keys):
+            if key.emotion not in names:
+                raise TalkfaceError(f"--emotion {key.emotion!r} is not one of: {', '.join(names)}")
+            if key.time < 0 or not math.isfinite(key.time):
+                why = "negative" if key.time < 0 else "not a finite number"
+                raise TalkfaceError(f"--emotion {key}: the keyframe time {key.time:g} s is {why}")
+            if i and key.time <= self.keys[i - 1].time:
+                raise TalkfaceError(
+                    f"--emotion keyframe times must increase: {key} comes after {self.keys[i - 1]}"
+                )
+            if key.strength is not None and key.emotion == "neutral":
+                raise TalkfaceError(f"--emotion {key}: neutral takes no strength")
+            if key.strength is not None and not lo <= key.strength <= hi:
+                raise TalkfaceError(
+                    f"--emotion {key}: strength {key.strength:g} is out of range: it must be between "
+                    f"{lo:g} and {hi:g}"
+                )
+
+    def __str__(self) -> str:
+        if len(self.keys) == 1 and self.keys[0].time == 0:  # a constant emotion: "happy", "happy:0.8"
+            return str(self.keys[0]).removesuffix("@0")
+        return ",".join(map(str, self.keys))
+
+
+def parse_emotion(text: str) -> EmotionTrack:
+    """An emotion or an emotion track as text -> EmotionTrack. "happy" (from 0 s, at the controls'
+    emotion_strength), "happy:0.8" (at strength 0.8), or keyframes NAME[:STRENGTH]@SECONDS separated by
+    commas: "neutral@0,happy:0.8@2.5,sad@6". Raises TalkfaceError naming the problem, in one line."""
+    keys = []
+    for item in str(text).split(","):
+        name_strength, at, time = item.strip().partition("@")
+        name, colon, strength = name_strength.strip().partition(":")
+        try:
+            key = EmotionKey(float(time) if at else 0.0, name.strip(), float(strength) if colon else None)
+        except ValueError:
+            raise TalkfaceError(
+                f"--emotion {text!r}: {item.strip()!r} is not NAME[:STRENGTH][@SECONDS] like happy:0.8@2.5"
+            ) from None
+        keys.append(key)
+    return EmotionTrack(tuple(keys))
+
+
+def _number(x: float) -> str:
+    """A number as an emotion track's text writes it: short, and read back as the same float."""
+    return f"{x:g}" if float(f"{x:g}") == x else repr(float(x))
 
 
 class _Checked:
@@ -58,10 +141,26 @@ class Steering(_Checked):
         (-25.0, 25.0),
         parse=parse_pair,
     )
-    emotion: str = _opt(
-        "neutral", "emotion offset learned from labelled clips", choices=("neutral", *EMOTIONS)
+    emotion: EmotionTrack = _opt(
+        EmotionTrack((EmotionKey(0.0, "neutral"),)),
+        f"emotion offset learned from labelled clips: NAME ({', '.join(('neutral', *EMOTIONS))}) at "
+        "--emotion-strength, NAME:STRENGTH, or a track of keyframes NAME[:STRENGTH]@SECONDS such as "
+        "neutral@0,happy:0.8@2.5,sad@6: from its time, each keyframe eases to its emotion over "
+        f"{EMOTION_TRANSITION_S:g} s (neutral before the first keyframe)",
+        parse=str,  # the text, parsed by parse_emotion when the options are made (its errors are one line)
     )
-    emotion_strength: float = _opt(0.7, "strength of --emotion", (0.0, 1.5))
+    emotion_strength: float = _opt(
+        0.7, "strength of --emotion's keyframes that give none", EMOTION_STRENGTH_RANGE
+    )
+
+    def __post_init__(self):
+        # emotion: an EmotionTrack, its text, or the emotion of a live stream, changed while it plays
+        # (motion.controls.LiveEmotion, the live Session's); the text becomes a track.
+        if isinstance(self.emotion, str):
+            object.__setattr__(self, "emotion", parse_emotion(self.emotion))
+        elif not hasattr(self.emotion, "keys"):
+            raise TalkfaceError(f"--emotion must be an emotion track or its text, got {self.emotion!r}")
+        super().__post_init__()
 
 
 @dataclass(frozen=True)
@@ -81,6 +180,11 @@ class RenderOptions(_Checked):
     full_frame: bool = _opt(False, "paste the animated face back into the whole portrait (at most 1920 px)")
     head_distance: float = _opt(
         1.0, "framing: above 1 the face is smaller (further away), below 1 larger", (0.6, 1.8)
+    )
+    neutralize: bool = _opt(
+        False,
+        "take the portrait's own expression (a smile) away for the whole video; by default the face keeps "
+        "its character, and an emotion replaces its expression",
     )
 
 

@@ -31,6 +31,7 @@ from talkface import __version__
 from talkface.audio.load import SAMPLE_RATE, Audio, AudioReader
 from talkface.config import AnimateOptions, RenderOptions
 from talkface.errors import TalkfaceError
+from talkface.face.action_units import AU, FACS
 from talkface.face.image import load_image
 from talkface.face.rig import FaceRig, build_rig
 from talkface.motion.contract import MotionSequence, Phoneme
@@ -103,10 +104,16 @@ class Engine:
             self.rig: FaceRig = build_rig(self.image, options.size, head_distance=options.head_distance)
         self.payload = payload or new_payload()
         with self._clock("frame_setup"):
-            self.renderer = Renderer(self.rig)
+            self.renderer = Renderer(self.rig, options.neutralize)
             self._paste = PasteBack(self.rig, self.image) if options.full_frame else None
             self.frame_size = self._paste.frame_size if self._paste else (options.size, options.size)
             self._marker = Watermarker(self.payload, *self.frame_size)
+        rest = {name: v for name, v in self.renderer.warp.rest_expression.items() if v > 0}
+        log.info(
+            "the portrait's own expression: %s%s",
+            ", ".join(f"{name} (AU{FACS[AU[name]]}) {v:.2f}" for name, v in rest.items()) or "neutral",
+            " (taken away: --neutralize)" if rest and options.neutralize else "",
+        )
 
     # -- audio -> motion ------------------------------------------------------------------------------
 

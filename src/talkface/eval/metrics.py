@@ -10,6 +10,7 @@ a docstring says otherwise; angles in degrees; times in seconds; rates from `fps
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 
@@ -348,3 +349,99 @@ def pose_error(real: np.ndarray, gen: np.ndarray) -> np.ndarray:
     d = np.abs(np.asarray(real[:n], np.float64) - np.asarray(gen[:n], np.float64))
     ok = np.isfinite(d).all(1)
     return d[ok].mean(0) if ok.sum() >= MIN_FRAMES else np.full(3, np.nan)
+
+
+# Upper-face motion. Head pose is removed with a 2-D similarity fit (x-y rotation, scale, shift: the face as
+# the camera sees it) on POSE_ANCHORS: the nose bridge and tip, the eye corners and the cheek sides. The
+# face mesh's STABLE set also holds forehead points, which ride up with the brows and would cancel part
+# of a brow raise.
+POSE_ANCHORS = [168, 6, 197, 195, 5, 4, 1, 33, 133, 263, 362, 234, 454, 127, 356]
+EYE_CORNERS = [*T.RIGHT_EYE_CORNERS, *T.LEFT_EYE_CORNERS]
+BROWS = T.RIGHT_BROW + T.LEFT_BROW  # 20 points, upper and lower edge of each brow
+LIDS = T.RIGHT_EYE_UPPER + T.RIGHT_EYE_LOWER + T.LEFT_EYE_UPPER + T.LEFT_EYE_LOWER  # 28, corners left out
+# Cheeks below the eyes and beside the nose (infraorbital and malar skin, which a smile or a squint lifts),
+# 7 a side; the lower cheek beside the mouth (205, 425, 187, 411) is left out, as speech moves it.
+CHEEKS = [117, 118, 100, 101, 50, 36, 123, 346, 347, 329, 330, 280, 266, 352]
+# Nose: the bridge, tip and columella (168 ... 2) and the wings (alae), 7 a side, which a wrinkle lifts.
+NOSE_MIDLINE = [168, 6, 197, 195, 5, 4, 1, 19, 94, 2]
+NOSE = NOSE_MIDLINE + [48, 64, 98, 129, 102, 49, 115, 278, 294, 327, 358, 331, 279, 344]
+UPPER_FACE = BROWS + LIDS + CHEEKS + NOSE  # 86 points
+
+
+def align_2d(points: np.ndarray, reference: np.ndarray, index: list[int] = POSE_ANCHORS) -> np.ndarray:
+    """Pose-free x-y landmarks: each frame of `points` (T, 478, 2 or 3) similarity-fitted in 2-D (rotation
+    in the image plane, scale, shift) so that its `index` points best match `reference`'s (478, 2 or 3),
+    then expressed in the reference's eye distances about the centroid of its `index` points. Shape
+    (T, 478, 2) float64, NaN rows kept. Unlike align_frames it does not undo turns out of the image
+    plane (yaw, pitch), which the face mesh's depth estimate does not give reliably for small faces."""
+    p = np.asarray(points, np.float64)[..., :2]
+    ref = np.asarray(reference, np.float64)[..., :2]
+    out = np.full(p.shape, np.nan)
+    found = np.isfinite(p[:, index]).all((1, 2))
+    if found.any():
+        scale, rot, t = similarity_fit(p[found][:, index], ref[index])
+        out[found] = scale[:, None, None] * np.einsum("bnj,bij->bni", p[found], rot) + t[:, None, :]
+    return (out - ref[index].mean(0)) / max(float(eye_distance(ref)), 1e-6)
+
+
+def mean_shape_2d(points: np.ndarray, index: list[int] = POSE_ANCHORS, iterations: int = 3) -> np.ndarray:
+    """A clip's mean face (478, 2) in the pixel scale of its first frame with a face, by generalised
+    Procrustes analysis in 2-D: align every frame to the current mean on the `index` points, average,
+    repeat (from the first frame with a face). NaN when no frame has a face."""
+    p = np.asarray(points, np.float64)[..., :2]
+    found = np.isfinite(p[:, index]).all((1, 2))
+    if not found.any():
+        return np.full(p.shape[1:], np.nan)
+    ref = p[np.argmax(found)]
+    for _ in range(iterations):
+        scale, rot, t = similarity_fit(p[found][:, index], ref[index])
+        moved = scale[:, None, None] * np.einsum("bnj,bij->bni", p[found], rot) + t[:, None, :]
+        ref = moved.mean(0)
+    return ref
+
+
+def brow_height(aligned: np.ndarray) -> np.ndarray:
+    """Mean height of the 20 brow points above the line of the 4 eye corners, measured square to that
+    line (along the face's own vertical, so a tilted head or reference does not shorten it), per frame,
+    shape (T,), for x-y landmarks (T, 478, 2) in eye distances (from align_2d); larger = brows higher."""
+    a = np.asarray(aligned, np.float64)[..., :2]
+    right = a[..., list(T.RIGHT_EYE_CORNERS), :].mean(-2)
+    left = a[..., list(T.LEFT_EYE_CORNERS), :].mean(-2)
+    across = left - right  # the subject's right eye is on the image's left
+    up = np.stack([across[..., 1], -across[..., 0]], -1)  # across turned 90 degrees, towards the brows
+    up /= np.maximum(np.linalg.norm(up, axis=-1, keepdims=True), 1e-12)
+    return ((a[..., BROWS, :].mean(-2) - 0.5 * (left + right)) * up).sum(-1)
+
+
+def brow_motion(points: np.ndarray) -> float:
+    """How much the brows move: the standard deviation over frames of brow_height, in eye distances, after
+    head pose is removed by a 2-D similarity fit of POSE_ANCHORS onto the clip's mean face. points: a
+    track (T, 478, 3) in pixels. 0 for a still face (rotating, scaling or shifting in the image plane
+    included); a brow raise of a eye distances held for half the frames gives a / 2. NaN when fewer than
+    MIN_FRAMES frames have a face."""
+    h = brow_height(align_2d(points, mean_shape_2d(points)))
+    h = h[np.isfinite(h)]
+    return float(h.std()) if len(h) >= MIN_FRAMES else float("nan")
+
+
+def upper_face_motion(points: np.ndarray) -> float:
+    """Non-rigid motion of the upper face: the UPPER_FACE points (brows, lids, cheeks, nose) of each frame
+    similarity-fitted in 2-D onto the clip's mean shape of those same points (generalised Procrustes), so
+    that whatever a rotation, scale and shift of the whole set explains (the head) is gone; then the root
+    mean square over frames and points of each point's x-y distance from its own mean position, in eye
+    distances. points: a track (T, 478, 3) in pixels. 0 for a still face; around the mean rather than frame
+    to frame, because the face mesh's frame-to-frame noise is as large as real frame-to-frame motion, while
+    expressions move the face for longer. NaN when fewer than MIN_FRAMES frames have a face."""
+    a = align_2d(points, mean_shape_2d(points, UPPER_FACE), UPPER_FACE)[:, UPPER_FACE]  # (T, 86, 2)
+    a = a[np.isfinite(a).all((1, 2))]
+    if len(a) < MIN_FRAMES:
+        return float("nan")
+    return float(np.sqrt(((a - a.mean(0)) ** 2).sum(-1).mean()))
+
+
+def motion_ratio(ours: float, real: float) -> float:
+    """ours / real for a motion amplitude; NaN when either is NaN or the real face does not move (below
+    1e-6 eye distances)."""
+    if not (math.isfinite(ours) and math.isfinite(real)) or real < 1e-6:
+        return float("nan")
+    return ours / real

@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import time
+import warnings
 import zlib
 from pathlib import Path
 
@@ -63,6 +64,20 @@ METRICS = [
     ("mouth_open_voiced", "eye dist", "real", "mean mouth opening in voiced frames"),
     ("silence_ratio", "ratio", "real", "mouth opening in silence / in speech"),
     ("audio_corr", "r", "real", "Pearson r of mouth opening and audio level (dB)"),
+    (
+        "brow_motion",
+        "eye dist",
+        "real",
+        "std over time of the brows' height above the eye corners, head pose removed (2-D fit)",
+    ),
+    ("brow_ratio", "x", "real", "brow_motion / the real clip's; summary: median over clips"),
+    (
+        "upper_face_motion",
+        "eye dist",
+        "real",
+        "RMS non-rigid motion of brows, lids, cheeks and nose about their mean (2-D Procrustes)",
+    ),
+    ("upper_face_ratio", "x", "real", "upper_face_motion / the real clip's; summary: median over clips"),
     ("blinks_per_min", "1/min", "real", "blink rate (conversation: 26/min, 95% CI 10.5-32.5)"),
     ("blink_ms", "ms", "real", "blink duration, from closing to reopening as the blink detector sees it"),
     ("pose_std_yaw", "deg", "real", "head yaw std"),
@@ -80,7 +95,20 @@ METRICS = [
     ("face_found", "share", "higher", "share of frames where the face mesh found a face"),
 ]
 # Values of the real clip compared with itself, where a metric is defined only against the real clip.
-REAL_CEILING = {"lipsync_corr": 1.0, "lipsync_corr_best": 1.0, "lipsync_lag_ms": 0.0, "mouth_lmd": 0.0}
+REAL_CEILING = {
+    "lipsync_corr": 1.0,
+    "lipsync_corr_best": 1.0,
+    "lipsync_lag_ms": 0.0,
+    "mouth_lmd": 0.0,
+    "brow_ratio": 1.0,
+    "upper_face_ratio": 1.0,
+}
+# Summarised by the median over clips, not the mean: a ratio to a real clip whose face hardly moves is
+# large, and one such clip would set the mean.
+MEDIAN_KEYS = ("brow_ratio", "upper_face_ratio")
+# Measured on a still photo too (the portrait crop on every frame, tracked like a video): the face mesh's
+# own noise, the floor of these metrics.
+STILL_KEYS = ("brow_motion", "brow_ratio", "upper_face_motion", "upper_face_ratio")
 
 
 def clip_seed(seed: int, clip_name: str) -> int:
@@ -150,6 +178,8 @@ def _motion_metrics(points: np.ndarray, fps: float, voicing: np.ndarray, level_d
         "mouth_open_voiced": M.voiced_mean(opening, voicing, fps),
         "silence_ratio": M.silence_ratio(opening, voicing, fps),
         "audio_corr": M.pearson(opening, level_db[: len(opening)]),
+        "brow_motion": M.brow_motion(points),
+        "upper_face_motion": M.upper_face_motion(points),
         "blinks": blinks.count,
         "blinks_per_min": blinks.per_min,
         "blink_ms": float(np.mean(blinks.durations_ms)) if blinks.durations_ms else float("nan"),
@@ -161,6 +191,14 @@ def _motion_metrics(points: np.ndarray, fps: float, voicing: np.ndarray, level_d
         "jitter": M.jitter(aligned, fps),
         "face_found": float(found.mean()) if len(found) else float("nan"),
         "face_minutes": float(found.sum() / fps / 60.0),
+    }
+
+
+def _upper_face_ratios(ours: dict, real: dict) -> dict:
+    """brow_ratio and upper_face_ratio: a video's brow and upper-face motion over the real clip's."""
+    return {
+        "brow_ratio": M.motion_ratio(ours["brow_motion"], real["brow_motion"]),
+        "upper_face_ratio": M.motion_ratio(ours["upper_face_motion"], real["upper_face_motion"]),
     }
 
 
@@ -224,6 +262,9 @@ def evaluate_clip(path: Path, options: EvalOptions, video_dir: Path, embedder) -
     # tracked like a video frame.
     rig = build_rig(portrait, options.size)
     neutral = track_frames([rig.image])[0]
+    still = track_frames(rig.image for _ in range(t_real)).astype(np.float64)
+    record["still"] = {"brow_motion": M.brow_motion(still), "upper_face_motion": M.upper_face_motion(still)}
+    record["still"].update(_upper_face_ratios(record["still"], record["real"]))
     for name in options.generators:
         out = video_dir / f"{path.stem}.{name}.mp4"
         model = options.motion_model if name == "learned" else None
@@ -251,6 +292,7 @@ def evaluate_clip(path: Path, options: EvalOptions, video_dir: Path, embedder) -
             ),
         }
         m.update(_motion_metrics(gen.points[:t], fps, voicing, level_db))
+        m.update(_upper_face_ratios(m, record["real"]))
         m["identity_dist"] = _identity(embedder, portrait_vec, gen, gen_ids)
         m["realtime_factor"] = render_s / audio.duration
         m["render_s"] = render_s
@@ -269,23 +311,35 @@ def evaluate_clip(path: Path, options: EvalOptions, video_dir: Path, embedder) -
 
 def summarize(clips: list[dict], generators: tuple[str, ...]) -> dict:
     """{generator or "real": {metric: mean over the clips where it is defined}}; blinks_per_min is pooled
-    (all blinks / all minutes) so that 2-second clips do not dominate it, and blink_ms over all blinks."""
+    (all blinks / all minutes) so that 2-second clips do not dominate it, and blink_ms over all blinks;
+    MEDIAN_KEYS are medians. "still": the STILL_KEYS of the still photo, summarised alike."""
     ok = [c for c in clips if not c.get("error")]
     out = {}
     for col in (*generators, "real"):
         rows = [c["real"] if col == "real" else c["generators"][col] for c in ok]
         s = {}
         for key, *_ in METRICS:
-            vals = np.array([r.get(key, np.nan) for r in rows], np.float64)
-            vals = vals[np.isfinite(vals)]
-            s[key] = float(vals.mean()) if len(vals) else float("nan")
+            s[key] = _summary_value([r.get(key, np.nan) for r in rows], key)
         minutes = sum(r["face_minutes"] for r in rows)
         if minutes > 0:
             s["blinks_per_min"] = sum(r["blinks"] for r in rows) / minutes
         s["blink_ms"] = _pooled_blink_ms(rows)
         s["clips"] = len(rows)
         out[col] = s
+    still = [c["still"] for c in ok if "still" in c]
+    if still:
+        out["still"] = {key: _summary_value([r.get(key, np.nan) for r in still], key) for key in STILL_KEYS}
+        out["still"]["clips"] = len(still)
     return out
+
+
+def _summary_value(values: list[float], key: str) -> float:
+    """The mean (the median for MEDIAN_KEYS) of the finite values; NaN if none."""
+    v = np.array(values, np.float64)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return float("nan")
+    return float(np.median(v) if key in MEDIAN_KEYS else v.mean())
 
 
 BOOTSTRAP_RESAMPLES = 2000
@@ -315,13 +369,18 @@ def _clip_values(clips: list[dict], col: str, key: str) -> np.ndarray:
     return np.array([r.get(key, np.nan) for r in rows], np.float64)
 
 
-def _resampled(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """The summary statistic of each resample of clips (idx: (B, n) clip indices), shape (B,)."""
+def _resampled(values: np.ndarray, idx: np.ndarray, median: bool = False) -> np.ndarray:
+    """The summary statistic of each resample of clips (idx: (B, n) clip indices), shape (B,): the mean of
+    the finite values, or their median."""
     if values.ndim == 2:  # pooled: sum of the first column over sum of the second
         weight = values[idx, 1].sum(1)
         return np.where(weight > 0, values[idx, 0].sum(1) / np.maximum(weight, 1e-12), np.nan)
     v = values[idx]
     ok = np.isfinite(v)
+    if median:
+        with warnings.catch_warnings():  # a resample with no finite value gives NaN, as intended
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmedian(v, axis=1)
     return np.where(ok.any(1), np.where(ok, v, 0.0).sum(1) / np.maximum(ok.sum(1), 1), np.nan)
 
 
@@ -339,7 +398,9 @@ def bootstrap(clips: list[dict], generators: tuple[str, ...], resamples: int = B
     idx = np.random.default_rng(0).integers(0, len(ok), (resamples, len(ok)))
     stats = {}
     for col in (*generators, "real"):
-        stats[col] = {key: _resampled(_clip_values(ok, col, key), idx) for key, *_ in METRICS}
+        stats[col] = {
+            key: _resampled(_clip_values(ok, col, key), idx, key in MEDIAN_KEYS) for key, *_ in METRICS
+        }
         out["ci"][col] = {
             key: [float(np.nanpercentile(v, 2.5)), float(np.nanpercentile(v, 97.5))]
             for key, v in stats[col].items()
@@ -412,6 +473,8 @@ def _fmt(v, key: str = "") -> str:
         return f"{v:.1f}"
     if key in ("mouth_lmd", "face_lmd", "mouth_open_voiced", "jitter", "delta_pose", "ssim"):
         return f"{v:.3f}"
+    if key in ("brow_motion", "upper_face_motion"):
+        return f"{v:.4f}"
     return f"{v:.2f}"
 
 
@@ -522,14 +585,23 @@ def write_markdown(report: dict, path: Path) -> None:
         "",
         f"identity_dist: {st['identity']}",
         "",
-        f"## Summary (mean over {summ['real']['clips']} clips)",
+        f"## Summary (mean over {summ['real']['clips']} clips; the ratios: median)",
         "",
-        "| metric | unit | better | " + " | ".join(cols) + " | what |",
-        "|---|---|---|" + "---:|" * len(cols) + "---|",
+    ]
+    table_cols = [*cols, "still"] if "still" in summ else cols
+    if "still" in summ:
+        lines += [
+            "`still` is a still photo (the portrait crop on every frame, tracked like a video): the face "
+            "mesh's own noise, the floor of the upper-face metrics.",
+            "",
+        ]
+    lines += [
+        "| metric | unit | better | " + " | ".join(table_cols) + " | what |",
+        "|---|---|---|" + "---:|" * len(table_cols) + "---|",
     ]
     better = {"higher": "higher", "lower": "lower", "0": "near 0", "real": "near real"}
     for key, unit, way, what in METRICS:
-        vals = " | ".join(_fmt(summ[c].get(key), key) for c in cols)
+        vals = " | ".join(_fmt(summ[c].get(key), key) for c in table_cols)
         lines.append(f"| {key} | {unit} | {better[way]} | {vals} | {what} |")
     lines += _uncertainty_markdown(report)
     if report.get("reenact"):
@@ -542,6 +614,8 @@ def write_markdown(report: dict, path: Path) -> None:
         ("mouth_open_voiced", "open"),
         ("silence_ratio", "sil. ratio"),
         ("audio_corr", "audio r"),
+        ("brow_ratio", "brows x"),
+        ("upper_face_ratio", "upper face x"),
         ("blinks_per_min", "blinks/min"),
         ("blink_ms", "blink ms"),
         ("pose_std_yaw", "yaw std"),
@@ -565,8 +639,8 @@ def write_markdown(report: dict, path: Path) -> None:
             continue
         p = c["portrait"]
         where = f"frame {p['frame']} ({p['time_s']:.2f} s){'' if 'closed' in p['how'] else ', mouth open'}"
-        for col in cols:
-            row = c["real"] if col == "real" else c["generators"][col]
+        for col in [*cols, "still"] if "still" in c else cols:
+            row = c[col] if col in ("real", "still") else c["generators"][col]
             first = f"{c['clip']} ({c['duration_s']:.1f} s, {c['fps']:g} fps)" if col == cols[0] else ""
             vals = " | ".join(_fmt(row.get(k), k) for k, _ in keys)
             lines.append(f"| {first} | {where if col == cols[0] else ''} | {col} | {vals} |")
@@ -581,6 +655,14 @@ def write_markdown(report: dict, path: Path) -> None:
         "portrait crop the renderer deforms) so that only lip motion is compared.",
         "- Portrait: the first frame in the first 2 s whose mouth opening is below "
         f"{CLOSED_MOUTH} eye distances, else the first frame with a face.",
+        "- Upper face (talkface.eval.metrics): head pose is removed in 2-D (rotation in the image plane, "
+        "scale, shift). brow_motion fits the nose bridge and tip, eye corners and cheek sides "
+        f"({len(M.POSE_ANCHORS)} points) of each frame onto the clip's mean face and measures the mean of "
+        f"the {len(M.BROWS)} brow points above the eye corners. upper_face_motion fits the "
+        f"{len(M.UPPER_FACE)} points of brows ({len(M.BROWS)}), lids ({len(M.LIDS)}), cheeks "
+        f"({len(M.CHEEKS)}) and nose ({len(M.NOSE)}) onto their own mean shape (generalised Procrustes) "
+        "and takes the RMS distance of each point from its mean position. Ratios are per clip, generated "
+        "over real, and summarised by their median.",
     ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -641,6 +723,7 @@ def _plot_metric(report: dict, key: str, unit: str, path: Path) -> None:
     ax.set_xticks(range(len(cols)), cols)
     ax.set_ylabel(unit)
     how = {"blinks_per_min": "all blinks / all minutes", "blink_ms": "over all blinks"}.get(key, "mean")
+    how = "median" if key in MEDIAN_KEYS else how
     ax.set_title(f"{key} (bars: {how}, dots: clips)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
@@ -731,7 +814,8 @@ def run_eval(data_dir: str | Path, report_dir: str | Path, options: EvalOptions 
         records.append(record)
         series[path.name] = s
         scores = ", ".join(
-            f"{g} r={_fmt(m['lipsync_corr'])} lag={_fmt(m['lipsync_lag_ms'], 'lipsync_lag_ms')} ms"
+            f"{g} r={_fmt(m['lipsync_corr'])} lag={_fmt(m['lipsync_lag_ms'], 'lipsync_lag_ms')} ms "
+            f"brows {_fmt(m['brow_ratio'])}x upper face {_fmt(m['upper_face_ratio'])}x"
             for g, m in record["generators"].items()
         )
         if "frames" in record.get("reenact", {}):
@@ -770,7 +854,8 @@ def run_eval(data_dir: str | Path, report_dir: str | Path, options: EvalOptions 
             "identity": "dlib 20 ResNet embedding, face_recognition_models 0.3.0"
             if embedder is not None
             else f"null: {why}",
-            "summary": "mean over clips; blinks_per_min pooled over all clips' minutes",
+            "summary": "mean over clips; blinks_per_min pooled over all clips' minutes; "
+            f"{', '.join(MEDIAN_KEYS)}: median over clips",
         },
         "plots": [],
     }

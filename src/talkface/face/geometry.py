@@ -75,8 +75,13 @@ def align_frames(points: np.ndarray, reference: np.ndarray, index: list[int] = T
 
 def head_pivot(points: np.ndarray) -> np.ndarray:
     """The point a head turns about, for one face (478, 3): behind the face by one eye distance, at nose
-    height, centred on the face oval; shape (3,). The renderer rotates about it, and motion capture
-    measures translation as what rotation about it does not explain."""
+    height, centred on the face oval, measured along the face's own axes (a tilted head's pivot lies on its
+    tilted midline); shape (3,). The renderer rotates about it, and motion capture measures translation as
+    what rotation about it does not explain."""
     p = np.asarray(points, np.float64)
     depth = p[: T.N_MESH, 2].mean() + float(eye_distance(p))
-    return np.array([p[T.FACE_OVAL, 0].mean(), p[T.NOSE_TIP, 1], depth])
+    centre = p[T.FACE_OVAL, :2].mean(0)
+    across = p[T.LEFT_EYE, :2].mean(0) - p[T.RIGHT_EYE, :2].mean(0)
+    down = np.array([-across[1], across[0]]) / max(float(np.linalg.norm(across)), 1e-9)  # towards the chin
+    xy = centre + float((p[T.NOSE_TIP, :2] - centre) @ down) * down
+    return np.array([xy[0], xy[1], depth])

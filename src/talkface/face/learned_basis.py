@@ -99,6 +99,11 @@ class LearnedBasis:
         """Emotion offsets at strength 1 in the canonical frame, (len(emotion_names), 478, 3)."""
         return np.tensordot(self.emotion_weights, np.concatenate([self.semantic, self.extras]), axes=1)
 
+    def transfer(self, points: np.ndarray) -> _Transfer:
+        """Canonical fields -> the portrait's crop pixels (call it on fields (..., 478, 3)), and its
+        to_face_frame (the portrait's points upright, in eye distances). points: (478, 3) crop pixels."""
+        return _Transfer(self.mean, np.asarray(points, np.float64))
+
     def on_face(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """The basis on a portrait, in its crop pixels per unit coefficient.
 

@@ -580,7 +580,10 @@ class LearnedStream:
         y[:, ROT] *= s.motion_scale
         y[:, TRANS] *= s.motion_scale
         y[:, GAZE] += np.asarray(s.gaze, np.float32)
-        return dataclasses.replace(array_to_motion(y, self.fps), emotion=emotion_rows(s, len(y)))
+        first = self._n_out - len(y)  # _emit has counted these frames out already
+        return dataclasses.replace(
+            array_to_motion(y, self.fps), emotion=emotion_rows(s, first, len(y), self.fps)
+        )
 
     # -- the MotionStream interface -------------------------------------------------------------------
 

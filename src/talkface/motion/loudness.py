@@ -31,12 +31,14 @@ class LoudnessStream:
         no_model("loudness", model)
         self.fps, self.controls = float(fps), controls
         self._levels = SpeechLevels(fps)
+        self._frames = 0  # frames returned so far
 
     def push(self, features: AudioFeatures) -> MotionSequence:
         m = MotionSequence.still(len(features), self.fps)
         level = self._levels(features)[0]
         m.expression[:, JAW_OPEN] = JAW_AT_FULL_LEVEL * level * self.controls.expression_scale
-        m.emotion[:] = emotion_rows(self.controls, len(m))
+        m.emotion[:] = emotion_rows(self.controls, self._frames, len(m), self.fps)
+        self._frames += len(m)
         return m
 
     def finish(self) -> MotionSequence:

@@ -303,5 +303,5 @@ class RuleStream:
             translation.astype(np.float32),
             gaze.astype(np.float32),
             self.fps,
-            emotion_rows(s, n),
+            emotion_rows(s, first, n, self.fps),
         )

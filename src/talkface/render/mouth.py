@@ -15,8 +15,10 @@ TOOTH_EDGES = np.array(
     [0.0, 0.17, 0.32, 0.45, 0.56, 0.66, 0.75, 0.83]
 )  # |u| of tooth borders (incisor first)
 UPPER_TEETH = 0.12  # visible height of the upper incisors, in mouth widths
-LOWER_TEETH = 0.065  # visible height of the lower incisors above the lower lip, in mouth widths
+# Lower incisors: in speech the lower lip covers all but their biting edges, this high at most (mouth widths).
+LOWER_TEETH = 0.055
 LOWER_SPAN = 0.56  # the lower teeth show out to this |u| (the canines); further round the lip hides them
+LOWER_SHOW = (0.15, 0.45)  # lip gap (mouth widths) over which the lower edges rise into view
 LOWER_NARROW = 1.35  # lower incisors are this much narrower than the upper ones
 CAVITY = np.array([62.0, 24.0, 28.0])
 TEETH = np.array([232.0, 226.0, 212.0])
@@ -35,11 +37,12 @@ TOOTH_LENGTH = np.array(
 
 def _tooth_row(
     u: np.ndarray, w: float, narrow: float = 1.0, rounding: float = 0.45
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Teeth across the mouth at u (-1 right corner, 0 centre, 1 left corner), for a mouth w pixels wide and
     teeth `narrow` times narrower than the upper incisors. Returns, shaped like u: the length factor of the
     tooth at u (its biting edge's corners rounded off by up to `rounding` of its length, times its own
-    length), its tone (TOOTH_TONE), and the distance to the nearest gap between teeth, pixels."""
+    length), its tone (TOOTH_TONE), the distance to the nearest gap between teeth and the tooth's width,
+    both in pixels."""
     au = np.minimum(np.abs(u) * narrow, TOOTH_EDGES[-1] - 1e-6)
     k = np.searchsorted(TOOTH_EDGES, au, side="right") - 1
     lo_e, hi_e = TOOTH_EDGES[k], TOOTH_EDGES[k + 1]
@@ -49,7 +52,16 @@ def _tooth_row(
     r = np.clip(gap_px / np.maximum(0.25 * tooth_px, 1e-6), 0, 1)
     corner = 1 - rounding * (1 - np.sqrt(1 - (1 - r) ** 2))
     tooth = k + 8 * (u > 0)
-    return corner * TOOTH_LENGTH[tooth], TOOTH_TONE[tooth], gap_px
+    return corner * TOOTH_LENGTH[tooth], TOOTH_TONE[tooth], gap_px, tooth_px
+
+
+def _seam(gap_px: np.ndarray, tooth_px: np.ndarray, depth: np.ndarray | float) -> np.ndarray:
+    """Shading factor (shaped like gap_px) of the gap between neighbouring teeth: 1 - depth at its middle,
+    a tenth of a tooth wide (at least 0.7 px). Teeth only a few pixels wide lose their gaps: a one-pixel
+    dark line every three pixels reads as a comb, not as teeth."""
+    width = np.maximum(0.7, 0.1 * tooth_px)
+    visible = np.clip((tooth_px - 2.0) / 4.0, 0.0, 1.0)
+    return 1 - depth * visible * np.exp(-((gap_px / width) ** 2))
 
 
 def _lip_curve(lip: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -109,6 +121,11 @@ class MouthInterior:
         synthetic = np.clip(TEETH * cast * min(light, 1.05), 0, 255)
         self.teeth = synthetic if own is None else np.clip(own * 1.05, 0.75 * synthetic, 255)
         self.teeth_from_portrait = own is not None
+        # Where the portrait shows its upper teeth, a lip that lifts uncovers more of the same teeth: the
+        # top edge of its opening per source column (NaN where it has none), whose teeth are continued up.
+        shown = self.own_mouth > 0.6
+        self.own_top = np.where(shown.any(0), np.argmax(shown, axis=0), np.nan).astype(np.float32)
+        self.image = rig.image
 
     def _shaded_teeth(self, shade: np.ndarray) -> np.ndarray:
         """Teeth colour under shading (...,) in 0..1, shape (..., 3): darker and warmer in shadow."""
@@ -152,30 +169,44 @@ class MouthInterior:
         # embrasures), shaded darker round the arch and in the lips' shadow.
         arch = 1 - 0.5 * au**2
         opening = np.clip(gap / (0.18 * w), 0.35, 1.0)  # a narrow gap lets little light onto the teeth
-        length_up, tone_up, gap_up = _tooth_row(u, w)
+        length_up, tone_up, gap_up, tooth_up = _tooth_row(u, w)
         h_up = UPPER_TEETH * w * length_up * (1 - 0.3 * au**2)
         upper = _coverage(h_up - t_up) * _coverage(t_up + 1.0) * _coverage((TOOTH_EDGES[-1] - au) * w / 2)
         tip_up = np.clip(t_up / np.maximum(h_up, 1e-6), 0, 1)  # 0 at the lip, 1 at the biting edge
-        seam_up = 1 - (0.25 + 0.45 * tip_up) * np.exp(-((gap_up / 0.8) ** 2))
+        # Gaps: the gum fills them near the lip; they open towards the biting edge (the embrasures).
+        seam_up = _seam(gap_up, tooth_up, 0.1 + 0.5 * tip_up)
         under_lip = np.clip(0.72 + t_up / (0.05 * w) * 0.28, 0.72, 1.0)
         shade_up = arch * opening * tone_up * seam_up * under_lip
-        # The lower teeth hide behind the lower lip until the jaw has dropped well past the upper teeth,
-        # and sit in the shadow of the upper lip and teeth: dimmer, and darker down towards the lip.
-        # Lower incisors are flat-topped and packed tight: little rounding and faint gaps.
-        length_lo, tone_lo, gap_lo = _tooth_row(u, w, LOWER_NARROW, rounding=0.15)
-        show_lo = np.clip((gap - 0.12 * w) / (0.15 * w), 0, 1)
-        h_lo = LOWER_TEETH * w * show_lo * length_lo
-        lower = (
-            _coverage(h_lo - t_lo)
-            * _coverage(t_lo + 1.0)
-            * _coverage((LOWER_SPAN - au) * w / 2)
-            * (h_lo > 0.5)
-        )
-        tip_lo = np.clip(t_lo / np.maximum(h_lo, 1e-6), 0, 1)
-        seam_lo = 1 - (0.08 + 0.22 * tip_lo) * np.exp(-((gap_lo / 0.6) ** 2))
-        shade_lo = arch * opening * tone_lo * seam_lo * (0.7 + 0.22 * tip_lo)
+        # The lower teeth hide behind the lower lip; as the jaw drops, only their biting edges rise into
+        # view, as a light band in the upper teeth's colour that sinks under the lip towards the canines.
+        # Lower incisors are flat-topped and packed tight: an even edge, faint gaps, a gentle tone change
+        # from tooth to tooth, a little darker down towards the lip.
+        length_lo, tone_lo, gap_lo, tooth_lo = _tooth_row(u, w, LOWER_NARROW, rounding=0.15)
+        show_lo = np.clip((gap / w - LOWER_SHOW[0]) / (LOWER_SHOW[1] - LOWER_SHOW[0]), 0, 1)
+        sink = np.sqrt(np.clip(1 - (au / LOWER_SPAN) ** 4, 0, 1))
+        h_lo = LOWER_TEETH * w * (show_lo * show_lo * (3 - 2 * show_lo)) * (0.8 + 0.2 * length_lo) * sink
+        lower = _coverage(h_lo - t_lo) * _coverage(t_lo + 1.0) * np.clip(h_lo, 0, 1)
+        tip_lo = np.clip(t_lo / np.maximum(h_lo, 1e-6), 0, 1)  # 0 at the lip, 1 at the biting edge
+        seam_lo = _seam(gap_lo, tooth_lo, 0.04 + 0.12 * tip_lo)
+        shade_lo = arch * opening * np.sqrt(tone_lo) * seam_lo * (0.82 + 0.15 * tip_lo)
         colour = colour + (self._shaded_teeth(shade_lo) - colour) * lower[..., None]
-        colour = colour + (self._shaded_teeth(shade_up) - colour) * upper[..., None]
+        teeth_up = self._shaded_teeth(shade_up)
+        if self.teeth_from_portrait:
+            # Above the portrait's own teeth: those teeth continued up (their gaps line up with the real
+            # ones), in the lip's shadow, instead of a second, synthetic row.
+            top = self.own_top[np.clip(np.round(sx).astype(np.int64), 0, len(self.own_top) - 1)]
+            above = np.isfinite(top) & (sy < top)
+            if above.any():
+                # Sampled a little below the opening's edge (the lip's own shadow is there), over a few
+                # rows so that one dark speck does not become a streak.
+                continued = np.zeros((*sx.shape, 3), np.float32)
+                xs = sx.astype(np.float32)
+                for k in range(3):
+                    ys = np.where(above, top + max(1.5, 0.035 * w) + k * max(0.5, 0.02 * w), sy)
+                    continued += cv2.remap(self.image, xs, ys.astype(np.float32), cv2.INTER_LINEAR)
+                continued *= (under_lip / 3)[..., None]
+                teeth_up = np.where(above[..., None], continued, teeth_up)
+        colour = colour + (teeth_up - colour) * upper[..., None]
         region = frame.image[y0:y1, x0:x1].astype(np.float32)
         # The warp already sampled the portrait at the skull coordinates: inside the portrait's own
         # opening that is its real teeth; newly opened parts get the synthetic interior.

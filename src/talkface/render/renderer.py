@@ -14,16 +14,17 @@ from talkface.render.warp import MeshWarp
 class Renderer:
     """Precomputes the rig's mesh, rings and mouth colours once; render() is the per-frame path."""
 
-    def __init__(self, rig: FaceRig):
+    def __init__(self, rig: FaceRig, neutralize: bool = False):
+        """neutralize: take the portrait's own expression away (MeshWarp)."""
         self.rig = rig
-        self.warp = MeshWarp(rig)
+        self.warp = MeshWarp(rig, neutralize)
         self.mouth = MouthInterior(rig)
-        self.eyes = Eyes(rig)
+        self.eyes = Eyes(rig, self.warp)  # opens a portrait's closed eyes in the warp
 
     def render(self, motion: MotionSequence, i: int) -> np.ndarray:
         """Frame i of `motion`, shape (size, size, 3) uint8 RGB (a new array each call)."""
         result = self.warp.warp(
-            motion.expression[i],
+            self.eyes.lids(motion.expression[i], motion.gaze[i]),
             motion.rotation[i],
             motion.translation[i],
             motion.emotion[i],

@@ -17,7 +17,14 @@ import numpy as np
 from scipy.spatial import Delaunay
 
 from talkface.face import topology as T
-from talkface.face.expression import EMOTIONS, JAW_OPEN
+from talkface.face.action_units import (
+    fields_on_face,
+    jaw_gains,
+    recipe_matrix,
+    rest_activations,
+    rest_expression,
+)
+from talkface.face.expression import JAW_OPEN
 from talkface.face.geometry import head_pivot
 from talkface.face.landmarks import Landmarks
 from talkface.face.learned_basis import JAW_GAP, load_basis
@@ -41,6 +48,12 @@ FAR = 1e6  # depth of the ring: the face always wins where they overlap
 JAW_KNEE = 0.8  # jaw_open above which the chin follows the lower lip (the basis is calibrated up to here)
 LOWER_LIP_OUTER = 17  # middle of the lower lip's outer edge
 UPPER_JAW = [2, 164, 98, 327]  # under the nose: moves with the skull (upper teeth), not with the lips
+# An action unit both the emotion and the portrait show grows by this share of the weaker of the two: a happy
+# smiling face smiles more than the portrait.
+SHARED_BOOST = 0.3
+AU_LIMIT = 1.5  # no action unit is driven past this (1 is a strong natural extreme): beyond, skin folds
+# An emotion at this strength or more replaces the portrait's own expression entirely (less: in proportion).
+REPLACE_STRENGTH = 0.5
 REST_GAP_TOLERANCE = 0.02  # inner-lip gap (eye distances) under which a portrait's lips count as closed
 
 
@@ -121,20 +134,33 @@ class WarpResult:
 class MeshWarp:
     """Everything about the rig that does not change per frame, and warp() for one frame."""
 
-    def __init__(self, rig: FaceRig):
+    def __init__(self, rig: FaceRig, neutralize: bool = False):
+        """neutralize: take the portrait's own expression (a smile) away on every frame; by default it is
+        kept, and taken away only as far as an emotion replaces it."""
         self.rig = rig
         size = rig.size
         p = rig.points.astype(np.float64)
         self.neutral = p
         # The expression directions learned from video (face.learned_basis), calibrated on this face.
-        semantic, _, emotions = load_basis().on_face(p)
+        semantic, _, _ = load_basis().on_face(p)
         self.basis = semantic.astype(np.float64)  # (K, 478, 3)
-        self.emotions = np.stack([emotions[name] for name in EMOTIONS]).astype(np.float64)  # (E, 478, 3)
+        # Action units on this face, the emotions as combinations of them, and the portrait's own expression.
+        self.action_units = fields_on_face(p)  # (A, 478, 3)
+        self.recipes = recipe_matrix()  # (E, A)
+        self.jaw_gains = jaw_gains()  # (E,)
+        self.rest_expression = rest_expression(p)  # {action unit: activation}
+        self.rest = rest_activations(self.rest_expression)  # (A,)
+        self.neutralize = neutralize
         # Motion means jaw_open = 0 is closed lips (silence, m, b, p). A portrait with parted lips or a
         # toothy smile is closed by this much jaw; its own opening comes back at jaw_open = -rest_jaw.
         gap = Landmarks(rig.points).mouth_opening()
         self.rest_jaw = -gap / JAW_GAP if gap > REST_GAP_TOLERANCE else 0.0
         self.iod = rig.eye_distance
+        # The crop keeps the portrait's orientation, so a tilted face lies tilted in it: the head turns about
+        # its own axes (yaw about its tilted midline), not the image's.
+        right_eye, left_eye = p[[33, 133], :2].mean(0), p[[263, 362], :2].mean(0)
+        dx, dy = left_eye - right_eye
+        self.tilt = rotation_matrix(0.0, 0.0, float(np.degrees(np.arctan2(dy, dx))))
         # Past JAW_KNEE the mouth opens by turning the jaw: the chin drops with the lower lip instead of at
         # the learned basis's speech ratio (~0.4 of it). Per unit jaw beyond the knee, each lower-face point
         # gets what it lacks of the lower lip's motion, fully at the chin, fading out up to the corners.
@@ -227,21 +253,42 @@ class MeshWarp:
     def deform(self, expression: np.ndarray, emotion: np.ndarray | None = None) -> np.ndarray:
         """Neutral landmarks plus expression (K,) and emotion offsets (E,), shape (478, 3)."""
         coef = expression.astype(np.float64).copy()
+        if emotion is not None and coef[JAW_OPEN] > 0:
+            coef[JAW_OPEN] *= 1.0 + float(np.dot(emotion, self.jaw_gains))
         wide = max(float(coef[JAW_OPEN]) - JAW_KNEE, 0.0)
         coef[JAW_OPEN] += self.rest_jaw
         out = self.neutral + np.tensordot(coef, self.basis, axes=1)
         if wide > 0:
             out = out + wide * self.chin_field
-        if emotion is not None and np.any(emotion):
-            out = out + np.tensordot(emotion.astype(np.float64), self.emotions, axes=1)
+        aus = self.action_unit_activations(emotion)
+        if aus is not None:
+            out = out + np.tensordot(aus, self.action_units, axes=1)
         return out
+
+    def action_unit_activations(self, emotion: np.ndarray | None) -> np.ndarray | None:
+        """Action-unit activations (A,) to add to the portrait for emotion strengths (E,): the face goes from
+        the portrait's own expression towards its neutral as far as an emotion replaces it (all the way when
+        neutralizing), and the emotions' action units are added; an action unit the emotion wants and the
+        portrait already shows is kept at the stronger of the two, plus SHARED_BOOST of the weaker (a happy
+        face smiles more than a smiling portrait). None when nothing changes."""
+        strength = 0.0 if emotion is None else float(np.clip(np.sum(emotion), 0.0, 1.0))
+        away = 1.0 if self.neutralize else min(1.0, strength / REPLACE_STRENGTH)
+        if strength == 0.0 and (away == 0.0 or not self.rest.any()):
+            return None
+        kept = (1.0 - away) * self.rest  # what remains of the portrait's own expression
+        wanted = emotion.astype(np.float64) @ self.recipes if strength > 0.0 else np.zeros_like(kept)
+        shared = (wanted > 0) & (self.rest > 0)
+        more = np.maximum(self.rest, wanted) + SHARED_BOOST * np.minimum(self.rest, wanted)
+        target = np.where(shared, more, kept + wanted)
+        aus = target - self.rest
+        return np.clip(aus, -AU_LIMIT, AU_LIMIT)
 
     def pose(
         self, pts: np.ndarray, rotation: np.ndarray, translation: np.ndarray, scale: float = 1.0
     ) -> np.ndarray:
         """Rotate 3D points (N, 3) about the head pivot, scale them about it (the head nearer the camera
         when > 1) and shift them (translation in eye distances)."""
-        r = rotation_matrix(*rotation)
+        r = self.tilt @ rotation_matrix(*rotation) @ self.tilt.T
         out = (pts - self.pivot) @ (float(scale) * r.T) + self.pivot
         out[:, :2] += np.asarray(translation) * self.iod
         return out

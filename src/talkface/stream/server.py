@@ -15,10 +15,14 @@ Routes
 WebSocket protocol. Client -> server:
     text   {"type": "start", "portrait": "bundled" | <upload id>, "sample_rate": 48000,
             "format": "s16" | "f32", "channels": 1, "options": {"size": 512, "seed": 0, ...}}
-           (once, first; options are fields of talkface.config.AnimateOptions, see START_OPTIONS)
+           (once, first; options are fields of talkface.config.AnimateOptions, see START_OPTIONS; "emotion"
+           is a name or a track as `talkface animate --emotion` takes it, e.g. "neutral@0,happy:0.8@2.5")
     binary PCM audio after "ready": little-endian int16 or float32, interleaved when channels > 1,
            chunks of any length up to `max_chunk_seconds`
     text   {"type": "flush"}   end of an utterance: the frames of all audio sent so far are rendered
+    text   {"type": "emotion", "emotion": "sad", "strength": 0.8}   from the next frame not made yet, the face
+           eases to that emotion ("neutral" or one of talkface.config.EMOTIONS) over 0.6 s; strength 0-1.5 is
+           optional (default: the start options' emotion_strength). It outlasts a reset (Session.set_emotion)
     text   {"type": "reset"}   start a new stream: the time base goes back to 0 and `generation` goes up
     text   {"type": "ping"}    -> {"type": "pong"}
 Server -> client:
@@ -81,9 +85,10 @@ SAMPLE_FORMATS = {"s16": np.dtype("<i2"), "f32": np.dtype("<f4")}
 # not stream in real time), generator (the loudness baseline is for evaluation only) and motion_model (a path
 # on the server's disk is not a client's to choose).
 NOT_LIVE = {"crf", "full_frame", "generator", "motion_model"}
-# The others, with the type a client sends each as (a JSON list for a tuple).
+# The others, with the type a client sends each as (a JSON list for a tuple, a string for what the command
+# line takes as text: the emotion track).
 START_OPTIONS = {
-    f.name: f.metadata["parse"] if f.default is None else type(f.default)
+    f.name: f.metadata["parse"] if f.default is None or f.metadata["parse"] is str else type(f.default)
     for f in dataclasses.fields(AnimateOptions)
     if f.name not in NOT_LIVE
 }
@@ -538,8 +543,18 @@ class _Connection:
             if kind == "reset":
                 self.stream_samples = 0
             await self._feed(self._flush if kind == "flush" else self._reset)
+        elif kind == "emotion":
+            if self.session is None:
+                raise ClientError("emotion before start")
+            emotion, strength = message.get("emotion"), message.get("strength")
+            if not isinstance(emotion, str) or (strength is not None and _coerce(float, strength) is None):
+                raise ClientError(
+                    'an emotion message is {"type": "emotion", "emotion": "sad", "strength": 0.8} '
+                    "(strength optional: a number)"
+                )
+            await self._feed(self.session.set_emotion, emotion, strength, inline=True)
         else:
-            raise ClientError(f"unknown message type {kind!r} (start, flush, reset, ping)")
+            raise ClientError(f"unknown message type {kind!r} (start, flush, reset, emotion, ping)")
 
     async def _start(self, message: dict) -> None:
         if self.session is not None:

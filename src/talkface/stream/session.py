@@ -10,6 +10,8 @@ frame carries the watermark. push_audio() does the cheap part (features and moti
             s.push_audio(chunk, 48000)
             for t, frame in s.frames():       # RGB uint8 (512, 512, 3); t = frame time on the audio's clock
                 show(t, frame)
+            if button_pressed():
+                s.set_emotion("happy", 0.8)   # the face eases into it from the next frame made
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ import numpy as np
 import soxr
 
 from talkface.audio.load import SAMPLE_RATE
-from talkface.config import SAMPLE_RATE_RANGE, AnimateOptions
+from talkface.config import SAMPLE_RATE_RANGE, AnimateOptions, EmotionKey, EmotionTrack
 from talkface.engine import Engine
 from talkface.errors import TalkfaceError
 from talkface.motion.contract import MotionSequence
+from talkface.motion.controls import LiveEmotion
 
 FLUSH_STEP = 160  # samples of silence per step while flushing (10 ms)
 MAX_FLUSH_S = 1.0  # flushing never adds more silence than this
@@ -44,7 +47,8 @@ class Session:
     phones recognised in whole pieces of audio, which a live stream does not have; live, it falls back to
     acoustic cues that follow the lips no better than the rules do.
 
-    push_audio() and frames() may be called from two different threads (one producer, one consumer)."""
+    push_audio() and frames() may be called from two different threads (one producer, one consumer), and
+    set_emotion() from any thread."""
 
     def __init__(self, portrait: str | Path | np.ndarray, **options):
         names = {f.name for f in dataclasses.fields(AnimateOptions)}
@@ -64,7 +68,9 @@ class Session:
         """Start a new stream: time goes back to 0, pending frames are dropped."""
         with self._lock:
             self._check_open()
-            self._motion = self._engine.audio_motion(self.options)
+            # The generator reads this emotion whenever it returns frames; set_emotion() changes it.
+            self._emotion = LiveEmotion(self.options.emotion, self.options.emotion_strength)
+            self._motion = self._engine.audio_motion(dataclasses.replace(self.options, emotion=self._emotion))
             self._pending: deque[MotionSequence] = deque()
             self._row = 0  # next row of _pending[0] to render
             self._next_frame = 0  # index of the next frame frames() yields
@@ -92,6 +98,20 @@ class Session:
             if self._resampler is not None:
                 x = self._resampler.resample_chunk(x)
             self._queue(self._motion.push(x))
+
+    def set_emotion(self, emotion: str, strength: float | None = None) -> None:
+        """Change the emotion from now on: from the first frame whose motion is not made yet, the face eases
+        from the emotion it shows to `emotion` ("neutral" or one of talkface.config.EMOTIONS) at `strength`
+        (0-1.5; None: the session's emotion_strength) over EMOTION_TRANSITION_S (0.6 s), as a keyframe of an
+        emotion track would; frames already made keep theirs. The change outlasts reset(): a new stream
+        starts with that emotion. Raises TalkfaceError for an unknown emotion or a bad strength."""
+        strength = None if strength is None else float(strength)
+        with self._lock:
+            self._check_open()
+            self._emotion.change(self._queued / self.fps, emotion, strength)
+            self.options = dataclasses.replace(
+                self.options, emotion=EmotionTrack((EmotionKey(0.0, emotion, strength),))
+            )
 
     def flush(self) -> None:
         """End of an utterance: push just enough silence that every frame of the audio pushed so far is

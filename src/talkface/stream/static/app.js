@@ -360,6 +360,13 @@ function init() {
     ev.target.value = "";
     if (file) begin("file", () => startFile(file));
   });
+  // While live, a new emotion eases the running face into it (the "emotion" message) instead of waiting
+  // for the next start.
+  $("emotion").addEventListener("change", () => {
+    if (live && live.ws.readyState === WebSocket.OPEN) {
+      live.ws.send(JSON.stringify({ type: "emotion", emotion: $("emotion").value }));
+    }
+  });
   $("portrait-file").addEventListener("change", (ev) => {
     if (ev.target.files[0]) uploadPortrait(ev.target.files[0]);
   });
