@@ -62,7 +62,7 @@ FACS = (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 16, 17, 18, 20, 22, 24, 26, 12, 14)
 
 # Emotion -> action-unit activations at emotion strength 1 (EMFACS prototypes; see the module docstring).
 RECIPES: dict[str, dict[str, float]] = {
-    "happy": {"lip_corner_pull": 1.3, "cheek_raise": 1.0, "lid_tighten": 0.2},
+    "happy": {"lip_corner_pull": 1.5, "cheek_raise": 1.0, "lid_tighten": 0.2},
     "sad": {
         "brow_inner_raise": 1.1,
         "brow_lower": 0.5,
@@ -73,7 +73,7 @@ RECIPES: dict[str, dict[str, float]] = {
     "angry": {
         "brow_lower": 1.3,
         "lid_tighten": 0.9,
-        "upper_lid_raise": 0.3,
+        "upper_lid_raise": 0.25,  # the glare: lids wide above, tight below
         "lip_press": 1.0,
         "chin_raise": 0.3,
     },
@@ -173,10 +173,10 @@ _SPECS: dict[str, _Spec] = {
     ),
     "upper_lid_raise": _Spec(
         [
-            ((159,), (0.0, -0.04, 0.0)),
-            ((158, 160), (0.0, -0.035, 0.0)),
-            ((157, 161), (0.0, -0.025, 0.0)),
-            ((173, 246), (0.0, -0.012, 0.0)),
+            ((159,), (0.0, -0.05, 0.0)),
+            ((158, 160), (0.0, -0.045, 0.0)),
+            ((157, 161), (0.0, -0.032, 0.0)),
+            ((173, 246), (0.0, -0.015, 0.0)),
             ((27, 28, 29), (0.0, -0.02, 0.0)),
         ],
         (*_UPPER_FACE_ANCHORS, *_R_LOWER_LID, *T.RIGHT_BROW),
@@ -198,7 +198,7 @@ _SPECS: dict[str, _Spec] = {
             ((145,), (0.0, -0.03, 0.0)),
             ((144, 153), (0.0, -0.025, 0.0)),
             ((163, 154), (0.0, -0.015, 0.0)),
-            ((159, 158, 160), (0.0, 0.012, 0.0)),
+            ((159, 158, 160), (0.0, 0.005, 0.0)),
         ],
         (*_UPPER_FACE_ANCHORS, *T.RIGHT_BROW),
         0.1,
@@ -285,18 +285,18 @@ _SPECS: dict[str, _Spec] = {
     ),
     "lip_stretch": _Spec(
         [
-            ((61, 78), (-0.085, 0.015, 0.01)),
-            ((185, 191, 146, 95), (-0.05, 0.01, 0.005)),
-            ((40, 80, 91, 88), (-0.025, 0.005, 0.0)),
-            ((57, 43, 216, 206), (-0.035, 0.01, 0.0)),
+            ((61, 78), (-0.1, 0.02, 0.01)),
+            ((185, 191, 146, 95), (-0.07, 0.015, 0.005)),
+            ((40, 80, 91, 88), (-0.035, 0.008, 0.0)),
+            ((57, 43, 216, 206), (-0.045, 0.015, 0.0)),
         ],
         (*_MOUTH_ANCHORS, 0, 13, 14, 17, 152, 175),
         0.15,
     ),
     "lip_press": _Spec(
         [
-            ((0, 37, 267, 39, 269), (0.0, 0.02, 0.005)),  # the red of the upper lip rolls in
-            ((17, 84, 314, 181, 405), (0.0, -0.015, 0.005)),
+            ((0, 37, 267, 39, 269), (0.0, 0.035, 0.008)),  # the red of the upper lip rolls in
+            ((17, 84, 314, 181, 405), (0.0, -0.03, 0.008)),  # and of the lower lip
             ((61, 291), (0.01, 0.0, 0.0)),
         ],
         (*_MOUTH_ANCHORS, *T.INNER_LIP, 152, 175),

@@ -8,8 +8,13 @@ talking faces of the train split by training/fit_rules.py.
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 
+from talkface.assets import load_model
 from talkface.audio.features import VOICE_LEVEL_PRIOR_DB, AudioFeatures, RunningReference, mel_centres_hz
 
 MAX_JAW = 0.75
@@ -109,3 +114,132 @@ def mouth_targets(features: AudioFeatures, level: np.ndarray, cue: np.ndarray) -
     rounding = ROUND_GAIN * dark * np.sqrt(level) * gate * (0.4 + 0.6 * voiced)
     spread = SPREAD_GAIN * bright * np.sqrt(level) * gate
     return np.column_stack([np.minimum(jaw, MAX_JAW), rounding, spread])
+
+
+# -- prosody and the brows ---------------------------------------------------------------------------------
+
+STRESS_MEAN_S = 0.35  # the running mean that stress (loudness above it) is measured against
+PROSODY_COLUMNS = ("accent", "stress", "level", "talking", "pitch")
+BROWS_FILE = "brows.json"  # the fitted brow filter (training/fit_brows.py)
+
+
+class ProsodyCues:
+    """Per-frame prosodic cues of one voice at `fps`, causally (frame i depends on frames <= i): pitch accent
+    (semitones above the running median, /4, 0..1, voiced frames), stress (loudness above its running mean,
+    x3, 0..1, while talking), loudness while talking, talking (voice activity), pitch relative to the median
+    (octaves, clipped to +-1, voiced frames). Columns PROSODY_COLUMNS; shape (T, 5)."""
+
+    def __init__(self, fps: float):
+        from talkface.motion.stream import CausalSmoother
+
+        self._mean = CausalSmoother(STRESS_MEAN_S / np.sqrt(2) * fps)
+
+    def __call__(self, f: AudioFeatures, level: np.ndarray, semis: np.ndarray) -> np.ndarray:
+        voiced = (f.pitch_hz > 0).astype(np.float64)
+        talking = (f.voicing > 0.5).astype(np.float64)
+        stress = clip01((level - self._mean(level)) * 3.0) * talking
+        accent = clip01(semis / 4.0) * voiced
+        pitch = np.clip(semis / 12.0, -1.0, 1.0) * voiced
+        return np.column_stack([accent, stress, level * talking, talking, pitch])
+
+
+@dataclass(frozen=True)
+class BrowFilter:
+    """The brows' raise (brow_raise coefficient) from the prosodic cues around a frame: a linear filter over
+    `past` frames back and `ahead` ahead at `fps`, fitted by ridge regression to real talking faces
+    (training/fit_brows.py): brow = sum over taps of ((cues - in_mean) / in_std) @ weights[tap] * gain +
+    out_mean. At another frame rate the taps are resampled in time (taps())."""
+
+    fps: float
+    past: int
+    ahead: int
+    in_mean: np.ndarray  # (k,)
+    in_std: np.ndarray  # (k,)
+    weights: np.ndarray  # (past + 1 + ahead, k)
+    out_mean: float
+    gain: float  # the regression's output rescaled so that its spread matches the real brows'
+
+    def taps(self, fps: float, max_ahead: int) -> tuple[int, np.ndarray]:
+        """(past frames, weights (past + 1 + ahead, k)) at `fps`, reaching at most max_ahead frames ahead:
+        the fitted taps interpolated at the new frame times and scaled to the same area."""
+        if fps == self.fps and self.ahead <= max_ahead:
+            return self.past, self.weights
+        past = int(np.ceil(self.past * fps / self.fps))
+        ahead = min(int(np.floor(self.ahead * fps / self.fps)), max_ahead)
+        fitted = (np.arange(-self.past, self.ahead + 1)) / self.fps
+        times = np.arange(-past, ahead + 1) / fps
+        w = np.stack([np.interp(times, fitted, col, left=0.0, right=0.0) for col in self.weights.T], 1)
+        return past, w * (self.fps / fps)
+
+    def to_json(self) -> dict:
+        return {
+            "fps": self.fps,
+            "past": self.past,
+            "ahead": self.ahead,
+            "in_mean": np.round(self.in_mean, 6).tolist(),
+            "in_std": np.round(self.in_std, 6).tolist(),
+            "weights": np.round(self.weights, 6).tolist(),
+            "out_mean": round(float(self.out_mean), 6),
+            "gain": round(float(self.gain), 6),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> BrowFilter:
+        arrays = {k: np.asarray(d[k], np.float64) for k in ("in_mean", "in_std", "weights")}
+        return cls(
+            float(d["fps"]),
+            int(d["past"]),
+            int(d["ahead"]),
+            out_mean=float(d["out_mean"]),
+            gain=float(d["gain"]),
+            **arrays,
+        )
+
+
+def load_brows(path: str | Path | None = None) -> BrowFilter:
+    """The fitted brow filter (default: the shipped assets/brows.json), loaded once per process and path."""
+    return load_model(_read_brows, path, shipped=BROWS_FILE)
+
+
+def _read_brows(path: Path) -> BrowFilter:
+    return BrowFilter.from_json(json.loads(path.read_text(encoding="utf-8"))["filter"])
+
+
+class BrowStream:
+    """BrowFilter over a stream of prosodic cue rows at `fps`: push the rows of the next frames, get the brows
+    of every frame whose `ahead` rows have arrived (the first rows held before the start); finish() gives the
+    rest with the last row held."""
+
+    def __init__(self, brows: BrowFilter, fps: float, max_ahead: int):
+        self._f = brows
+        self.past, self._w = brows.taps(fps, max_ahead)
+        self.ahead = len(self._w) - 1 - self.past
+        self._rows = np.zeros((0, len(brows.in_mean)))
+        self._started = False
+
+    def push(self, cues: np.ndarray) -> np.ndarray:
+        x = (np.asarray(cues, np.float64) - self._f.in_mean) / self._f.in_std
+        if len(x) and not self._started:
+            x = np.concatenate([np.repeat(x[:1], self.past, 0), x])
+            self._started = True
+        self._rows = np.concatenate([self._rows, x])
+        return self._emit()
+
+    def finish(self) -> np.ndarray:
+        if not self._started:
+            return np.zeros(0)
+        self._rows = np.concatenate([self._rows, np.repeat(self._rows[-1:], self.ahead, 0)])
+        out = self._emit()
+        self._rows = self._rows[:0]
+        self._started = False
+        return out
+
+    def _emit(self) -> np.ndarray:
+        span = len(self._w)
+        n = len(self._rows) - span + 1
+        if n <= 0:
+            return np.zeros(0)
+        windows = np.lib.stride_tricks.sliding_window_view(self._rows, span, axis=0)  # (n, k, span)
+        out = np.einsum("nkt,tk->n", windows, self._w) * self._f.gain + self._f.out_mean
+        self._rows = self._rows[n:]
+        return out

@@ -8,7 +8,8 @@ closes the mouth. The mouth is smoothed to the lips' own 2-7 Hz motion and leads
 The constants of the acoustic mouth and of the head sway are measured on real talking faces of the train
 split by training/fit_rules.py. Eyes blink at a conversational rate with log-normal intervals, each blink
 held shut for a moment. The head sways (slow drifts and smaller faster movements) and nods on stressed
-syllables; brows rise with them.
+syllables. The brows follow the voice's prosody (pitch accents, stress, loudness) through a linear filter
+fitted to real talking faces (training/fit_brows.py, assets/brows.json).
 """
 
 from __future__ import annotations
@@ -29,7 +30,15 @@ from talkface.face.expression import (
 )
 from talkface.motion.contract import MotionControls, MotionSequence, Phoneme
 from talkface.motion.controls import emotion_rows, no_model
-from talkface.motion.cues import SpeechLevels, clip01, mouth_targets
+from talkface.motion.cues import (
+    STRESS_MEAN_S,
+    BrowStream,
+    ProsodyCues,
+    SpeechLevels,
+    clip01,
+    load_brows,
+    mouth_targets,
+)
 from talkface.motion.stream import CausalSmoother, GaussianSmoother
 from talkface.motion.visemes import VisemeTrack
 
@@ -56,8 +65,6 @@ SWAY_COMPONENTS = 10  # sinusoids per axis
 SWAY_SLOPE = 0.3  # amplitude ~ frequency**-SWAY_SLOPE
 NOD_DEG = 2.0  # pitch added by a full-strength stressed syllable
 GAZE_INTERVAL_S = 3.0  # median time between gaze shifts
-
-STRESS_MEAN_S = 0.35  # the running mean that stress (loudness above it) is measured against
 
 
 def _gaussian(fps: float, seconds: float, reach_s: float | None = None, columns: int = 1) -> GaussianSmoother:
@@ -219,11 +226,17 @@ class RuleStream:
         self._stress_mean = _causal(fps, STRESS_MEAN_S)
         self._stress, self._nod = _causal(fps, 0.08), _causal(fps, 0.1)
         self._accent, self._accent_roll = _causal(fps, 0.12), _causal(fps, 0.2)
+        self._prosody = ProsodyCues(fps)
         self._pushed = 0  # frames of features pushed
         self._done = 0  # motion frames returned
         self._lookahead = self._mouth.reach
-        # Per pushed frame not yet returned: nod, roll, brow, blink, gaze yaw and pitch.
-        self._rows = np.zeros((0, 6))
+        # The brows: fitted to real faces (motion.cues.BrowFilter), reading at most the mouth's lookahead.
+        # _brow: the filter's output for frames _brow_start... (frame j's comes with pushed frame j + ahead).
+        self._brows = BrowStream(load_brows(), fps, max_ahead=self._lookahead)
+        self._brow = np.zeros(0)
+        self._brow_start = 0
+        # Per pushed frame not yet returned: nod, roll, blink, gaze yaw and pitch.
+        self._rows = np.zeros((0, 5))
 
     @property
     def lookahead_s(self) -> float:
@@ -236,6 +249,7 @@ class RuleStream:
         if n == 0:
             return MotionSequence.still(0, self.fps)
         level, cue, semis = self._levels(features)
+        self._brow = np.concatenate([self._brow, self._brows.push(self._prosody(features, level, semis))])
         if self.phonemes:
             # Known phonemes (text to speech, alignment): visemes shape the mouth exactly; loudness only
             # scales the jaw a little (emphasis).
@@ -247,15 +261,14 @@ class RuleStream:
         mouth = self._mouth.push(targets)
 
         talking = features.voicing > 0.5
-        # Stress: loudness above its recent mean, on voiced frames; drives nods and brows. Accent: pitch
-        # above the speaker's median; tilts the head and lifts the brows.
+        # Stress: loudness above its recent mean, on voiced frames; drives nods. Accent: pitch above the
+        # speaker's median; tilts the head. (The brows read both through their fitted filter, _brows.)
         stress = self._stress(clip01((level - self._stress_mean(level)) * 3.0) * talking)
         accent = self._accent(clip01(semis / 4.0) * (features.pitch_hz > 0))
         rows = np.column_stack(
             [
                 NOD_DEG * self._nod(stress),
                 0.8 * self._accent_roll(accent) * self._roll_sign,
-                clip01(0.5 * stress + 0.4 * accent),
                 self._blinks(first, talking),
                 self._gaze(first, n),
             ]
@@ -264,6 +277,7 @@ class RuleStream:
         return self._motion(mouth)
 
     def finish(self) -> MotionSequence:
+        self._brow = np.concatenate([self._brow, self._brows.finish()])
         return self._motion(self._mouth.finish())
 
     def _motion(self, mouth: np.ndarray) -> MotionSequence:
@@ -291,10 +305,11 @@ class RuleStream:
         expr[:, JAW_OPEN] = mouth[:, 0]
         expr[:, LIP_ROUND] = mouth[:, 1]
         expr[:, LIP_SPREAD] = mouth[:, 2]
-        expr[:, BROW_RAISE] = s.expression_scale * rows[ahead, 2]
-        expr[:, BLINK_RIGHT] = rows[here, 3]
-        expr[:, BLINK_LEFT] = rows[here, 3]
-        gaze = rows[here, 4:6] + np.asarray(s.gaze)
+        expr[:, BROW_RAISE] = s.expression_scale * self._brow[frames - self._brow_start]
+        self._brow, self._brow_start = self._brow[first + n - self._brow_start :], first + n
+        expr[:, BLINK_RIGHT] = rows[here, 2]
+        expr[:, BLINK_LEFT] = rows[here, 2]
+        gaze = rows[here, 3:5] + np.asarray(s.gaze)
         # Keep the rows later frames still read (their own and `lookahead` ahead).
         self._rows = self._rows[max(0, first + n - base) :]
         return MotionSequence(
