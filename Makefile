@@ -60,7 +60,8 @@ train: $(TRAINSTAMP)
 	@if [ -d "$(DATA)" ]; then $(BIN)/python -m training.learned_motion.train $(DATA)/.. \
 	  && $(BIN)/python -m training.learned_motion.mouth $(DATA)/.. \
 	  && $(BIN)/python -m training.learned_motion.blinks $(DATA)/.. \
-	  && $(BIN)/python -m training.learned_motion.export --calibrate-outputs $(DATA)/..; \
+	  && $(BIN)/python -m training.learned_motion.export --calibrate-outputs $(DATA)/.. \
+	  && $(BIN)/python -m training.fit_brows $(DATA)/..; \
 	else echo "no training data at $(DATA) (set DATA=.../talking)"; exit 1; fi
 
 bench: $(STAMP)

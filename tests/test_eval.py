@@ -242,7 +242,10 @@ def test_split_is_speaker_disjoint(tmp_path):
     )
     assert 0.2 <= share <= 0.35
     assert S.default_split([tmp_path / "my_clip.mp4"]) == "all"
-    assert S.default_split([tmp_path / s["validation"][0], tmp_path / s["train"][0]]) == "validation"
+    assert S.default_split([tmp_path / s["validation"][0], tmp_path / s["train"][0]]) == "all"
+    # The development set, grown by clips the split file does not name yet: still its validation side.
+    grown = [tmp_path / n for n in [*s["validation"], *s["train"], "new_clip.mp4"]]
+    assert S.default_split(grown) == "validation"
 
 
 def test_eval_flags_give_eval_options():

@@ -84,10 +84,10 @@ def train_clips(data: str | Path) -> list[Path]:
 
 
 def default_split(clips: list[Path]) -> str:
-    """ "validation" when every clip is named in the split file (the development set), else "all"."""
-    split = load_split()
-    known = set(split["validation"]) | set(split["train"])
-    return "validation" if clips and all(c.name in known for c in clips) else "all"
+    """ "validation" when the folder holds every validation clip of the split file (the development set, which
+    may have grown since the split was made: clips the file does not name are in neither side), else "all"."""
+    names = {c.name for c in clips}
+    return "validation" if clips and set(load_split()["validation"]) <= names else "all"
 
 
 def select(clips: list[Path], split: str) -> list[Path]:

@@ -18,7 +18,7 @@ lip corners rise ~ 6-9 mm and widen ~ 5-8 mm in a broad smile; brows rise ~ 6-10
 nostril wings rise ~ 3-4 mm in disgust.
 
 EMOTIONS combine action units after Ekman & Friesen's EMFACS prototypes (happy 6+12, sad 1+4+15 (+17),
-angry 4+5+7+24, surprised 1+2+5, fearful 1+2+4+5+20, disgusted 9+10+15+16 (+4), contemptuous unilateral
+angry 4+5+7+24, surprised 1+2+5, fearful 1+2+4+5+20, disgusted 9+10+15+16, contemptuous unilateral
 12+14). The jaw drop of surprise and fear widens the voice's own jaw opening (JAW_GAINS) instead of holding
 the mouth open, so that the lips still close on p, b and m.
 """
@@ -86,11 +86,12 @@ RECIPES: dict[str, dict[str, float]] = {
         "lip_stretch": 1.3,
     },
     "disgusted": {
-        "nose_wrinkle": 1.2,
-        "upper_lip_raise": 0.7,
-        "lip_corner_depress": 0.6,
-        "brow_lower": 0.5,
-        "cheek_raise": 0.4,
+        "nose_wrinkle": 1.4,
+        "upper_lip_raise": 0.8,
+        "lower_lip_depress": 0.6,
+        "lip_corner_depress": 0.4,
+        "cheek_raise": 0.3,
+        "brow_lower": 0.2,
     },
     "contemptuous": {"lip_corner_pull_right": 1.3, "dimple_right": 1.0},
 }

@@ -18,6 +18,7 @@ from scipy.spatial import Delaunay
 
 from talkface.face import topology as T
 from talkface.face.action_units import (
+    AU,
     fields_on_face,
     jaw_gains,
     recipe_matrix,
@@ -52,6 +53,8 @@ UPPER_JAW = [2, 164, 98, 327]  # under the nose: moves with the skull (upper tee
 # smiling face smiles more than the portrait.
 SHARED_BOOST = 0.3
 AU_LIMIT = 1.5  # no action unit is driven past this (1 is a strong natural extreme): beyond, skin folds
+LIP_PARTING = [AU["lower_lip_depress"]]  # action units that hold the lips apart
+PARTING_JAW = 0.15  # speech jaw at which they act fully
 # An emotion at this strength or more replaces the portrait's own expression entirely (less: in proportion).
 REPLACE_STRENGTH = 0.5
 REST_GAP_TOLERANCE = 0.02  # inner-lip gap (eye distances) under which a portrait's lips count as closed
@@ -262,6 +265,8 @@ class MeshWarp:
             out = out + wide * self.chin_field
         aus = self.action_unit_activations(emotion)
         if aus is not None:
+            # An emotion parts the lips only as far as the voice opens them: they still close on p, b, m.
+            aus[LIP_PARTING] *= np.clip(float(expression[JAW_OPEN]) / PARTING_JAW, 0.0, 1.0)
             out = out + np.tensordot(aus, self.action_units, axes=1)
         return out
 
