@@ -171,3 +171,20 @@ def test_drive_fps_end_to_end_and_refused_options(portrait, driving_video, tmp_p
         )
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
         assert f"{flag[0]} does not apply" in r.stderr and "driving video" in r.stderr
+
+
+def test_a_driving_face_looking_down_does_not_blink_twice(tmp_path, rig):
+    """The renderer lowers the upper lids with a downward gaze; captured from such a video, the lowering is
+    taken out of the blinks (the renderer adds it again), so the eyes are not driven half shut."""
+    n = 30
+    m = MotionSequence.still(n, FPS)
+    m.gaze[10:, 1] = 14.0  # look down from frame 10 on
+    video = tmp_path / "down.mp4"
+    r = Renderer(rig)
+    with Mp4Writer(video, (rig.size, rig.size), FPS, None) as w:
+        for i in range(n):
+            w.write(r.render(m, i))
+    got = motion_from_track(track_video(video))
+    assert got.gaze[15:, 1].mean() > 2.0  # the look down is captured (the tracker sees less of it)
+    lids = got.expression[15:, [EXPRESSIONS.index("blink_right"), EXPRESSIONS.index("blink_left")]]
+    assert np.median(lids) < 0.12, np.median(lids)

@@ -19,6 +19,10 @@ from talkface.face import topology as T
 EXPRESSIONS = ("jaw_open", "lip_round", "lip_spread", "brow_raise", "blink_right", "blink_left")
 JAW_OPEN, LIP_ROUND, LIP_SPREAD, BROW_RAISE, BLINK_RIGHT, BLINK_LEFT = range(len(EXPRESSIONS))
 EYEBALL_RADIUS = 0.45  # eyeball radius in eye widths (corner to corner): gaze degrees <-> iris shift
+# Upper lids follow vertical gaze: the share of the iris's vertical shift they move with it (looking up,
+# looking down). Looking down the lid follows the eye almost fully; looking up it rises less. The renderer
+# adds it (render.eyes); motion captured from a video has it already and takes it out (motion.capture).
+LID_FOLLOW = (0.4, 0.8)
 
 # Extremes, in eye distances (the distance between the eye centres).
 JAW_DROP = 0.55  # lower-lip travel at jaw_open = 1 (a wide-open mouth)

@@ -13,7 +13,7 @@ import numpy as np
 
 from talkface.errors import NoFaceError
 from talkface.face import topology as T
-from talkface.face.expression import EXPRESSIONS, EYEBALL_RADIUS
+from talkface.face.expression import EXPRESSIONS, EYEBALL_RADIUS, LID_FOLLOW
 from talkface.face.geometry import align_frames, eye_distance, head_pivot, rotation_angles, similarity_fit
 from talkface.face.learned_basis import load_basis
 from talkface.face.tracking import Track
@@ -76,10 +76,12 @@ def _gaze(aligned: np.ndarray) -> np.ndarray:
     return g - g[0]
 
 
-def _blinks(points: np.ndarray) -> np.ndarray:
+def _blinks(points: np.ndarray, pitch: np.ndarray) -> np.ndarray:
     """Blink coefficients (T, 2) for the right and left eye from the lid gap over the eye width (raw,
     unsmoothed landmarks: a blink lasts only a few frames): 0 at the video's open-eye gap (its 90th
-    percentile), 1 when the lids meet."""
+    percentile), 1 when the lids meet; less the lids' following of the vertical gaze `pitch` (T,) degrees,
+    which the renderer adds again (LID_FOLLOW), so that a driving face looking down does not blink twice."""
+    follow = np.where(pitch > 0, LID_FOLLOW[1], LID_FOLLOW[0])
     out = []
     for upper, lower, (c0, c1) in (
         (T.RIGHT_EYE_UPPER, T.RIGHT_EYE_LOWER, T.RIGHT_EYE_CORNERS),
@@ -89,7 +91,8 @@ def _blinks(points: np.ndarray) -> np.ndarray:
         width = np.linalg.norm(points[:, c0, :2] - points[:, c1, :2], axis=1)
         ratio = gap / np.maximum(width, 1e-6)
         open_ratio = max(float(np.nanpercentile(ratio, 90)), 1e-6)
-        out.append(np.clip(1.0 - ratio / open_ratio, 0.0, 1.0))
+        gaze_drop = follow * EYEBALL_RADIUS * np.sin(np.radians(pitch)) / open_ratio
+        out.append(np.clip(1.0 - ratio / open_ratio - gaze_drop, 0.0, 1.0))
     return np.column_stack(out)
 
 
@@ -115,7 +118,8 @@ def motion_from_track(track: Track) -> MotionSequence:
     gram = b @ b.T + RIDGE * np.eye(len(EXPRESSIONS))
     coef = np.linalg.solve(gram, b @ delta.T).T  # (T, K)
     # Blinks are measured directly: a few-frame event that the smoothed fit would shrink.
-    blinks = _blinks(raw)
+    gaze = _gaze(aligned)
+    blinks = _blinks(raw, gaze[:, 1])
     coef[:, EXPRESSIONS.index("blink_right")] = blinks[:, 0]
     coef[:, EXPRESSIONS.index("blink_left")] = blinks[:, 1]
     for k, name in enumerate(EXPRESSIONS):
@@ -124,7 +128,7 @@ def motion_from_track(track: Track) -> MotionSequence:
         coef.astype(np.float32),
         rotation.astype(np.float32),
         translation.astype(np.float32),
-        _gaze(aligned).astype(np.float32),
+        gaze.astype(np.float32),
         float(track.fps),
         scale=scale.astype(np.float32),
     )

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from talkface.face import topology as T
-from talkface.face.expression import BLINK_LEFT, BLINK_RIGHT, EYEBALL_RADIUS
+from talkface.face.expression import BLINK_LEFT, BLINK_RIGHT, EYEBALL_RADIUS, LID_FOLLOW
 from talkface.face.learned_basis import LEFT_LID_PAIRS, RIGHT_LID_PAIRS
 from talkface.face.rig import FaceRig
 from talkface.render.warp import EYE_LEFT, EYE_RIGHT, SKIN, MeshWarp, WarpResult
@@ -43,9 +43,6 @@ LID_SHADOW = 0.05  # the upper lid's shadow and lashes darken a synthesized eye 
 # The strip under an opened eye's lower lid cleared of the closed lid's lashes, eye widths.
 MARGIN = 0.12
 SOFTNESS = 0.03  # blur of a synthesized eye's drawing and edges (Gaussian sigma), eye widths
-# Upper lids follow vertical gaze: the share of the iris's vertical shift they move with it (looking up,
-# looking down). Looking down the lid follows the eye almost fully; looking up it rises less.
-LID_FOLLOW = (0.4, 0.8)
 _EYES = (  # label, contour, iris points, lid pairs (upper, lower), blink coefficient
     (EYE_RIGHT, T.RIGHT_EYE, T.RIGHT_IRIS, RIGHT_LID_PAIRS, BLINK_RIGHT),
     (EYE_LEFT, T.LEFT_EYE, T.LEFT_IRIS, LEFT_LID_PAIRS, BLINK_LEFT),
