@@ -235,9 +235,12 @@ _SPECS: dict[str, _Spec] = {
             ((61, 78), (-0.07, -0.09, 0.02)),
             ((185, 191, 146, 95), (-0.055, -0.07, 0.015)),  # the lips near the corner go with it
             ((40, 80, 91, 88), (-0.03, -0.04, 0.005)),
-            ((216, 206, 207, 92), (-0.03, -0.05, -0.01)),  # the cheek mass beside the corner
+            # The skin just outside the corner (its crease) goes with it too: a smile taken away must not
+            # leave the crease behind, stretched into a line.
+            ((57, 186, 92, 43), (-0.055, -0.07, 0.0)),
+            ((216, 206, 207, 165), (-0.035, -0.05, -0.01)),  # the cheek mass beside the corner
             ((205, 187, 50, 36), (-0.01, -0.04, -0.01)),
-            ((57, 43, 202, 212, 214), (-0.02, -0.03, 0.0)),  # below the corner: the skin follows, no fold
+            ((202, 212, 214, 204), (-0.02, -0.03, 0.0)),  # below the corner: the skin follows, no fold
         ],
         (*_MOUTH_ANCHORS, 0, 13, 14, 17, 152, 175, 199, 200),
         0.16,
