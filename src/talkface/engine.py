@@ -33,6 +33,7 @@ from talkface.config import AnimateOptions, RenderOptions
 from talkface.errors import TalkfaceError
 from talkface.face.action_units import AU, FACS
 from talkface.face.image import load_image
+from talkface.face.learned_basis import JAW_GAP
 from talkface.face.rig import FaceRig, build_rig
 from talkface.motion.contract import MotionSequence, Phoneme
 from talkface.motion.generators import generator
@@ -108,10 +109,13 @@ class Engine:
             self._paste = PasteBack(self.rig, self.image) if options.full_frame else None
             self.frame_size = self._paste.frame_size if self._paste else (options.size, options.size)
             self._marker = Watermarker(self.payload, *self.frame_size)
-        rest = {name: v for name, v in self.renderer.warp.rest_expression.items() if v > 0}
+        warp = self.renderer.warp
+        rest = [f"{n} (AU{FACS[AU[n]]}) {v:.2f}" for n, v in warp.rest_expression.items() if v > 0]
+        if warp.rest_jaw:  # lips apart in the portrait: speech starts from them closed
+            rest.append(f"lips parted (AU25) by {-warp.rest_jaw * JAW_GAP:.2f} eye distances")
         log.info(
             "the portrait's own expression: %s%s",
-            ", ".join(f"{name} (AU{FACS[AU[name]]}) {v:.2f}" for name, v in rest.items()) or "neutral",
+            ", ".join(rest) or "neutral",
             " (taken away: --neutralize)" if rest and options.neutralize else "",
         )
 
