@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from fractions import Fraction
 from pathlib import Path
 
@@ -10,6 +12,10 @@ import numpy as np
 import pytest
 
 from talkface.assets import asset_path
+
+# Videos are signed with a local C2PA certificate made on first use under $XDG_CONFIG_HOME: the tests (and
+# the commands they run) make theirs in a temporary folder, never in the home folder of the machine.
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="talkface-tests-config-")
 
 
 def synth_speech(seconds: float, rate: int = 16000, seed: int = 0) -> np.ndarray:

@@ -41,12 +41,12 @@ FPS = 25.0
 
 
 @contextlib.contextmanager
-def ws_connect(client: TestClient, path: str = "/ws"):
+def ws_connect(client: TestClient, path: str = "/ws", **kwargs):
     """client.websocket_connect(path), whose teardown tolerates one race of starlette's TestClient: on exit
     it sends the close and at once cancels the app's scope, and under CPU load that cancellation can land
     while the app is still unwinding after the close, which the test client reports as a cancelled
     future (the app closed cleanly; what the test checks has been asserted inside the block)."""
-    session = client.websocket_connect(path)
+    session = client.websocket_connect(path, **kwargs)
     ws = session.__enter__()
     try:
         yield ws
@@ -195,8 +195,8 @@ def test_upload_size_limits():
 def test_busy_beyond_the_session_limit_and_free_again_after():
     with TestClient(create_app(ServerSettings(max_sessions=1))) as c:
         with ws_connect(c) as first:
-            first.send_json({"type": "ping"})
-            assert first.receive_json() == {"type": "pong"}
+            first.send_json(start_message())  # a slot is the started session's, not the connection's
+            assert first.receive_json()["type"] == "ready"
             assert c.get("/health").json()["sessions"] == 1
             with ws_connect(c) as second:
                 expect_close(second, CLOSE_TRY_LATER, "server busy")
@@ -340,7 +340,11 @@ def test_the_emotion_message_changes_the_frames_not_made_yet():
 def test_idle_clients_are_closed():
     with TestClient(create_app(ServerSettings(idle_timeout=0.3))) as c:
         with ws_connect(c) as ws:
+            ws.send_json(start_message())
+            assert ws.receive_json()["type"] == "ready"
             expect_close(ws, CLOSE_GOING_AWAY, "idle for 0.3 s")
+        with ws_connect(c) as ws:  # before the start, the shorter of idle_timeout and start_deadline
+            expect_close(ws, CLOSE_POLICY, "no start message within 0.3 s")
 
 
 def test_a_rendering_fault_ends_that_connection_only():

@@ -262,12 +262,32 @@ class ServerSettings(_Checked):
         3, "live WebSocket sessions at once; more get 'busy' (two cores hold 3 at 512 x 512)", (1, 1024)
     )
     idle_timeout: float = _opt(
-        60.0, "seconds without a message from a client before its socket closes", (0.1, 86400.0)
+        60.0,
+        "seconds without a message from a client (pings do not count) before its socket closes",
+        (0.1, 86400.0),
+    )
+    start_deadline: float = _opt(
+        10.0, "seconds a new WebSocket client has to send its start message", (0.1, 3600.0)
+    )
+    allowed_origins: str = _opt(
+        "",
+        "comma-separated origins (scheme://host:port, or *) whose pages may use the server, besides its own "
+        "and localhost's; clients that send no Origin (not browsers) are always allowed",
+    )
+    upload_timeout: float = _opt(
+        30.0, "seconds a client has to send a portrait upload's whole body", (0.1, 3600.0)
     )
     max_upload_bytes: int = _opt(10 * 1024 * 1024, "portrait upload size in bytes", (1024, 2**30))
     max_upload_pixels: int = _opt(40_000_000, "decoded portrait size in pixels (the CLI's limit)", (1, 10**9))
     max_portrait_side: int = _opt(
         2048, "uploads are stored downscaled to this side in pixels (a 512 crop needs no more)", (128, 8192)
+    )
+    max_decode_bytes: int = _opt(
+        192 * 1024 * 1024,
+        "memory one upload's decoding may take in bytes, reckoned from its header before decoding (pixels "
+        "x bytes per pixel at the peak: a 30-megapixel RGB PNG fits, a 12-megapixel RGBA one, and a JPEG of "
+        "any size, decoded downscaled); more is refused with 413",
+        (1024 * 1024, 2**34),
     )
     max_portraits: int = _opt(16, "uploads kept in memory, least recently used dropped first", (1, 10_000))
     max_size: int = _opt(
@@ -280,6 +300,18 @@ class ServerSettings(_Checked):
     max_chunk_seconds: float = _opt(2.0, "longest single audio message in seconds", (0.01, 60.0))
     max_stream_seconds: float = _opt(
         float(MAX_AUDIO_SECONDS), "audio per stream (between resets) in seconds", (1.0, 86400.0)
+    )
+    max_lead_seconds: float = _opt(
+        5.0,
+        "audio a client may send ahead of real time, in seconds; beyond it, its messages are read at the "
+        "pace of real time (one client cannot take the others' CPU by sending audio faster)",
+        (0.1, 3600.0),
+    )
+    max_render_lag: float = _opt(
+        1.5,
+        "seconds a frame may be late (after its audio was due, at real-time pace) before the frames waiting "
+        "to be rendered are skipped to the newest; the client is told with a 'behind' message",
+        (0.1, 3600.0),
     )
     max_queued_seconds: float = _opt(
         2.0,
@@ -348,3 +380,14 @@ class VerifyOptions(_Checked):
 
     frames: int = _opt(40, "frames to read from the start of the video", (1, 100_000))
     stride: int = _opt(2, "read every STRIDE-th frame", (1, 1000))
+
+
+# --- Portrait images (talkface.face.image.load_image) ---------------------------------------------------
+# Only a crop around the face is rendered, so large photos are decoded downscaled (JPEG while decoding).
+# The header is checked before anything is decoded: a small file can declare a huge image (a
+# decompression bomb).
+IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")  # Pillow's names; JPEG opens phones' MPO too
+MAX_IMAGE_PIXELS = 160_000_000  # declared width x height; the largest camera sensors make ~150 MP
+MAX_DECODE_BYTES = 512 * 2**20  # memory of one decode at full size (formats without downscaled decoding)
+MAX_PORTRAIT_SIDE = 4096  # px: a larger portrait is downscaled to this longer side (a face crop needs less)
+MIN_PORTRAIT_SIDE = 32  # px: a smaller image cannot hold a face the face mesh finds

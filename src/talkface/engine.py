@@ -42,6 +42,7 @@ from talkface.render.paste import PasteBack
 from talkface.render.renderer import Renderer
 from talkface.video.encode import Mp4Writer
 from talkface.video.label import draw_label
+from talkface.video.provenance import ingredient
 from talkface.video.watermark import Payload, Watermarker, new_payload
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,7 @@ class Engine:
     ):
         self.options = options
         self._clock = clock or _untimed
+        self._portrait = portrait  # named, by its hash, in each MP4's C2PA manifest
         with self._clock("face"):
             self.image = portrait if isinstance(portrait, np.ndarray) else load_image(portrait)
             self.rig: FaceRig = build_rig(self.image, options.size, head_distance=options.head_distance)
@@ -209,8 +211,10 @@ class Engine:
         log.info("rendering at %g fps (video id %08x)", fps, self.payload.video_id)
         done = 0
         crf = self.options.crf
+        inputs = [ingredient(self._portrait)] + ([ingredient(audio_path)] if audio_path else [])
+        meta = _metadata(self.payload)
         with Mp4Writer(
-            output, self.frame_size, fps, audio_path, crf=crf, metadata=_metadata(self.payload)
+            output, self.frame_size, fps, audio_path, crf=crf, metadata=meta, ingredients=inputs
         ) as w:
             for window in windows:
                 for i in range(len(window)):

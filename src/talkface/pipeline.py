@@ -36,7 +36,8 @@ def animate(
     reader = AudioReader(audio)
     total = n_video_frames(reader.duration_hint, options.fps) if reader.duration_hint else None
     motion = engine.motion_windows(reader, options, transcript=transcript)
-    return engine.write(motion, output, options.fps, Path(audio), progress, total)
+    with reader.encodable() as audio_path:  # the file, or a copy with its bad samples zeroed
+        return engine.write(motion, output, options.fps, audio_path, progress, total)
 
 
 def say(
@@ -85,5 +86,7 @@ def drive(
     motion = motion_from_track(track_video(driving_video))
     motion = retime(motion, min(max(info.fps, 1.0), 60.0))  # the tracked rate, clamped like any output
     motion = steer(retime(motion, options.fps or motion.fps), options)
-    audio = Path(driving_video) if info.has_audio else None
-    return engine.write(motion, output, motion.fps, audio, progress)
+    if not info.has_audio:
+        return engine.write(motion, output, motion.fps, None, progress)
+    with AudioReader(driving_video).encodable() as audio:  # its sound, with any bad samples zeroed
+        return engine.write(motion, output, motion.fps, audio, progress)

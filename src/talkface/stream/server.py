@@ -8,30 +8,46 @@ Routes
     GET  /portraits/bundled  the bundled portrait (JPEG)
     POST /portraits          upload a portrait: multipart/form-data with one file field `image`, or the raw
                              image as the body (Content-Type image/...). JPEG, PNG, WebP, BMP or TIFF, at most
-                             `max_upload_bytes`, with a face. 201 {"id", "width", "height"}; errors are
-                             {"error": "..."} with 400/411/413/415/422.
+                             `max_upload_bytes`, `max_upload_pixels` and `max_decode_bytes` (reckoned from the
+                             header, before decoding), with a face; the whole body within `upload_timeout`.
+                             201 {"id", "width", "height"}; errors are {"error": "..."} with
+                             400/403 (origin)/408/411/413/415/422.
     WS   /ws                 one live session per connection (protocol below)
+
+Pages of other origins are refused (403 / the handshake refused): a browser page may use /ws and POST
+/portraits only if it comes from this server, from localhost, or from `allowed_origins`; a client that sends
+no Origin header (a script, not a browser) is let through.
 
 WebSocket protocol. Client -> server:
     text   {"type": "start", "portrait": "bundled" | <upload id>, "sample_rate": 48000,
             "format": "s16" | "f32", "channels": 1, "options": {"size": 512, "seed": 0, ...}}
-           (once, first; options are fields of talkface.config.AnimateOptions, see START_OPTIONS; "emotion"
+           (once, first, within `start_deadline`; it takes one of the `max_sessions` slots, or gets "busy";
+           options are fields of talkface.config.AnimateOptions, see START_OPTIONS; "emotion"
            is a name or a track as `talkface animate --emotion` takes it, e.g. "neutral@0,happy:0.8@2.5")
     binary PCM audio after "ready": little-endian int16 or float32, interleaved when channels > 1,
-           chunks of any length up to `max_chunk_seconds`
+           chunks of any length up to `max_chunk_seconds`. Audio sent more than `max_lead_seconds` ahead of
+           real time is read at the pace of real time (the server stops reading the socket meanwhile)
     text   {"type": "flush"}   end of an utterance: the frames of all audio sent so far are rendered
     text   {"type": "emotion", "emotion": "sad", "strength": 0.8}   from the next frame not made yet, the face
            eases to that emotion ("neutral" or one of talkface.config.EMOTIONS) over 0.6 s; strength 0-1.5 is
            optional (default: the start options' emotion_strength). It outlasts a reset (Session.set_emotion)
     text   {"type": "reset"}   start a new stream: the time base goes back to 0 and `generation` goes up
-    text   {"type": "ping"}    -> {"type": "pong"}
+    text   {"type": "ping"}    -> {"type": "pong"} (not work: only other messages keep a session from
+           `idle_timeout`)
 Server -> client:
     text   {"type": "ready", "fps", "width", "height", "generation": 0}
     binary a frame: 16-byte header "<IId" (generation uint32, frame index uint32, timestamp float64 in
            seconds on the audio's time base: frame j shows the audio at j / fps) then a JPEG
     text   {"type": "flushed", "generation": g}   every frame of the audio before the flush has been sent
+           (or skipped, below)
+    text   {"type": "behind", "generation": g, "skipped": n, "late": s}   the session fell more than
+           `max_render_lag` behind real time (a busy server): n frames were skipped, not rendered (their
+           indices are missing), since the last such message; "late" is how late the next frame was, in
+           seconds. At most one a second, and one before "flushed" if frames were skipped since
     text   {"type": "busy" | "error", "message": "..."}, then the server closes the socket
-           (busy: 1013 try again later; idle: 1001; bad message: 1008; too big: 1009; server fault: 1011)
+           (busy: 1013 try again later; idle: 1001; bad message or no start in time: 1008; too big: 1009;
+           server fault: 1011). Values quoted in a message are cut short; the close reason is the message
+           in ASCII, cut to 123 bytes.
 
 Rendering and JPEG encoding run on one thread per connection (Session.frames() releases the GIL in the
 rasterizer), portrait analysis on another; the event loop moves bytes and calls Session.push_audio()
@@ -49,11 +65,12 @@ import dataclasses
 import io
 import json
 import logging
+import math
 import socket
 import struct
-import tempfile
 import threading
 import time
+import urllib.parse
 import uuid
 import warnings
 from collections.abc import Callable
@@ -64,7 +81,7 @@ import anyio
 import cv2
 import numpy as np
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
@@ -79,6 +96,7 @@ log = logging.getLogger(__name__)
 
 FRAME_HEADER = struct.Struct("<IId")  # generation, frame index, timestamp (s): 16 bytes before the JPEG
 BUNDLED = "bundled"  # portrait id of the shipped sample portrait
+LOOPBACK = ("localhost", "127.0.0.1", "::1")  # hosts of the pages always allowed (origin_allowed)
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF")  # as PIL names them
 SAMPLE_FORMATS = {"s16": np.dtype("<i2"), "f32": np.dtype("<f4")}
 # AnimateOptions fields a client may not set: crf (no encoder here), full_frame (frames up to 1920 px would
@@ -92,6 +110,11 @@ START_OPTIONS = {
     for f in dataclasses.fields(AnimateOptions)
     if f.name not in NOT_LIVE
 }
+
+# A client that sent no audio for this long paused (its clock is read again): the event loop of a busy server
+# delays a message by tens of milliseconds, a pause in the audio lasts longer.
+PAUSE_S = 0.25
+MAX_MESSAGE = 1000  # characters of an error message sent to a client (they quote its values, cut short)
 
 # WebSocket close codes (RFC 6455).
 CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_INTERNAL, CLOSE_TRY_LATER = (
@@ -107,14 +130,34 @@ CLOSE_NORMAL, CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_INTERNAL, CLO
 class ClientError(Exception):
     """A client sent something it must not: the message goes back to it, then the socket closes."""
 
-    def __init__(self, message: str, code: int = CLOSE_POLICY):
+    def __init__(self, message: str, code: int = CLOSE_POLICY, kind: str = "error"):
         super().__init__(message)
         self.code = code
+        self.kind = kind  # the type of the message sent: "error" or "busy"
 
 
 def static_dir() -> Path:
     """The page's files (package data)."""
     return Path(str(files("talkface.stream") / "static"))
+
+
+def origin_allowed(origin: str | None, host: str | None, allowed: set[str]) -> bool:
+    """Whether a request with this Origin header may use the server: a page of the server itself (Origin's
+    host:port is the Host header), of localhost, or of an origin in `allowed` ("*": any). A request without
+    an Origin does not come from a page in a browser (browsers send it on WebSockets and POSTs), so it is
+    let through: the check guards visitors' browsers against other sites' pages, not the server against
+    scripts."""
+    if origin is None:
+        return True
+    origin = origin.rstrip("/").lower()
+    if "*" in allowed or origin in allowed:
+        return True
+    parts = urllib.parse.urlsplit(origin)
+    if parts.scheme not in ("http", "https"):
+        return False  # "null" (a file or a sandboxed frame) unless listed
+    if parts.hostname in LOOPBACK:
+        return True
+    return host is not None and parts.netloc == host.lower()
 
 
 def _default_session_factory():
@@ -130,6 +173,14 @@ class _ServerState:
         self.active = 0
         self.portraits: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
         self.face_check = asyncio.Semaphore(1)  # face detection on uploads: one at a time (2 cores)
+        # Decoding uploads, at most max_decode_bytes each: one at a time bounds their memory and time.
+        self.decoding = asyncio.Semaphore(1)
+
+    def busy_message(self) -> str:
+        return (
+            f"server busy: {self.active} live sessions already (the limit is {self.settings.max_sessions}); "
+            "try again later"
+        )
 
     def factory(self) -> Callable:
         if self.session_factory is None:
@@ -140,7 +191,9 @@ class _ServerState:
         if key == BUNDLED:
             return asset_path("portrait.jpg")
         if key not in self.portraits:
-            raise ClientError(f"unknown portrait {key!r}: upload it first (POST /portraits) or use 'bundled'")
+            raise ClientError(
+                f"unknown portrait {_echo(key)}: upload it first (POST /portraits) or use 'bundled'"
+            )
         self.portraits.move_to_end(key)
         return self.portraits[key]
 
@@ -158,6 +211,7 @@ def create_app(settings: ServerSettings | None = None, session_factory: Callable
     settings = settings or ServerSettings()
     state = _ServerState(settings, session_factory)
     static = static_dir()
+    allowed = {o.strip().rstrip("/").lower() for o in settings.allowed_origins.split(",") if o.strip()}
 
     async def page(request: Request) -> Response:
         return HTMLResponse((static / "index.html").read_text(encoding="utf-8"), headers=_PAGE_HEADERS)
@@ -176,35 +230,42 @@ def create_app(settings: ServerSettings | None = None, session_factory: Callable
         return FileResponse(asset_path("portrait.jpg"), media_type="image/jpeg")
 
     async def upload(request: Request) -> Response:
+        if not origin_allowed(request.headers.get("origin"), request.headers.get("host"), allowed):
+            return JSONResponse({"error": "this server does not take uploads from that page's origin"}, 403)
         try:
-            data = await _read_upload(request, settings)
-            image = await asyncio.to_thread(_decode_portrait, data, settings)
+            # A deadline for the whole body: a client that sends the headers and then stalls (or trickles)
+            # would otherwise hold its connection and buffer for as long as it likes.
+            data = await asyncio.wait_for(_read_upload(request, settings), settings.upload_timeout)
+            async with state.decoding:
+                image = await asyncio.to_thread(_decode_portrait, data, settings)
             async with state.face_check:
                 await asyncio.to_thread(_check_face, image)
         except _HTTPError as e:
             return JSONResponse({"error": str(e)}, status_code=e.status)
+        except TimeoutError:
+            log.info("upload from %s timed out after %g s", _peer(request), settings.upload_timeout)
+            return JSONResponse(
+                {"error": f"upload not received within {settings.upload_timeout:g} s"}, status_code=408
+            )
+        except ClientDisconnect:  # an abandoned upload: one line, not a traceback
+            log.info("upload from %s abandoned: the client disconnected", _peer(request))
+            return Response(status_code=400)  # nobody reads it
         key = state.add_portrait(image)
         log.info("portrait %s uploaded (%dx%d)", key, image.shape[1], image.shape[0])
         return JSONResponse({"id": key, "width": image.shape[1], "height": image.shape[0]}, status_code=201)
 
     async def live(websocket: WebSocket) -> None:
+        if not origin_allowed(websocket.headers.get("origin"), websocket.headers.get("host"), allowed):
+            log.info("WebSocket from origin %s refused", _echo(websocket.headers.get("origin")))
+            await websocket.close(CLOSE_POLICY)  # before the handshake completes: HTTP 403
+            return
         await websocket.accept()
-        if state.active >= settings.max_sessions:
+        if state.active >= settings.max_sessions:  # no slot now: say so at once rather than after the start
             await _send_and_close(
-                websocket,
-                {
-                    "type": "busy",
-                    "message": f"server busy: {state.active} live sessions already (the limit is "
-                    f"{settings.max_sessions}); try again later",
-                },
-                CLOSE_TRY_LATER,
+                websocket, {"type": "busy", "message": state.busy_message()}, CLOSE_TRY_LATER
             )
             return
-        state.active += 1
-        try:
-            await _Connection(websocket, state).run()
-        finally:
-            state.active -= 1
+        await _Connection(websocket, state).run()
 
     routes = [
         Route("/", page),
@@ -227,6 +288,10 @@ _PAGE_HEADERS = {
     ),
     "Cache-Control": "no-store",
 }
+
+
+def _peer(request: Request) -> str:
+    return f"{request.client.host}:{request.client.port}" if request.client else "a client"
 
 
 class _HTTPError(Exception):
@@ -272,8 +337,11 @@ async def _read_upload(request: Request, settings: ServerSettings) -> bytes:
 
 
 def _decode_portrait(data: bytes, settings: ServerSettings) -> np.ndarray:
-    """Check the format and size from the header (before decoding anything large), then decode to RGB uint8
-    (H, W, 3) with the CLI's reader, downscaled to max_portrait_side."""
+    """An upload as RGB uint8 (H, W, 3), downscaled to max_portrait_side, read by the CLI's load_image. The
+    header comes first (PIL reads nothing else on open): the format, the pixels and the memory the decoding
+    will take (from the size, the bit depth and the bands) are checked against this server's limits before
+    any pixel is decoded. A JPEG is decoded at 1/2, 1/4 or 1/8 scale in the decoder itself (draft); the
+    other formats are decoded whole, then reduced."""
     from PIL import Image
 
     from talkface.face.image import load_image
@@ -281,8 +349,8 @@ def _decode_portrait(data: bytes, settings: ServerSettings) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # PIL's decompression-bomb warning: we check the size ourselves
         try:
-            with Image.open(io.BytesIO(data)) as im:
-                kind, (w, h) = im.format, im.size
+            im = Image.open(io.BytesIO(data))
+            kind, (w, h) = im.format, im.size
         except Exception:
             kind, w, h = None, 0, 0
     if kind not in IMAGE_FORMATS:
@@ -291,19 +359,38 @@ def _decode_portrait(data: bytes, settings: ServerSettings) -> np.ndarray:
         raise _HTTPError(
             f"image too large: {w}x{h} (the limit is {settings.max_upload_pixels / 1e6:g} megapixels)", 413
         )
-    with tempfile.NamedTemporaryFile(suffix=".img") as f:
-        f.write(data)
-        f.flush()
-        try:
-            image = load_image(f.name)
-        except TalkfaceError as e:
-            raise _HTTPError(str(e).replace(f.name, "the image"), 422) from None
-    side = max(image.shape[:2])
-    if side > settings.max_portrait_side:
-        s = settings.max_portrait_side / side
-        size = (round(image.shape[1] * s), round(image.shape[0] * s))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    return image
+    side = settings.max_portrait_side
+    if kind == "JPEG" and max(w, h) > side:
+        s = side / max(w, h)
+        im.draft("RGB", (math.ceil(w * s), math.ceil(h * s)))  # the smallest DCT scale at least this large
+    need = im.size[0] * im.size[1] * decode_bytes_per_pixel(im.mode)  # the size after the draft
+    if need > settings.max_decode_bytes:
+        raise _HTTPError(
+            f"image too large to decode: {w}x{h} {im.mode} takes {need / 2**20:.0f} MB (the limit is "
+            f"{settings.max_decode_bytes / 2**20:.0f} MB: send a JPEG, or fewer pixels)",
+            413,
+        )
+    try:
+        return load_image(data, side, name="the image")
+    except TalkfaceError as e:  # damaged, truncated, too small, an unsupported pixel format
+        raise _HTTPError(str(e), 422) from None
+
+
+def decode_bytes_per_pixel(mode: str) -> int:
+    """Bytes per pixel (of the image as decoded) that load_image takes at its peak for an image of this PIL
+    mode: the decoded image (PIL keeps a pixel of several bands in 4 bytes, RGB as RGBX; one band in its
+    sample size: 1 byte, 2 for 16-bit grey, 4 for 32-bit) and the copies made on the way to 8-bit RGB at
+    max_portrait_side. Measured peaks (ru_maxrss over the decoded pixels): RGB 6, RGBA 9-15, 16-bit grey
+    25-27."""
+    from PIL import ImageMode
+
+    m = ImageMode.getmode(mode)
+    stored = 4 if len(m.bands) > 1 else np.dtype(m.typestr).itemsize
+    if mode in ("L", "RGB"):
+        return stored + 2  # the reduction's intermediates
+    if mode.startswith("I") or mode == "F":
+        return stored + 24  # deeper grey is scaled to 8 bits in float64, with numpy's temporaries
+    return stored + 12  # converted to RGB or RGBA first; RGBA is premultiplied by its alpha to be reduced
 
 
 def _check_face(image: np.ndarray) -> None:
@@ -315,28 +402,44 @@ def _check_face(image: np.ndarray) -> None:
         raise _HTTPError(str(e), 422) from None
 
 
+def _echo(value, limit: int = 40) -> str:
+    """A client's value as an error message quotes it: repr, cut to about `limit` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-2:]}"
+
+
+def close_reason(text: str) -> str:
+    """A close frame's reason: at most 123 bytes (RFC 6455), ASCII so that no cut splits a character
+    (a reason that is not valid UTF-8 ends the connection with 1006 instead of the code sent)."""
+    return text.encode("ascii", "replace").decode("ascii")[:123]
+
+
 async def _send_and_close(websocket: WebSocket, message: dict, code: int) -> None:
-    """Best effort: the client may already be gone."""
+    """Best effort: the client may already be gone. The message is cut to MAX_MESSAGE characters."""
+    message = {**message, "message": message.get("message", "")[:MAX_MESSAGE]}
     with contextlib.suppress(Exception):
         if websocket.client_state == WebSocketState.CONNECTED:
             await websocket.send_text(json.dumps(message))
-            await websocket.close(code=code, reason=message.get("message", "")[:120])
+            await websocket.close(code=code, reason=close_reason(message["message"]))
 
 
 def _parse_start(message: dict, state: _ServerState) -> tuple[object, dict, int, np.dtype, int]:
     """(portrait, options, sample_rate, sample dtype, channels) from a start message."""
     settings = state.settings
-    portrait = state.portrait(str(message.get("portrait", BUNDLED)))
+    key = message.get("portrait", BUNDLED)
+    if not isinstance(key, str):
+        raise ClientError(f"portrait must be a string: 'bundled' or an upload id, got {_echo(key)}")
+    portrait = state.portrait(key)
     rate = message.get("sample_rate", 16000)
     lo, hi = SAMPLE_RATE_RANGE
     if not isinstance(rate, int) or isinstance(rate, bool) or not lo <= rate <= hi:
-        raise ClientError(f"sample_rate must be an integer between {lo} and {hi}, got {rate!r}")
+        raise ClientError(f"sample_rate must be an integer between {lo} and {hi}, got {_echo(rate)}")
     fmt = message.get("format", "f32")
-    if fmt not in SAMPLE_FORMATS:
-        raise ClientError(f"format must be one of {', '.join(SAMPLE_FORMATS)}, got {fmt!r}")
+    if not isinstance(fmt, str) or fmt not in SAMPLE_FORMATS:  # a list or an object is unhashable
+        raise ClientError(f"format must be one of {', '.join(SAMPLE_FORMATS)}, got {_echo(fmt)}")
     channels = message.get("channels", 1)
-    if channels not in (1, 2) or isinstance(channels, bool):
-        raise ClientError(f"channels must be 1 or 2, got {channels!r}")
+    if type(channels) is not int or channels not in (1, 2):  # 2.0 == 2, but a float count breaks reshape
+        raise ClientError(f"channels must be 1 or 2, got {_echo(channels)}")
     raw = message.get("options", {})
     if not isinstance(raw, dict):
         raise ClientError("options must be an object")
@@ -344,10 +447,10 @@ def _parse_start(message: dict, state: _ServerState) -> tuple[object, dict, int,
     for key, value in raw.items():
         kind = START_OPTIONS.get(key)
         if kind is None:
-            raise ClientError(f"unknown option {key!r} (accepted: {', '.join(START_OPTIONS)})")
+            raise ClientError(f"unknown option {_echo(key)} (accepted: {', '.join(START_OPTIONS)})")
         value = _coerce(kind, value)
         if value is None:
-            raise ClientError(f"option {key!r} has a bad value {raw[key]!r}")
+            raise ClientError(f"option {key!r} has a bad value {_echo(raw[key])}")
         options[key] = value
     if options.get("size", AnimateOptions.size) > settings.max_size:
         raise ClientError(f"size {options['size']} is above this server's limit of {settings.max_size}")
@@ -374,10 +477,17 @@ class _FramePump:
     and hands it to the event loop. A lock held around each frame makes reset() and the generation number
     change together, so no frame is tagged with the wrong stream."""
 
-    def __init__(self, session, post: Callable[[object], None], quality: int):
+    def __init__(self, session, post: Callable[[object], None], quality: int, max_lag: float):
         self.session = session
         self.post = post  # thread-safe: puts bytes (a frame) or a dict (a message) on the send queue
         self.quality = quality
+        self.max_lag = max_lag  # seconds
+        # (stream time at the end of an audio message, time.monotonic() when its frames are due), in order:
+        # appended by the event loop, consumed here, cleared by a reset.
+        self.due: collections.deque[tuple[float, float]] = collections.deque()
+        self.frames_skipped = 0
+        self._skipped_told = 0  # frames_skipped when the client was last told
+        self._behind_told = -1e9  # time.monotonic() then
         self.generation = 0
         self.flush_requested = 0  # flushes done on the session
         self.lock = threading.Lock()
@@ -409,6 +519,7 @@ class _FramePump:
                 while not self._stop:
                     with self.lock:
                         generation = self.generation
+                        self._skip_if_late(generation)
                         item = next(frames, None)
                     if item is None:
                         break
@@ -420,10 +531,32 @@ class _FramePump:
                     self.post(FRAME_HEADER.pack(generation, index, ts) + jpeg.tobytes())
                 if flushes > self._flush_reported and not self._stop:
                     self._flush_reported = flushes
+                    if self.frames_skipped > self._skipped_told:  # every frame is sent or told skipped
+                        self._tell_behind(self.generation, 0.0)
                     self.post({"type": "flushed", "generation": self.generation})
         except Exception as e:  # an engine fault: tell the client and end this connection only
             log.exception("rendering failed")
             self.post(RuntimeError(f"rendering failed: {type(e).__name__}: {e}"))
+
+    def _skip_if_late(self, generation: int) -> None:
+        """Stay live when the server falls behind: if the next frame is more than max_lag late, skip every
+        frame waiting (all are late), and tell the client (at most once a second). The render thread's CPU
+        goes back to the event loop, which then catches up with the audio waiting in the socket; frames
+        resume once they are due within max_lag again."""
+        ts, ready = self.session.backlog()
+        while self.due and self.due[0][0] < ts - 1e-9:  # messages whose audio is all before that frame
+            self.due.popleft()
+        late = time.monotonic() - self.due[0][1] if self.due else 0.0  # none: the silence of a flush
+        if ready == 0 or late <= self.max_lag:
+            return
+        self.frames_skipped += self.session.drop(ready)
+        if time.monotonic() - self._behind_told >= 1.0:
+            self._tell_behind(generation, late)
+
+    def _tell_behind(self, generation: int, late: float) -> None:
+        skipped, self._skipped_told = self.frames_skipped - self._skipped_told, self.frames_skipped
+        self._behind_told = time.monotonic()
+        self.post({"type": "behind", "generation": generation, "skipped": skipped, "late": round(late, 2)})
 
 
 class _Connection:
@@ -446,6 +579,17 @@ class _Connection:
         self.channels = 1
         self.stream_samples = 0  # per channel, since the last reset
         self.closed = False
+        # Real-time pacing, a token bucket: seconds of audio the client may still send at once. It refills
+        # with the clock, up to max_lead_seconds.
+        self.audio_credit = self.settings.max_lead_seconds
+        self.credit_at = time.monotonic()
+        self.waited = 0.0  # seconds the last receive() waited for its message
+        self.anchor: float | None = None  # time.monotonic() at the stream's time 0, for a real-time client
+        self.has_slot = False  # counted in state.active: from the start message to the end of the connection
+        # Work (anything but a ping) must come by this loop time: the start within start_deadline of the
+        # connection (or idle_timeout if shorter), then a message at most idle_timeout after the last one.
+        self.start_within = min(self.settings.start_deadline, self.settings.idle_timeout)
+        self.deadline = self.loop.time() + self.start_within
 
     # -- sending -------------------------------------------------------------------------------------
     def post(self, item) -> None:
@@ -496,27 +640,38 @@ class _Connection:
             pass
         except ClientError as e:
             log.info("client error: %s", e)
-            await _send_and_close(self.ws, {"type": "error", "message": str(e)}, e.code)
+            await _send_and_close(self.ws, {"type": e.kind, "message": str(e)}, e.code)
         except Exception as e:
             log.exception("live session failed")
             await _send_and_close(self.ws, {"type": "error", "message": f"server error: {e}"}, CLOSE_INTERNAL)
         finally:
             self._close_session()
+            if self.has_slot:
+                self.state.active -= 1
+                self.has_slot = False
             # Shielded: a cancellation of this connection (server shutdown, a test client's teardown) must
             # not interrupt the teardown of its own tasks halfway; it is delivered again right after.
             with anyio.CancelScope(shield=True):
                 for task in (sender, receiver):
                     task.cancel()
                 await asyncio.gather(sender, receiver, return_exceptions=True)
+            # The error that ended the connection, raised here by task.result(), holds this frame in its
+            # traceback, and this frame holds the tasks that hold the error: a cycle, which would keep the
+            # connection (and the frames in its outbox) until the next gc pass.
+            done = task = sender = receiver = None
         if self.ws.client_state == WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
                 await self.ws.close(CLOSE_NORMAL)
 
     async def _receive_loop(self) -> None:
         while True:
+            t = time.monotonic()
             try:
-                message = await asyncio.wait_for(self.ws.receive(), self.settings.idle_timeout)
+                message = await asyncio.wait_for(self.ws.receive(), self.deadline - self.loop.time())
+                self.waited = time.monotonic() - t
             except TimeoutError:
+                if self.session is None:
+                    raise ClientError(f"no start message within {self.start_within:g} s: closing") from None
                 raise ClientError(
                     f"idle for {self.settings.idle_timeout:g} s: closing", CLOSE_GOING_AWAY
                 ) from None
@@ -533,9 +688,12 @@ class _Connection:
         except ValueError:
             raise ClientError('messages must be JSON objects like {"type": "start", ...}') from None
         kind = message.get("type") if isinstance(message, dict) else None
-        if kind == "ping":
+        if kind == "ping":  # answered, but not work: it keeps no connection open
             self._enqueue({"type": "pong"})
-        elif kind == "start":
+            return
+        if self.session is not None:
+            self.deadline = self.loop.time() + self.settings.idle_timeout
+        if kind == "start":
             await self._start(message)
         elif kind in ("flush", "reset"):
             if self.session is None:
@@ -554,12 +712,17 @@ class _Connection:
                 )
             await self._feed(self.session.set_emotion, emotion, strength, inline=True)
         else:
-            raise ClientError(f"unknown message type {kind!r} (start, flush, reset, emotion, ping)")
+            raise ClientError(f"unknown message type {_echo(kind)} (start, flush, reset, emotion, ping)")
 
     async def _start(self, message: dict) -> None:
         if self.session is not None:
             raise ClientError("start sent twice: one session per connection")
         portrait, options, self.rate, self.dtype, self.channels = _parse_start(message, self.state)
+        # Slots go to started sessions only, taken here before the portrait analysis (the costly part).
+        if self.state.active >= self.settings.max_sessions:
+            raise ClientError(self.state.busy_message(), CLOSE_TRY_LATER, "busy")
+        self.state.active += 1
+        self.has_slot = True
         factory = self.state.factory()
         try:
             self.session = await asyncio.wait_for(
@@ -568,7 +731,10 @@ class _Connection:
             )
         except TalkfaceError as e:
             raise ClientError(str(e)) from None
-        self.pump = _FramePump(self.session, self.post, self.settings.jpeg_quality)
+        self.pump = _FramePump(
+            self.session, self.post, self.settings.jpeg_quality, self.settings.max_render_lag
+        )
+        self.deadline = self.loop.time() + self.settings.idle_timeout
         width, height = self.session.frame_size
         log.info("session started: %dx%d at %g fps, audio %d Hz", width, height, self.session.fps, self.rate)
         self._enqueue(
@@ -578,6 +744,7 @@ class _Connection:
     async def _on_audio(self, data: bytes) -> None:
         if self.session is None:
             raise ClientError('audio before start: send {"type": "start", ...} first')
+        self.deadline = self.loop.time() + self.settings.idle_timeout
         frame_bytes = self.dtype.itemsize * self.channels
         if len(data) % frame_bytes:
             raise ClientError(
@@ -601,7 +768,21 @@ class _Connection:
             raise ClientError("audio contains NaN or infinite samples")
         if self.channels > 1:
             pcm = pcm.reshape(n, self.channels)
+        now, seconds = time.monotonic(), n / self.rate
+        self.audio_credit = (
+            min(self.settings.max_lead_seconds, self.audio_credit + now - self.credit_at) - seconds
+        )
+        self.credit_at = now
+        # Its frames are due at real-time pace from the stream's anchor: the time its audio began, as the
+        # first message (or the first after a pause) tells. A server that reads late, or renders late, sees
+        # its frames late; a client ahead of real time sees them due later.
+        end = self.stream_samples / self.rate
+        if self.anchor is None or self.waited > PAUSE_S:
+            self.anchor = now - end
+        self.pump.due.append((end, self.anchor + end))
         await self._feed(self.session.push_audio, pcm, self.rate, inline=True)
+        if self.audio_credit < 0:  # ahead by more than the lead: its next message is read when due
+            await asyncio.sleep(-self.audio_credit)  # (uvicorn stops reading the socket meanwhile)
 
     async def _feed(self, fn: Callable, *args, inline: bool = False) -> None:
         """Run a session call, in message order, then let the render thread look for frames. inline: on the
@@ -624,11 +805,16 @@ class _Connection:
         with self.pump.lock:
             self.session.reset()
             self.pump.generation += 1
+            self.pump.due.clear()
+        self.anchor = None
 
     def _close_session(self) -> None:
         """Stop the render thread, then close the session, off the event loop."""
         self.closed = True
         pump, session = self.pump, self.session
+        # The pump holds this connection's post(): dropping the connection's side of that cycle lets the
+        # session (megabytes of rig and buffers) go when the connection ends, without waiting for the gc.
+        self.pump = self.session = None
 
         def close() -> None:
             if pump is not None:
@@ -641,6 +827,8 @@ class _Connection:
         self.feeder.shutdown(wait=False)
         if self.frames_dropped:
             log.info("session closed; %d frames dropped for a slow client", self.frames_dropped)
+        if pump is not None and pump.frames_skipped:
+            log.info("session closed; %d frames skipped to stay live", pump.frames_skipped)
 
 
 def check_port(host: str, port: int) -> None:

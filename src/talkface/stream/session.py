@@ -143,6 +143,29 @@ class Session:
                 self._next_frame += 1
             yield index / self.fps, self._engine.frame(motion, row)
 
+    def backlog(self) -> tuple[float, int]:
+        """(timestamp in seconds of the next frame frames() yields, number of frames ready to render)."""
+        with self._lock:
+            return self._next_frame / self.fps, self._queued - self._next_frame
+
+    def drop(self, n: int) -> int:
+        """Skip the oldest n frames ready to render (at most all of them) without rendering them: a consumer
+        that cannot render in real time stays live. frames() goes on after them (its timestamps keep the
+        audio's clock, with a gap). Returns the number of frames skipped."""
+        with self._lock:
+            self._check_open()
+            dropped = 0
+            while dropped < n and self._pending:
+                motion = self._pending[0]
+                step = min(n - dropped, len(motion) - self._row)
+                self._row += step
+                dropped += step
+                if self._row >= len(motion):
+                    self._pending.popleft()
+                    self._row = 0
+            self._next_frame += dropped
+            return dropped
+
     def close(self) -> None:
         """Free the session; any later call raises TalkfaceError."""
         with self._lock:

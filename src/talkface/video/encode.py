@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
+
+from talkface.video.provenance import Ingredient, sign_mp4
 
 AAC_BITRATE = 160_000
 
@@ -64,7 +67,9 @@ class _AudioSource:
 
 class Mp4Writer:
     """Context manager: `with Mp4Writer(path, (width, height), fps, audio_path) as w: w.write(frame)`.
-    frame: shape (height, width, 3) uint8 RGB, both even. The file appears at `path` only on a clean exit."""
+    frame: shape (height, width, 3) uint8 RGB, both even. The file appears at `path` only on a clean exit.
+    ingredients: the inputs of a generated video; given, a signed C2PA manifest that names them and says
+    talkface made the video (video.provenance) is embedded before the file appears. None: no manifest."""
 
     def __init__(
         self,
@@ -74,8 +79,10 @@ class Mp4Writer:
         audio_path: str | Path | None = None,
         crf: int = 18,
         metadata: dict[str, str] | None = None,
+        ingredients: Sequence[Ingredient] | None = None,
     ):
         self.path = Path(path)
+        self._ingredients = ingredients
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".tmp.mp4", dir=self.path.parent)
         os.close(fd)
@@ -120,6 +127,21 @@ class Mp4Writer:
             self._tmp.unlink(missing_ok=True)
             raise
         if exc_type is None:
+            if self._ingredients is not None:
+                self._sign()
             os.replace(self._tmp, self.path)
         else:
             self._tmp.unlink(missing_ok=True)
+
+    def _sign(self) -> None:
+        """Replace the finished temporary file by a copy with the C2PA manifest (it too a temporary file
+        beside the target, so the rename that follows stays atomic)."""
+        signed = self._tmp.with_name(self._tmp.name.removesuffix(".tmp.mp4") + ".signed.tmp.mp4")
+        try:
+            sign_mp4(self._tmp, signed, self._ingredients, title=self.path.name)
+            os.chmod(signed, os.stat(self._tmp).st_mode & 0o777)
+            os.replace(signed, self._tmp)
+        except BaseException:
+            signed.unlink(missing_ok=True)
+            self._tmp.unlink(missing_ok=True)
+            raise

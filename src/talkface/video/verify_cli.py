@@ -1,6 +1,11 @@
-"""`talkface verify VIDEO`: look for the talkface watermark and print what it says.
+"""`talkface verify VIDEO`: look for the talkface watermark and the C2PA manifest, and print what each says.
 
-Exit codes: 0 a mark was found, 1 none was found; unreadable input raises TalkfaceError (exit 2).
+The two are reported separately: the watermark (in the pixels) survives re-encoding, the manifest (signed
+metadata, video.provenance) is "valid", "tampered" (the file changed after signing) or "absent" (e.g. the
+video was re-encoded or edited by a tool that drops it).
+
+Exit codes follow the watermark alone: 0 a mark was found, 1 none was found; unreadable input raises
+TalkfaceError (exit 2). The manifest's state is in the text and in --json ("c2pa").
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ def add_verify_parser(sub) -> argparse.ArgumentParser:
     """Add the `verify` subcommand to an argparse subparsers object; returns its parser."""
     from talkface.cli import _add_options
 
-    p = sub.add_parser("verify", help="look for the talkface watermark in a video")
+    p = sub.add_parser("verify", help="look for the talkface watermark and C2PA manifest in a video")
     p.add_argument("video", help="video file (MP4, MOV, MKV, WebM, ...)")
     _add_options(p, VerifyOptions)
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -26,10 +31,12 @@ def add_verify_parser(sub) -> argparse.ArgumentParser:
 def cmd_verify(args) -> int:
     """Print the payload and confidence; 0 when a mark is found, 1 when not."""
     from talkface.cli import _options
+    from talkface.video.provenance import check_manifest
     from talkface.video.watermark import Z_MIN, detect_video
 
     options = _options(args, VerifyOptions)
     d = detect_video(args.video, max_frames=options.frames, stride=options.stride)
+    m = check_manifest(args.video)
     if getattr(args, "json", False):
         print(
             json.dumps(
@@ -42,6 +49,17 @@ def cmd_verify(args) -> int:
                     "false_positive_probability": d.false_positive_probability,
                     "sync_z": round(d.sync_z, 2),
                     "frames_read": d.frames_read,
+                    "c2pa": {
+                        "state": m.state,
+                        "generator": m.generator,
+                        "digital_source_type": m.digital_source_type,
+                        "ingredients": [
+                            {"title": i.title, "format": i.format, "sha256": i.sha256} for i in m.ingredients
+                        ],
+                        "signer": m.signer,
+                        "trusted": m.trusted,
+                        "problems": list(m.problems),
+                    },
                 }
             )
         )
@@ -57,9 +75,28 @@ def cmd_verify(args) -> int:
         if d.sync_z >= Z_MIN:
             print(f"a damaged mark may be present: sync {d.sync_z:.1f} sigma, but its payload did not decode")
     if not getattr(args, "json", False):
+        print(_manifest_text(m))
         for key, value in _container_tags(args.video).items():
             print(f"container {key}: {value}")
     return 0 if d.found else 1
+
+
+def _manifest_text(m) -> str:
+    """Lines that say what the C2PA manifest (a provenance.ManifestCheck) says."""
+    if m.state == "absent":
+        why = m.problems[0] if m.problems else "none embedded, or dropped by re-encoding or editing"
+        return f"C2PA manifest: absent ({why})"
+    if m.state == "tampered":
+        why = ", ".join(m.problems) or "it does not validate"
+        return f"C2PA manifest: TAMPERED: the file changed after signing, or the manifest is damaged ({why})"
+    who = "this installation's certificate" if m.trusted else "a certificate not trusted here"
+    lines = [
+        f"C2PA manifest: valid, made by {m.generator or 'an unnamed tool'} "
+        f"({(m.digital_source_type or 'no digital source type').rsplit('/', 1)[-1]}), signed by {m.signer} "
+        f"({who})"
+    ]
+    lines += [f"C2PA ingredient: {i.title} ({i.format}) sha256 {i.sha256}" for i in m.ingredients]
+    return "\n".join(lines)
 
 
 def _container_tags(path) -> dict[str, str]:
