@@ -193,9 +193,10 @@ def head_sway(
 
 class RuleStream:
     """The rule generator as a MotionStream: per window, the mouth from visemes or acoustics (smoothed with
-    MOUTH_REACH_S of lookahead), blinks, gaze shifts, head sway, nods and brows on stress, all carried across
-    windows in absolute time. The head and brows follow the voice through causal filters, read with the
-    mouth's lookahead, so a live stream waits for nothing more than the mouth does."""
+    MOUTH_REACH_S of lookahead), blinks, gaze shifts, head sway, nods on stress, brows from the fitted prosody
+    filter, all carried across windows in absolute time. The head and brows follow the voice through causal
+    filters read with (at most) the mouth's lookahead, so a live stream waits for nothing more than the mouth
+    does."""
 
     needs_phonemes = False  # phonemes shape its mouth when given; without them, its acoustic mouth
     lead_s = LIP_LEAD
