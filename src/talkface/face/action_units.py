@@ -80,10 +80,10 @@ RECIPES: dict[str, dict[str, float]] = {
     "surprised": {"brow_inner_raise": 1.1, "brow_outer_raise": 1.1, "upper_lid_raise": 1.1},
     "fearful": {
         "brow_inner_raise": 1.1,
-        "brow_outer_raise": 0.6,
-        "brow_lower": 0.5,
+        "brow_outer_raise": 0.4,
+        "brow_lower": 0.9,  # raised and drawn together: the fear brow, flat and tense, not surprise's arch
         "upper_lid_raise": 1.2,
-        "lip_stretch": 1.3,
+        "lip_stretch": 1.6,
     },
     "disgusted": {
         "nose_wrinkle": 1.4,
