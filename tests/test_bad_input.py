@@ -5,6 +5,7 @@ Every input is generated here, small (the 61-megapixel photo is a flat JPEG: sma
 from __future__ import annotations
 
 import io
+import os
 import struct
 import time
 import zlib
@@ -17,9 +18,11 @@ import pytest
 from conftest import synth_speech, write_audio
 from PIL import Image
 
+import talkface.cli
 from talkface.assets import asset_path
 from talkface.audio.features import n_video_frames
 from talkface.audio.load import from_samples, load_audio, write_wav
+from talkface.audio.tts import MAX_TEXT_CHARS
 from talkface.cli import main
 from talkface.face.image import load_image
 
@@ -379,4 +382,322 @@ def test_images_refused_fast_in_one_line(tmp_path, face, speech, capsys, case, e
     t = time.perf_counter()
     code, out = animate(tmp_path, path, speech)
     assert time.perf_counter() - t < 2.0  # from the header: nothing large is allocated or decoded
+    assert_refused(code, out, capsys, expect)
+
+
+# -- options ------------------------------------------------------------------------------------------
+
+
+def run(argv: list[str]) -> int:
+    """main(argv)'s exit code, also when argparse refuses a malformed flag (it exits by SystemExit)."""
+    try:
+        return main(argv)
+    except SystemExit as e:
+        return e.code
+
+
+def assert_one_line(code: int, out: Path, capsys, expect: str) -> None:
+    """Like assert_refused, for errors argparse may raise too ("talkface animate: error: ...")."""
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("talkface") and "error: " in lines[0], err
+    assert expect in lines[0] and "Traceback" not in err and "internal error" not in err, err
+    assert not out.exists() and not out.parent.exists()
+
+
+OPTION_CASES = [
+    (["--size", "abc"], "argument --size: invalid int value: 'abc'"),
+    (["--size", "1.5"], "argument --size: invalid int value: '1.5'"),
+    (["--size", "100"], "--size 100 is out of range: it must be between 128 and 2048"),
+    (["--size", "4096"], "--size 4096 is out of range"),
+    (["--fps", "nan"], "--fps nan: not a finite number"),
+    (["--fps", "inf"], "--fps inf: not a finite number"),
+    (["--fps", "1e400"], "--fps inf: not a finite number"),
+    (["--fps", "0"], "--fps 0.0 is out of range: it must be between 1 and 60"),
+    (["--fps", "61"], "--fps 61.0 is out of range"),
+    (["--fps", "fast"], "argument --fps: invalid float value: 'fast'"),
+    (["--seed", "-1"], "--seed -1 is out of range"),
+    (["--seed", "2147483648"], "--seed 2147483648 is out of range"),
+    (["--seed", "1.5"], "argument --seed: invalid int value: '1.5'"),
+    (["--motion-scale", "inf"], "--motion-scale inf: not a finite number"),
+    (["--motion-scale", "nan"], "--motion-scale nan: not a finite number"),
+    (["--motion-scale", "-0.1"], "--motion-scale -0.1 is out of range"),
+    (["--motion-scale", "3.5"], "--motion-scale 3.5 is out of range"),
+    (["--expression-scale", "nan"], "--expression-scale nan: not a finite number"),
+    (["--expression-scale", "2.5"], "--expression-scale 2.5 is out of range"),
+    (["--gaze", "1,2,3"], "argument --gaze: expected two numbers like 5,-3, got '1,2,3'"),
+    (["--gaze", "left"], "argument --gaze: expected two numbers like 5,-3, got 'left'"),
+    (["--gaze", ""], "argument --gaze: expected two numbers"),
+    (["--gaze", "nan,0"], "--gaze nan: not a finite number"),
+    (["--gaze", "0,-inf"], "--gaze -inf: not a finite number"),
+    (["--gaze", "0,26"], "--gaze 26.0 is out of range: it must be between -25 and 25"),
+    (["--head-distance", "nan"], "--head-distance nan: not a finite number"),
+    (["--head-distance", "0.5"], "--head-distance 0.5 is out of range"),
+    (["--crf", "52"], "--crf 52 is out of range"),
+    (["--crf", "-1"], "--crf -1 is out of range"),
+    (["--crf", "high"], "argument --crf: invalid int value: 'high'"),
+    (["--emotion-strength", "nan"], "--emotion-strength nan: not a finite number"),
+    (["--emotion-strength=-inf"], "--emotion-strength -inf: not a finite number"),
+    (["--emotion-strength", "-inf"], "argument --emotion-strength: expected one argument"),  # -inf: a flag?
+    (["--emotion-strength", "1.6"], "--emotion-strength 1.6 is out of range"),
+    (["--generator", "magic"], "argument --generator: invalid choice: 'magic'"),
+    (["--emotion", "joyful"], "--emotion 'joyful' is not one of: neutral, happy"),
+    (["--emotion", ""], "--emotion '' is not one of"),
+    (["--emotion", "happy@1,,sad@2"], "--emotion '' is not one of"),
+    (["--emotion", "happy@soon"], "'happy@soon' is not NAME[:STRENGTH][@SECONDS]"),
+    (["--emotion", "happy@1@2"], "'happy@1@2' is not NAME[:STRENGTH][@SECONDS]"),
+    (["--emotion", "happy:0.5:2"], "'happy:0.5:2' is not NAME[:STRENGTH][@SECONDS]"),
+    (["--emotion", "happy@1,sad@0.5"], "keyframe times must increase: sad@0.5 comes after happy@1"),
+    (["--emotion", "happy@1,sad@1"], "keyframe times must increase"),
+    (["--emotion", "happy@-1"], "the keyframe time -1 s is negative"),
+    (["--emotion", "happy@nan"], "the keyframe time nan s is not a finite number"),
+    (["--emotion", "happy@inf"], "the keyframe time inf s is not a finite number"),
+    (["--emotion", "happy:nan"], "strength nan is out of range"),
+    (["--emotion", "happy:9@0,sad@1"], "strength 9 is out of range: it must be between 0 and 1.5"),
+    (["--emotion", "neutral:0.5"], "neutral takes no strength"),
+]
+
+
+@pytest.mark.parametrize("flags,expect", OPTION_CASES, ids=[" ".join(flags) for flags, _ in OPTION_CASES])
+def test_animate_options_refused_in_one_line(tmp_path, portrait, speech, capsys, flags, expect):
+    out = tmp_path / "out" / "video.mp4"
+    t = time.perf_counter()
+    code = run(["animate", str(portrait), str(speech), "-o", str(out), "--size", "128", "-q", *flags])
+    assert time.perf_counter() - t < 1.0  # checked before the portrait or the audio is read
+    assert_one_line(code, out, capsys, expect)
+
+
+@pytest.mark.parametrize(
+    "command,flags,expect",
+    [
+        ("say", ["--fps", "nan"], "--fps nan: not a finite number"),
+        ("say", ["--gaze", "1,2,3"], "expected two numbers like 5,-3"),
+        ("say", ["--emotion", "happy@2,sad@1"], "keyframe times must increase"),
+        ("drive", ["--fps", "inf"], "--fps inf: not a finite number"),
+        ("drive", ["--motion-scale", "nan"], "--motion-scale nan: not a finite number"),
+        ("drive", ["--emotion", "happy:2"], "strength 2 is out of range"),
+        ("drive", ["--seed", "1"], "--seed does not apply: drive takes its motion from the driving video"),
+    ],
+)
+def test_say_and_drive_refuse_options_in_one_line(tmp_path, portrait, speech, capsys, command, flags, expect):
+    out = tmp_path / "out" / "video.mp4"
+    second = "Hello." if command == "say" else str(speech)
+    code = run([command, str(portrait), second, "-o", str(out), "--size", "128", "-q", *flags])
+    assert_one_line(code, out, capsys, expect)
+
+
+# -- outputs ------------------------------------------------------------------------------------------
+
+
+def test_missing_folders_are_created_and_a_failed_run_makes_none(tmp_path, portrait, speech, capsys):
+    out = tmp_path / "new" / "deeper" / "video.mp4"
+    assert main(["animate", str(portrait), str(speech), "-o", str(out), "--size", "128", "-q"]) == 0
+    assert_video(out, 1.0)
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("not an image")
+    out = tmp_path / "other" / "video.mp4"
+    code = main(["animate", str(bad), str(speech), "-o", str(out), "--size", "128", "-q"])
+    assert_refused(code, out, capsys, "cannot read")
+    assert not (tmp_path / "other").exists()
+
+
+@pytest.mark.parametrize("case", ["folder_named_mp4", "file_as_folder", "read_only_folder"])
+def test_unwritable_outputs_refused_before_any_work(tmp_path, portrait, speech, capsys, case):
+    place = tmp_path / "place"
+    place.mkdir()
+    if case == "folder_named_mp4":
+        out, expect = place / "video.mp4", "is a folder; give a file name ending in .mp4"
+        out.mkdir()
+    elif case == "file_as_folder":
+        (place / "notes").write_text("a file")
+        out, expect = place / "notes" / "video.mp4", "notes is not a folder"
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root writes in a read-only folder")
+        out, expect = place / "sub" / "video.mp4", "permission denied"
+        place.chmod(0o500)
+    before = sorted(p.name for p in place.iterdir())
+    t = time.perf_counter()
+    try:
+        code = main(["animate", str(portrait), str(speech), "-o", str(out), "--size", "128", "-q"])
+    finally:
+        place.chmod(0o700)
+    assert time.perf_counter() - t < 1.0  # refused before the portrait is analysed
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("talkface: error: ") and expect in err and len(err.splitlines()) == 1
+    assert sorted(p.name for p in place.iterdir()) == before  # no temporary file, nothing made
+    if case == "folder_named_mp4":
+        assert not any(out.iterdir())
+
+
+@pytest.mark.parametrize("case", ["bad_portrait", "no_face", "bad_audio"])
+def test_an_existing_output_survives_a_failed_run(tmp_path, portrait, speech, capsys, case):
+    out = tmp_path / "video.mp4"
+    out.write_bytes(b"an earlier video" * 1000)
+    image, audio, expect = portrait, speech, "cannot read audio"
+    if case == "bad_portrait":
+        image, expect = tmp_path / "bad.png", "cannot read"
+        image.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 100)
+    elif case == "no_face":
+        image, expect = tmp_path / "wall.png", "no face found in the portrait"
+        Image.new("RGB", (256, 256), (150, 140, 130)).save(image)
+    else:
+        audio = tmp_path / "noise.wav"
+        audio.write_bytes(np.random.default_rng(1).integers(0, 256, 20_000, np.uint8).tobytes())
+    code = main(["animate", str(image), str(audio), "-o", str(out), "--size", "128", "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("talkface: error: ") and expect in err and len(err.splitlines()) == 1
+    assert out.read_bytes() == b"an earlier video" * 1000
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".mp4") == ["video.mp4"]
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_ctrl_c_mid_render_leaves_nothing(tmp_path, portrait, speech, capsys, monkeypatch, existing):
+    def interrupt(done: int, total: int) -> None:
+        if done == 5:  # the encoder holds frames and the temporary file is open
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(talkface.cli, "_progress_bar", lambda enabled: (interrupt, lambda: None))
+    out = tmp_path / "out" / "video.mp4"
+    if existing:
+        out.parent.mkdir()
+        out.write_bytes(b"an earlier video")
+    code = main(["animate", str(portrait), str(speech), "-o", str(out), "--size", "128", "-q"])
+    assert code == 130
+    assert capsys.readouterr().err.strip() == "talkface: interrupted"
+    left = [p.name for p in out.parent.iterdir()] if out.parent.exists() else []
+    assert left == (["video.mp4"] if existing else [])  # no temporary file beside it
+    if existing:
+        assert out.read_bytes() == b"an earlier video"
+
+
+# -- say ----------------------------------------------------------------------------------------------
+
+
+def assert_playable(out: Path, audio: bool = True) -> int:
+    """A complete H.264 MP4 (with AAC sound if `audio`) and nothing beside it; returns its frame count."""
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.name == "h264"
+        assert bool(c.streams.audio) == audio
+        frames = sum(1 for _ in c.decode(video=0))
+    assert frames >= 1
+    assert [p.name for p in out.parent.iterdir()] == [out.name]
+    return frames
+
+
+@pytest.mark.parametrize(
+    "text,expect",
+    [
+        ("", "the text is empty"),
+        ("  \n\t  ", "the text is empty"),
+        ("\x07\x1b\x00", "the text is empty"),
+        ("Hello. " * 30_000, f"the text is too long (210000 characters); the limit is {MAX_TEXT_CHARS}"),
+    ],
+    ids=["empty", "whitespace", "only_control_characters", "210_KB"],
+)
+def test_say_refuses_text_in_one_line(tmp_path, portrait, capsys, text, expect):
+    out = tmp_path / "out" / "video.mp4"
+    t = time.perf_counter()
+    code = main(["say", str(portrait), text, "-o", str(out), "--size", "128", "-q"])
+    assert time.perf_counter() - t < 2.0
+    assert_refused(code, out, capsys, expect)
+
+
+def test_say_reads_control_characters_as_spaces(tmp_path, portrait):
+    out = tmp_path / "out" / "video.mp4"
+    text = "Hi\x1b[1m\x07 there\x00\x7f."
+    assert main(["say", str(portrait), text, "-o", str(out), "--size", "128", "-q"]) == 0
+    assert assert_playable(out) >= 10
+
+
+def test_say_unknown_voice(tmp_path, portrait, capsys):
+    out = tmp_path / "out" / "video.mp4"
+    code = main(["say", str(portrait), "Hello.", "--voice", "klingon", "-o", str(out), "--size", "128", "-q"])
+    assert_refused(code, out, capsys, "unknown voice 'klingon'; available voices: af, ")
+
+
+# -- drive --------------------------------------------------------------------------------------------
+
+
+def face_video(path: Path, frames: int, without_face: range | tuple = ()) -> Path:
+    """A 192 x 192 H.264 clip of the still portrait (no audio); the frames in `without_face` are a flat
+    grey, as if the face had left the picture."""
+    face = np.asarray(Image.open(asset_path("portrait.jpg")).convert("RGB").resize((192, 192)))
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width = video.height = 192
+        video.pix_fmt = "yuv420p"
+        for i in range(frames):
+            pixels = np.full_like(face, 128) if i in without_face else face
+            f = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            f.pts = i
+            for packet in video.encode(f):
+                out.mux(packet)
+        for packet in video.encode(None):
+            out.mux(packet)
+    return path
+
+
+def drive(tmp_path, image, video) -> tuple[int, Path]:
+    out = tmp_path / "out" / "video.mp4"
+    return main(["drive", str(image), str(video), "-o", str(out), "--size", "128", "-q"]), out
+
+
+def test_drive_holds_the_face_through_frames_without_it(tmp_path, portrait):
+    code, out = drive(tmp_path, portrait, face_video(tmp_path / "gap.mp4", 15, without_face=range(5, 10)))
+    assert code == 0
+    assert assert_playable(out, audio=False) == 15
+    with av.open(str(out)) as c:
+        frames = [f.to_ndarray(format="rgb24").astype(np.float32) for f in c.decode(video=0)]
+    # Every frame shows the face (a lost face would differ by tens of levels), and the frames without it
+    # hold the nearest tracked one: 5, 6 the pose of 4, and 7-9 that of 10 (the tracker re-finds the face
+    # there with a slightly different pose, so 4 and 10 differ by ~1.5 levels).
+    assert max(np.abs(f - frames[2]).mean() for f in frames) < 4.0
+    for held, tracked in ((5, 4), (6, 4), (8, 10), (9, 10)):
+        assert np.abs(frames[held] - frames[tracked]).mean() < 1.0, (held, tracked)
+
+
+@pytest.mark.parametrize(
+    "case,expect",
+    [
+        ("no_face_at_all", "no face found in the driving video"),
+        ("random_bytes", "cannot read video"),
+        ("short_text", "cannot read video"),
+        ("audio_only", "has no video stream"),
+        ("missing", "No such file or directory"),
+    ],
+)
+def test_drive_refuses_driving_videos_in_one_line(tmp_path, portrait, speech, capsys, case, expect):
+    video = tmp_path / "driving.mp4"
+    if case == "no_face_at_all":
+        face_video(video, 10, without_face=range(10))
+    elif case == "random_bytes":
+        video.write_bytes(np.random.default_rng(2).integers(0, 256, 20_000, np.uint8).tobytes())
+    elif case == "short_text":  # FFmpeg takes it for a text "video" whose frames do not decode
+        video.write_text("not a video")
+    elif case == "audio_only":
+        video = speech
+    code, out = drive(tmp_path, portrait, video)
+    assert_refused(code, out, capsys, expect)
+
+
+# -- the portrait, for say and drive ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["say", "drive"])
+@pytest.mark.parametrize("case", ["unreadable", "no_face"])
+def test_say_and_drive_refuse_a_bad_portrait(tmp_path, speech, capsys, command, case):
+    image = tmp_path / "portrait.jpg"
+    if case == "unreadable":
+        image.write_text("not an image\n" * 10)
+        expect = "cannot read"
+    else:
+        Image.new("RGB", (256, 256), (150, 140, 130)).save(image, "JPEG")
+        expect = "no face found in the portrait"
+    out = tmp_path / "out" / "video.mp4"
+    if command == "say":
+        code = main(["say", str(image), "Hello.", "-o", str(out), "--size", "128", "-q"])
+    else:
+        code = main(["drive", str(image), str(face_video(tmp_path / "d.mp4", 5)), "-o", str(out), "-q"])
     assert_refused(code, out, capsys, expect)

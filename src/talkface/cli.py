@@ -48,12 +48,27 @@ def _add_options(parser: argparse.ArgumentParser, cls, flags: dict[str, str] | N
             flags.get(f.name, f"--{name}"),
             dest=f.name,
             action="append" if repeated else "store",
-            type=str if repeated else f.metadata.get("parse") or type(f.default),
+            type=str if repeated else _with_message(f.metadata.get("parse")) or type(f.default),
             choices=choices,
             default=None,
             metavar=None if choices else f.name.upper(),  # argparse shows the choices
             help=f"{text}{rng}{default}",
         )
+
+
+def _with_message(parse):
+    """A field's own parser whose ValueError text reaches the error line (argparse shows only "invalid
+    parse_pair value" for a plain ValueError). Built-in types (str, float) are passed through."""
+    if parse is None or isinstance(parse, type):
+        return parse
+
+    def parsed(text: str):
+        try:
+            return parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    return parsed
 
 
 class _Refused(argparse.Action):

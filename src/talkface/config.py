@@ -234,6 +234,8 @@ def check_ranges(options) -> None:
         for v in value if isinstance(value, tuple) else (value,):
             if choices and v not in choices:
                 raise TalkfaceError(f"--{name} {v!r} is not one of: {', '.join(choices)}")
+            if rng and isinstance(v, float) and not math.isfinite(v):
+                raise TalkfaceError(f"--{name} {v}: not a finite number")
             if rng and not rng[0] <= v <= rng[1]:
                 lo, hi = (str(x) if isinstance(x, int) else f"{x:g}" for x in rng)
                 raise TalkfaceError(f"--{name} {v} is out of range: it must be between {lo} and {hi}")

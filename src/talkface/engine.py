@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
@@ -77,10 +78,21 @@ def _untimed(stage: str) -> contextlib.nullcontext:
 
 
 def check_output(output: str | Path) -> Path:
-    """The output path, if it names an MP4 file."""
+    """The output path, if it names an MP4 file that can be written: checked before any work, so that a
+    folder given as the output or a place we may not write fails at once. Missing folders are fine (the
+    writer makes them, so a failed run leaves none); the nearest existing one must be a writable folder."""
     output = Path(output)
     if output.suffix.lower() not in (".mp4", ".m4v", ".mov"):
         raise TalkfaceError(f"output must be an .mp4 file, got {output.name}")
+    if output.is_dir():
+        raise TalkfaceError(f"output {output} is a folder; give a file name ending in .mp4")
+    parent = output.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise TalkfaceError(f"cannot write {output}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise TalkfaceError(f"cannot write {output}: permission denied in {parent}")
     return output
 
 

@@ -6,12 +6,14 @@ import logging
 import tempfile
 from pathlib import Path
 
+import av
 import numpy as np
 
 from talkface.audio.features import n_video_frames
 from talkface.audio.load import AudioReader, from_samples, write_wav
 from talkface.config import DEFAULT_VOICE, AnimateOptions, DriveOptions
 from talkface.engine import Engine, Progress, StageClock, check_output
+from talkface.errors import TalkfaceError
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +85,11 @@ def drive(
     engine = Engine(portrait, options)
     info = probe(driving_video)
     log.info("tracking the driving video")
-    motion = motion_from_track(track_video(driving_video))
+    try:
+        track = track_video(driving_video)
+    except av.error.FFmpegError as e:  # FFmpeg guessed a format from the header, but the frames are not one
+        raise TalkfaceError(f"cannot read video {driving_video}: {e.strerror or e}") from None
+    motion = motion_from_track(track)
     motion = retime(motion, min(max(info.fps, 1.0), 60.0))  # the tracked rate, clamped like any output
     motion = steer(retime(motion, options.fps or motion.fps), options)
     if not info.has_audio:

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from talkface.config import MAX_AUDIO_SECONDS
 from talkface.errors import TalkfaceError
 from talkface.motion.contract import Phoneme
 
@@ -46,6 +47,10 @@ log = logging.getLogger(__name__)
 
 RATE_RANGE = (80, 450)  # words per minute accepted by espeak_SetParameter(espeakRATE)
 PITCH_RANGE = (0, 100)  # espeak base pitch, 50 = the voice's normal pitch
+# Longest text accepted, in characters: at the default rate, English takes ~14 characters a second, so
+# 20 000 characters are about 24 minutes of speech (synthesised in ~3 s), under the audio limit
+# (MAX_AUDIO_SECONDS). Longer text is refused before synthesis, so a huge argument fails at once.
+MAX_TEXT_CHARS = 20_000
 
 # speak_lib.h constants
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -358,24 +363,36 @@ def synthesize(text: str, voice: str = "en-us", words_per_minute: int = 160, pit
     voice: a name from list_voices(), case-insensitive. words_per_minute: 80-450. pitch: 0-100, 50 is
     the voice's normal pitch. Returns mono float32 audio at espeak's rate (22050 Hz) with the phoneme
     and word timings, in seconds, of that exact audio (bit-exact only for a process's first call, see the
-    module docstring). Raises TalkfaceError for empty text, an unknown voice or an out-of-range option.
+    module docstring). Control characters are read as spaces. Raises TalkfaceError for empty text, text
+    over MAX_TEXT_CHARS or MAX_AUDIO_SECONDS of speech, an unknown voice or an out-of-range option.
     """
-    if not text or not text.strip():
+    # A zero byte would end the C string early, and other control characters (escape sequences pasted from
+    # a terminal, bells) are not text: a space each keeps every character position.
+    text = "".join(" " if ord(c) < 32 and c not in "\n\r\t" or 127 <= ord(c) < 160 else c for c in text or "")
+    if not text.strip():
         raise TalkfaceError("the text is empty")
+    if len(text) > MAX_TEXT_CHARS:
+        raise TalkfaceError(
+            f"the text is too long ({len(text)} characters); the limit is {MAX_TEXT_CHARS} (about 24 "
+            "minutes of speech): split it"
+        )
     if not RATE_RANGE[0] <= words_per_minute <= RATE_RANGE[1]:
         raise TalkfaceError(
             f"words_per_minute must be in {RATE_RANGE[0]}-{RATE_RANGE[1]}, got {words_per_minute}"
         )
     if not PITCH_RANGE[0] <= pitch <= PITCH_RANGE[1]:
         raise TalkfaceError(f"pitch must be in {PITCH_RANGE[0]}-{PITCH_RANGE[1]}, got {pitch}")
-    # A zero byte would end the C string early; a space keeps every character position.
-    text = text.replace("\0", " ")
     with _lock:
         engine = _get_engine()
         identifier = engine.voices.get(voice.strip().lower())
         if identifier is None:
             raise TalkfaceError(_unknown_voice_message(voice, sorted(engine.voices)))
         speech = engine.synthesize(text, identifier, int(words_per_minute), int(pitch))
+    if speech.duration > MAX_AUDIO_SECONDS:  # slow speech, long numbers read out: under the character limit
+        raise TalkfaceError(
+            f"the text makes {speech.duration / 60:.0f} minutes of speech, longer than the "
+            f"{MAX_AUDIO_SECONDS // 60}-minute limit: split it"
+        )
     log.debug(
         "synthesised %.2f s, %d phonemes, %d words with %s",
         speech.duration,

@@ -16,6 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from talkface.errors import TalkfaceError
 from talkface.video.provenance import Ingredient, sign_mp4
 
 AAC_BITRATE = 160_000
@@ -83,8 +84,11 @@ class Mp4Writer:
     ):
         self.path = Path(path)
         self._ingredients = ingredients
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".tmp.mp4", dir=self.path.parent)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".tmp.mp4", dir=self.path.parent)
+        except OSError as e:  # a read-only place, a file where a folder should be: bad input, one line
+            raise TalkfaceError(f"cannot write {self.path}: {e.strerror or e}") from None
         os.close(fd)
         umask = os.umask(0)
         os.umask(umask)
@@ -129,7 +133,11 @@ class Mp4Writer:
         if exc_type is None:
             if self._ingredients is not None:
                 self._sign()
-            os.replace(self._tmp, self.path)
+            try:
+                os.replace(self._tmp, self.path)
+            except OSError as e:  # e.g. a folder appeared at the path while rendering
+                self._tmp.unlink(missing_ok=True)
+                raise TalkfaceError(f"cannot write {self.path}: {e.strerror or e}") from None
         else:
             self._tmp.unlink(missing_ok=True)
 
