@@ -261,7 +261,10 @@ class ServerSettings(_Checked):
     host: str = _opt("127.0.0.1", "address to listen on")
     port: int = _opt(8000, "port", (0, 65535))
     max_sessions: int = _opt(
-        3, "live WebSocket sessions at once; more get 'busy' (two cores hold 3 at 512 x 512)", (1, 1024)
+        3,
+        "live WebSocket sessions at once; more get 'busy' (two cores hold 2 in real time at 512 x 512, "
+        "and 3 at 23 fps with frames skipped to stay within --max-render-lag)",
+        (1, 1024),
     )
     idle_timeout: float = _opt(
         60.0,
