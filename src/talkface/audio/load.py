@@ -13,7 +13,6 @@ from pathlib import Path
 import av
 import numpy as np
 import soxr
-from scipy.signal import lfilter, lfilter_zi
 
 from talkface.config import MAX_AUDIO_SECONDS
 from talkface.errors import TalkfaceError
@@ -232,6 +231,8 @@ class _DCRemover:
         self._state: np.ndarray | None = None
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        from scipy.signal import lfilter, lfilter_zi  # here, not at import: scipy.signal takes ~1 s to load
+
         if len(x) == 0:
             return x
         if self._state is None:
