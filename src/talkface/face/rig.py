@@ -123,31 +123,6 @@ def face_framing(
     return Framing(m, size, (h, w))
 
 
-def _crop_inside(matrix: np.ndarray, size: int, image_shape: tuple[int, int]) -> bool:
-    """Whether the crop's outer edges (matrix: portrait -> crop pixels, size x size) lie inside the
-    portrait's (H, W), to within a hundredth of a pixel."""
-    h, w = image_shape
-    edges = np.array([[-0.5, -0.5], [size - 0.5, -0.5], [-0.5, size - 0.5], [size - 0.5, size - 0.5]])
-    inv = cv2.invertAffineTransform(matrix)
-    pts = edges @ inv[:, :2].T + inv[:, 2]
-    return bool((pts >= -0.51).all() and (pts <= np.array([w, h]) - 0.49).all())
-
-
-def _soften_outside(crop: np.ndarray, image_shape: tuple[int, int], matrix: np.ndarray) -> np.ndarray:
-    """Where the crop leaves the portrait, its edge pixels were repeated (streaks); blur those parts into a
-    smooth continuation of the edge colours instead. Crops inside the image are returned unchanged."""
-    h, w = image_shape
-    size = crop.shape[0]
-    if _crop_inside(matrix, size, image_shape):
-        return crop
-    inside = cv2.warpAffine(np.ones((h, w), np.float32), matrix, (size, size), flags=cv2.INTER_LINEAR)
-    sigma = 0.04 * size
-    smooth = cv2.GaussianBlur(crop, (0, 0), sigma)
-    # Fade from the real pixels into the smooth fill over a few pixels past the image edge.
-    outside = cv2.GaussianBlur(1.0 - inside, (0, 0), 2.0).clip(0, 1)[..., None]
-    return (crop * (1 - outside) + smooth * outside).astype(np.uint8)
-
-
 def person_mask(crop: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Soft person mask of an RGB uint8 crop (H, W, 3) from mediapipe's selfie segmentation (general
     model), shape (H, W) float32 in 0..1; the face (landmarks `points` (478, >=2) in crop pixels) always
@@ -179,7 +154,6 @@ def build_rig(
     scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
     crop = cv2.warpAffine(portrait, m, (size, size), flags=interp, borderMode=cv2.BORDER_REPLICATE)
-    crop = _soften_outside(crop, portrait.shape[:2], m)
     pts = face.points.astype(np.float64)
     xy = pts[:, :2] @ m[:, :2].T + m[:, 2]
     z = (pts[:, 2] - pts[: T.N_MESH, 2].mean()) * scale
