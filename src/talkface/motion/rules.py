@@ -31,7 +31,6 @@ from talkface.face.expression import (
 from talkface.motion.contract import MotionControls, MotionSequence, Phoneme
 from talkface.motion.controls import emotion_rows, no_model
 from talkface.motion.cues import (
-    STRESS_MEAN_S,
     BrowStream,
     ProsodyCues,
     SpeechLevels,
@@ -224,7 +223,6 @@ class RuleStream:
         self._levels = SpeechLevels(fps)
         smooth_s = VISEME_SMOOTH_S if phonemes else MOUTH_SMOOTH_S
         self._mouth = _gaussian(fps, smooth_s, MOUTH_REACH_S, 3)
-        self._stress_mean = _causal(fps, STRESS_MEAN_S)
         self._stress, self._nod = _causal(fps, 0.08), _causal(fps, 0.1)
         self._accent, self._accent_roll = _causal(fps, 0.12), _causal(fps, 0.2)
         self._prosody = ProsodyCues(fps)
@@ -250,7 +248,8 @@ class RuleStream:
         if n == 0:
             return MotionSequence.still(0, self.fps)
         level, cue, semis = self._levels(features)
-        self._brow = np.concatenate([self._brow, self._brows.push(self._prosody(features, level, semis))])
+        prosody = self._prosody(features, level, semis)  # accent, stress, ... (motion.cues.PROSODY_COLUMNS)
+        self._brow = np.concatenate([self._brow, self._brows.push(prosody)])
         if self.phonemes:
             # Known phonemes (text to speech, alignment): visemes shape the mouth exactly; loudness only
             # scales the jaw a little (emphasis).
@@ -264,8 +263,8 @@ class RuleStream:
         talking = features.voicing > 0.5
         # Stress: loudness above its recent mean, on voiced frames; drives nods. Accent: pitch above the
         # speaker's median; tilts the head. (The brows read both through their fitted filter, _brows.)
-        stress = self._stress(clip01((level - self._stress_mean(level)) * 3.0) * talking)
-        accent = self._accent(clip01(semis / 4.0) * (features.pitch_hz > 0))
+        stress = self._stress(prosody[:, 1])
+        accent = self._accent(prosody[:, 0])
         rows = np.column_stack(
             [
                 NOD_DEG * self._nod(stress),
