@@ -19,25 +19,41 @@ from pathlib import Path
 from talkface.config import SPLITS
 from talkface.errors import TalkfaceError
 
-# 8 of the 29 speakers (28%), from every kind of source: two GRID speakers (studio, 3 s, silence at both
-# ends), two MEAD actors (1080p, emotional), one LRS3/TED speaker (a 2 s cut), two named public figures
-# (a 256 px styletalk crop, an AniPortrait 512 px clip) and the singer (not speech: a stress test).
+# 19 of the 51 speakers (37%, 20 of 63 clips, 2.3 of 11.7 minutes), from every kind of source. The 8 of the
+# first split stay (so that numbers stay comparable across rounds): two GRID speakers (studio, 3 s, silence at
+# both ends), two MEAD actors (1080p, emotional), one LRS3/TED speaker (a 2 s cut), two named public figures (a
+# 256 px styletalk crop, an AniPortrait 512 px clip) and the singer (not speech: a stress test). Added with the
+# grown set: six VoxCeleb2 speakers (224 px interview crops; 00010 shares face group fg02 with the LRS3
+# speaker), the LRS2 speaker (160 px, two clips), a DFDC participant (1080p, small face, glasses), the LIA
+# VoxCeleb young man, Donald Trump and the German news presenter (not English). Obama's six clips, the long
+# news-anchor and Macron clips stay in train: they are most of its minutes.
 VALIDATION_SPEAKERS = (
     "GRID speaker B",
     "GRID speaker H",
     "MEAD actor M026",
     "MEAD actor W023",
-    "LRS3 speaker (TED video QoT0S2vu9m4)",
+    "LRS3 speaker (TED video QoT0S2vu9m4) [group fg02]",
     "Kristi Noem",
     "Theresa May",
     "unnamed singer in red beret (AniPortrait Aragaki driving video)",
+    "VoxCeleb2 speaker: man with glasses, seaside background (PC-AVS 00010) [group fg02]",
+    "VoxCeleb2 speaker: man in suit and tie, red TV-show set (PC-AVS 00086)",
+    "VoxCeleb2 speaker: bald older man (PC-AVS 00473)",
+    "VoxCeleb2 speaker: bald man in dark jacket (PC-AVS 620900105)",
+    "VoxCeleb2 speaker: bearded dark-haired man in black shirt (PC-AVS 731200067)",
+    "VoxCeleb2 speaker: dark-haired man in navy shirt, TV studio (PC-AVS 796100172)",
+    "LRS2 speaker: grey-haired man with stubble, outdoors (unmute_the_muted demo 00001/00002)",
+    "unnamed DFDC participant with glasses (lynaeydofd)",
+    "unnamed young man (LIA vox driving2)",
+    "Donald Trump (d38.jpg, TPSMM source: Trump-like)",
+    "unnamed male news presenter (MimicTalk German_20s)",
 )
 
 
 def _speaker_group(speaker: str) -> str:
-    """The manifest's speaker label without its `[group vgNN]` tag, or the tag itself when present (a group
-    must stay on one side)."""
-    tag = re.search(r"\[group (vg\d+)\]", speaker)
+    """The manifest's speaker label without its `[group vgNN]`/`[group fgNN]` tag, or the tag itself when
+    present (a voice group or a face group must stay on one side)."""
+    tag = re.search(r"\[group ((?:vg|fg)\d+)\]", speaker)
     return tag.group(1) if tag else speaker.strip()
 
 
