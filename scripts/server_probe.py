@@ -113,6 +113,30 @@ def probe_stall(port: int) -> str:
     return f"stalled upload body: {status!r} after {time.monotonic() - t:.1f} s"
 
 
+def probe_header_stall(port: int, n: int = 300) -> str:
+    """n connections that send half their headers and stall (the issue held 300 for ever): how many are
+    still open after the header deadline, and how many sockets does the server hold meanwhile?"""
+    held = []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        s.settimeout(0.0)
+        held.append(s)
+    t = time.monotonic()
+    time.sleep(4.0)  # the probe's server runs with --header-timeout 3
+    still_open = 0
+    for s in held:
+        try:
+            still_open += s.recv(1) != b""  # b"" means the server closed it
+        except BlockingIOError:
+            still_open += 1
+        except OSError:
+            pass
+        s.close()
+    waited = time.monotonic() - t
+    return f"{n} connections stalled in their headers: {still_open} still open after {waited:.1f} s"
+
+
 async def cycles(url: str, pid: int, n: int, size: int) -> list[str]:
     """n sessions one after another, each: start, 2 s of speech as fast as it goes, flush, close."""
     from websockets.asyncio.client import connect
@@ -163,6 +187,8 @@ def main() -> None:
             "3",
             "--upload-timeout",
             "5",
+            "--header-timeout",
+            "3",
         ],  # fmt: skip
         env=env,
     )
@@ -178,6 +204,7 @@ def main() -> None:
         print(asyncio.run(probe_reason(url)), flush=True)
         print(probe_bomb(base, server.pid), flush=True)
         print(probe_stall(args.port), flush=True)
+        print(probe_header_stall(args.port), flush=True)
         for line in asyncio.run(cycles(url, server.pid, args.cycles, args.size)):
             print(line, flush=True)
     finally:

@@ -439,3 +439,51 @@ def test_session_drop_skips_frames_without_rendering_them():
         stamps = [t for t, _ in s.frames()]
         assert stamps == [i / 25 for i in range(20, 25)]
         assert s.drop(3) == 0
+
+
+# -- 6. connections that never finish their headers -------------------------------------------------
+
+
+def test_connections_that_stall_before_their_headers_are_closed():
+    """A real uvicorn on loopback with the server's protocol: silent clients, half-sent headers and a
+    keep-alive connection that stalls in its second request are all closed at the header deadline, while
+    a client that sends its request in time is answered."""
+    import socket
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        fake_app(), http=server.header_deadline_protocol(0.5), log_level="warning", lifespan="off"
+    )
+    runner = uvicorn.Server(config)
+    thread = threading.Thread(target=runner.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not runner.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+        def closed_after(payload: bytes, wait: float = 3.0) -> tuple[bytes, float]:
+            """Everything the server sent until it closed the connection, and when it did."""
+            with socket.create_connection(("127.0.0.1", port), timeout=wait) as c:
+                t = time.monotonic()
+                c.sendall(payload)
+                received = b""
+                while chunk := c.recv(65536):
+                    received += chunk
+                return received, time.monotonic() - t
+
+        silent, t_silent = closed_after(b"")
+        assert silent == b"" and 0.4 < t_silent < 2.0
+        half, t_half = closed_after(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        assert half == b"" and 0.4 < t_half < 2.0
+        keep_alive = b"GET /portraits/none HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHo"
+        answered, t_second = closed_after(keep_alive)
+        assert answered.startswith(b"HTTP/1.1 ") and answered.count(b"HTTP/1.1 ") == 1
+        assert 0.4 < t_second < 2.0
+    finally:
+        runner.should_exit = True
+        thread.join(timeout=5)

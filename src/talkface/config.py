@@ -282,8 +282,20 @@ class ServerSettings(_Checked):
     upload_timeout: float = _opt(
         30.0, "seconds a client has to send a portrait upload's whole body", (0.1, 3600.0)
     )
+    header_timeout: float = _opt(
+        10.0,
+        "seconds a connection has to send a request's headers (from connecting, or from its first byte "
+        "after a keep-alive pause); a stalled one is closed",
+        (0.1, 3600.0),
+    )
+    max_connections: int = _opt(
+        256,
+        "open HTTP and WebSocket connections at once; more are answered 503 (bounds the sockets and memory "
+        "that idle or stalled clients can hold)",
+        (4, 100_000),
+    )
     max_upload_bytes: int = _opt(10 * 1024 * 1024, "portrait upload size in bytes", (1024, 2**30))
-    max_upload_pixels: int = _opt(40_000_000, "decoded portrait size in pixels (the CLI's limit)", (1, 10**9))
+    max_upload_pixels: int = _opt(40_000_000, "decoded portrait size in pixels", (1, 10**9))
     max_portrait_side: int = _opt(
         2048, "uploads are stored downscaled to this side in pixels (a 512 crop needs no more)", (128, 8192)
     )
@@ -377,6 +389,24 @@ class BenchOptions(_Checked):
 
     seconds: float = _opt(10.0, "length of the benchmark audio in seconds", (1.0, 600.0))
     size: int = _opt(512, "frame width and height in pixels", _metadata(AnimateOptions, "size", "check"))
+
+
+@dataclass(frozen=True)
+class BatchOptions(_Checked):
+    """`talkface batch` (talkface.batch.run_batch): where the jobs run."""
+
+    workers: int | None = _opt(
+        None,
+        "worker processes (with --ray local: the Ray instance's CPUs); default one per core",
+        (1, 1024),
+        parse=int,
+    )
+    ray: str | None = _opt(
+        None,
+        "run the jobs as Ray tasks (the ray extra, requirements-ray.lock): local (start Ray here), auto (the "
+        "cluster this machine belongs to) or a cluster address such as ray://head:10001",
+        parse=str,
+    )
 
 
 @dataclass(frozen=True)

@@ -32,12 +32,18 @@ WebSocket protocol. Client -> server:
            eases to that emotion ("neutral" or one of talkface.config.EMOTIONS) over 0.6 s; strength 0-1.5 is
            optional (default: the start options' emotion_strength). It outlasts a reset (Session.set_emotion)
     text   {"type": "reset"}   start a new stream: the time base goes back to 0 and `generation` goes up
+    text   {"type": "interrupt"}   barge-in: the frames of the audio sent so far that are not sent yet are
+           dropped at once, and the mouth closes (Session.interrupt); -> "interrupted". Frames come again with
+           the audio sent next (silence, to listen: the mouth stays shut; or the next reply)
     text   {"type": "ping"}    -> {"type": "pong"} (not work: only other messages keep a session from
            `idle_timeout`)
 Server -> client:
     text   {"type": "ready", "fps", "width", "height", "generation": 0}
     binary a frame: 16-byte header "<IId" (generation uint32, frame index uint32, timestamp float64 in
            seconds on the audio's time base: frame j shows the audio at j / fps) then a JPEG
+    text   {"type": "interrupted", "generation": g, "dropped": n, "next_index": i, "timestamp": t}   after an
+           interrupt: n frames were dropped; drop any frame of this generation below index i still queued
+           on your side (its first frame, at t seconds, shows the mouth closing)
     text   {"type": "flushed", "generation": g}   every frame of the audio before the flush has been sent
            (or skipped, below)
     text   {"type": "behind", "generation": g, "skipped": n, "late": s}   the session fell more than
@@ -574,6 +580,7 @@ class _Connection:
         self.has_mail = asyncio.Event()
         self.frames_queued = 0
         self.frames_dropped = 0
+        self.interrupted_below: tuple[int, int] | None = None  # (generation, frame index) after an interrupt
         self.rate = 16000
         self.dtype = SAMPLE_FORMATS["f32"]
         self.channels = 1
@@ -600,6 +607,10 @@ class _Connection:
             self.loop.call_soon_threadsafe(self._enqueue, item)
 
     def _enqueue(self, item) -> None:
+        if isinstance(item, bytes) and self.interrupted_below is not None:
+            generation, index, _ = FRAME_HEADER.unpack_from(item)
+            if (generation, index) < self.interrupted_below:  # rendered before an interrupt: stale
+                return
         self.outbox.append(item)
         if isinstance(item, bytes):
             self.frames_queued += 1
@@ -711,8 +722,14 @@ class _Connection:
                     "(strength optional: a number)"
                 )
             await self._feed(self.session.set_emotion, emotion, strength, inline=True)
+        elif kind == "interrupt":
+            if self.session is None:
+                raise ClientError("interrupt before start")
+            await self._feed(self._interrupt, inline=True)
         else:
-            raise ClientError(f"unknown message type {_echo(kind)} (start, flush, reset, emotion, ping)")
+            raise ClientError(
+                f"unknown message type {_echo(kind)} (start, flush, reset, interrupt, emotion, ping)"
+            )
 
     async def _start(self, message: dict) -> None:
         if self.session is not None:
@@ -801,6 +818,31 @@ class _Connection:
         self.session.flush()
         self.pump.flush_requested += 1
 
+    def _interrupt(self) -> None:
+        """Barge-in, on the event loop: drop the frames not rendered (the session's) and not sent (the
+        outbox's); a frame the render thread finishes meanwhile is dropped when posted (interrupted_below)."""
+        with self.pump.lock:
+            dropped = self.session.interrupt()
+            generation = self.pump.generation
+            ts, _ = self.session.backlog()
+        index = round(ts * self.session.fps)
+        self.interrupted_below = (generation, index)
+        kept = [item for item in self.outbox if not isinstance(item, bytes)]
+        dropped += self.frames_queued
+        self.frames_queued = 0
+        self.outbox.clear()
+        self.outbox.extend(kept)
+        self.anchor = None  # the next reply sets the pace anew
+        self._enqueue(
+            {
+                "type": "interrupted",
+                "generation": generation,
+                "dropped": dropped,
+                "next_index": index,
+                "timestamp": ts,
+            }
+        )
+
     def _reset(self) -> None:
         with self.pump.lock:
             self.session.reset()
@@ -862,8 +904,66 @@ def serve(settings: ServerSettings | None = None) -> None:
     # 2-channel float32 at the top rate
     max_message = int(settings.max_chunk_seconds * SAMPLE_RATE_RANGE[1] * 8) + 1024
     uvicorn.run(
-        app, host=host, port=port, ws="websockets-sansio", ws_max_size=max_message, log_level="warning"
+        app,
+        host=host,
+        port=port,
+        http=header_deadline_protocol(settings.header_timeout),
+        limit_concurrency=settings.max_connections,
+        ws="websockets-sansio",
+        ws_max_size=max_message,
+        log_level="warning",
     )
+
+
+def header_deadline_protocol(timeout: float) -> type:
+    """uvicorn's h11 HTTP protocol with a deadline for request headers: a connection that opens and sends
+    nothing, or sends part of its headers and stalls (alone, or after a keep-alive pause), is closed after
+    `timeout` seconds. uvicorn bounds only the pause between requests and the ASGI app only sees complete
+    headers, so without this each such client holds a socket for ever."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderDeadlineProtocol(H11Protocol):
+        _header_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._arm_header_timer()
+
+        def connection_lost(self, exc) -> None:
+            self._disarm_header_timer()
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            self._arm_header_timer()  # a keep-alive connection's next request starts its own deadline
+            super().data_received(data)
+            if self.conn.their_state is not h11.IDLE:  # the headers are in (the body has its own timeout)
+                self._disarm_header_timer()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm_header_timer()  # the next request may already have begun in the same bytes
+
+        def _arm_header_timer(self) -> None:
+            if self._header_timer is None and self.conn.their_state is h11.IDLE:
+                self._header_timer = self.loop.call_later(timeout, self._headers_late)
+
+        def _disarm_header_timer(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _headers_late(self) -> None:
+            self._header_timer = None
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                log.info("%s: closed, no request headers within %.0f s", _client_text(self.client), timeout)
+                self.transport.close()
+
+    return HeaderDeadlineProtocol
+
+
+def _client_text(client: tuple | None) -> str:
+    return f"{client[0]}:{client[1]}" if client else "client"
 
 
 def _warm_up(app: Starlette) -> None:

@@ -135,6 +135,11 @@ class Live {
       const m = JSON.parse(ev.data);
       if (m.type === "flushed" && this.onFlushed) this.onFlushed();
       else if (m.type === "error" || m.type === "busy") setStatus(m.message, true);
+      else if (m.type === "behind") {
+        // the server is too busy for real time: it skipped frames to stay live (see server.py)
+        stats.skipped = (stats.skipped || 0) + m.skipped;
+        setStatus(`server busy: ${stats.skipped} frames skipped to stay live (${m.late.toFixed(1)} s late)`);
+      }
       return;
     }
     const view = new DataView(ev.data);
