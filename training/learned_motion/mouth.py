@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from talkface.eval.metrics import lagged_correlation
 from talkface.motion.learned import CUE_DIM, META_FILE, MouthFilter, held_ends, window_rows
 from training.learned_motion.dataset import CACHE, ClipData, build_all
 
@@ -72,6 +73,13 @@ def _r(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
+def _mean_lag(rows: list[dict], key: str) -> list[float]:
+    """Mean and median over the clips whose lag peaks inside the search, and how many those are."""
+    lags = np.array([r[key] for r in rows], float)
+    lags = lags[np.isfinite(lags)]
+    return [round(float(lags.mean()), 1), round(float(np.median(lags)), 1), len(lags)]
+
+
 def cross_validate(clips: list[ClipData], folds: int) -> dict:
     """Speaker-disjoint folds: per held-out clip, the r of each filter's jaw, rounding and spreading with the
     real ones, and the r of the rule generator's acoustic jaw and of its viseme jaw (unsmoothed targets
@@ -92,12 +100,18 @@ def cross_validate(clips: list[ClipData], folds: int) -> dict:
                     row[kind] = [_r(pred[:, j], real[:, j]) for j in range(3)]
                 row["rules"] = _r(c.rules[:, 0], real[:, 0])
                 row["rules_visemes"] = _r(np.r_[inputs(c, "orig", "visemes")[1:, 0], 0.0], real[:, 0])
+                # timing: the lag (ms, > 0: ours late) of the best r within +-200 ms, before rendering
+                jaw = filters["visemes"](inputs(c, "orig", "visemes"))[:, 0]
+                row["lag_visemes_ms"] = lagged_correlation(real[:, 0], jaw, 25.0).lag_ms
+                row["lag_rules_ms"] = lagged_correlation(real[:, 0], c.rules[:, 0], 25.0).lag_ms
                 rows.append(row)
     summary = {
         "visemes_jaw_round_spread": np.nanmean([r["visemes"] for r in rows], 0).round(3).tolist(),
         "acoustic_jaw_round_spread": np.nanmean([r["acoustic"] for r in rows], 0).round(3).tolist(),
         "rules_acoustic_jaw": round(float(np.nanmean([r["rules"] for r in rows])), 3),
         "rules_visemes_jaw": round(float(np.nanmean([r["rules_visemes"] for r in rows])), 3),
+        "lag_visemes_ms": _mean_lag(rows, "lag_visemes_ms"),
+        "lag_rules_ms": _mean_lag(rows, "lag_rules_ms"),
         "clips": len(rows),
         "folds": folds,
     }
