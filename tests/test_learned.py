@@ -287,4 +287,44 @@ def test_blinks_shut_fully_and_eyes_rest_open(features):
     assert np.median(lids) == 0.0  # at rest, the portrait's own eyes
     assert (lids > 0.999).any()  # blinks close the eyes
     partial = (lids > 0.1) & (lids < 0.9)
-    assert partial.mean() < 0.1  # lids move between the two quickly
+    # lids move between the two quickly: the real lid profile (fitted on the train split's blinks) shuts
+    # in one frame and reopens over about five (0.38, 0.21, 0.13, 0.1 closed): 11 % of these frames
+    assert partial.mean() < 0.15
+
+
+def test_live_stream_reads_phones_recognised_as_the_audio_streams_in():
+    """Live (Session), the learned mouth reads phones recognised as the audio arrives: the mouth follows
+    the one the same phones give offline, closes in the silence after the speech, and every frame is out
+    within the stream's lookahead plus one 20-ms push."""
+    from talkface.audio.phones import LivePhones
+    from talkface.audio.tts import synthesize
+    from talkface.motion.stream import AudioMotion
+
+    s = synthesize("My grandmother bought seventeen oranges on Thursday.", "en-us")
+    speech = from_samples(s.samples, s.sample_rate).samples
+    x = np.concatenate([speech, np.zeros(16000, np.float32)])  # then 1 s of silence
+    stream = LearnedStream(25.0, MotionControls(seed=1))
+    phones = LivePhones()
+    stream.listen(phones)
+    source = AudioMotion(stream, phones=phones)
+    jaw, trail = [], []
+    for k in range(0, len(x), 320):
+        m = source.push(x[k : k + 320])
+        jaw.extend(m.expression[:, 0])
+        trail.append((k + 320) / 16000 - len(jaw) / 25.0)
+    jaw.extend(source.finish().expression[:, 0])
+    jaw = np.array(jaw)
+    assert len(jaw) == round(len(x) / 16000 * 25)
+    assert max(trail) <= stream.lookahead_s + 0.04 + 0.02 + 1e-6  # + a frame + a push
+    offline = generate(
+        "learned",
+        compute_features(from_samples(x, 16000)),
+        len(jaw),
+        25.0,
+        MotionControls(seed=1),
+        phones.phonemes(),
+    )
+    n_speech = int(len(speech) / 16000 * 25)
+    assert np.corrcoef(jaw[:n_speech], offline.expression[:n_speech, 0])[0, 1] > 0.5
+    assert jaw[:n_speech].std() > 0.05
+    assert np.all(jaw[n_speech + 10 :] < 0.05)  # shut in the silence

@@ -39,3 +39,47 @@ def test_silence_is_pause():
     heard = P.recognize_phones(from_samples(quiet, 16000))
     spoken = sum(p.end - p.start for p in heard if p.symbol != P.PAUSE_SYMBOL)
     assert spoken < 0.3
+
+
+def _live(samples: np.ndarray, chunk: int = 320, read_every: int = 8) -> P.LivePhones:
+    live = P.LivePhones()
+    for i, k in enumerate(range(0, len(samples), chunk)):
+        live.push(samples[k : k + chunk])
+        if i % read_every == 0:  # as a live stream reads them: once per motion window
+            known = live.phonemes(max(0.0, live.known_until - 1.0))
+            assert abs(known[-1].end - live.known_until) < 1e-6  # the guess reaches the audio's edge
+            assert all(abs(a.end - b.start) < 1e-6 for a, b in zip(known, known[1:], strict=False))
+    live.finish()
+    return live
+
+
+def test_live_phones_follow_the_speech_as_it_streams_in(speech):
+    s, audio = speech
+    live = _live(audio.samples)
+    heard = live.phonemes()
+    assert heard[0].start == 0 and abs(heard[-1].end - audio.duration) < 1e-3
+    assert all(abs(a.end - b.start) < 1e-6 for a, b in zip(heard, heard[1:], strict=False))
+    t = np.arange(0, audio.duration, 0.04)
+    exact, rec = viseme_targets(s.phonemes, t)[:, 0], viseme_targets(heard, t)[:, 0]
+    assert np.corrcoef(exact, rec)[0, 1] > 0.4
+
+
+def test_live_phones_keep_bounded_state_over_a_long_stream(speech):
+    """Utterances restart every UTTERANCE_S: the audio kept for re-decoding stays bounded, and the phones
+    still tile the whole stream."""
+    _, audio = speech
+    samples = np.tile(audio.samples, int(np.ceil(3 * P.UTTERANCE_S / audio.duration)))
+    live = P.LivePhones()
+    longest = 0
+    for i, k in enumerate(range(0, len(samples), 320)):
+        live.push(samples[k : k + 320])
+        if i % 8 == 0:
+            live.phonemes(live.known_until - 1.0)
+            longest = max(longest, len(live._tail))
+    live.finish()
+    assert longest <= (P.UTTERANCE_S + 0.5) * 16000
+    heard = live.phonemes()
+    assert abs(heard[-1].end - len(samples) / 16000) < 1e-3
+    assert all(abs(a.end - b.start) < 1e-6 for a, b in zip(heard, heard[1:], strict=False))
+    spoken = sum(p.end - p.start for p in heard if p.symbol != P.PAUSE_SYMBOL)
+    assert spoken > 0.4 * len(samples) / 16000

@@ -87,3 +87,118 @@ def recognize_phones(audio: Audio) -> tuple[Phoneme, ...]:
                 start, end = s.start_frame / FRAME_RATE, (s.end_frame + 1) / FRAME_RATE
                 spans.append((symbol, offset + start, offset + end))
     return _to_phonemes(spans, audio.duration)
+
+
+# Live recognition (LivePhones): an utterance is restarted once it is longer than UTTERANCE_S, from the audio
+# after the last phone older than SETTLE_S (re-decoded in the new utterance), so the decoder's memory and the
+# cost of reading its best path stay bounded in a stream of any length. Phones end SETTLE_S before the audio's
+# edge are final: pocketsphinx's partial best path moves the boundaries of the last 50-100 ms as audio comes.
+UTTERANCE_S = 6.0
+SETTLE_S = 0.3
+
+
+class LivePhones:
+    """Phone recognition as 16 kHz audio streams in (incremental decoding): push() samples, read phonemes()
+    (espeak-ng mnemonics, "_" for pauses) tiling [0, known_until]. The phones near the edge are the decoder's
+    current best guess and may still change on the next push; those more than SETTLE_S behind it are final.
+    One pocketsphinx decoder (~28 MB) per stream, so sessions do not wait for each other; about 0.05x real
+    time on one core."""
+
+    def __init__(self):
+        import pocketsphinx
+
+        model = Path(pocketsphinx.__file__).parent / "model" / "en-us"
+        self._decoder = _read_decoder(model)
+        self._final: list[Phoneme] = []  # settled phones, tiling [0, self._final_end]
+        self._final_end = 0.0
+        self._guess: tuple[Phoneme, ...] = ()  # the current best path after _final_end
+        self._utt_start = 0.0  # time (s) of the open utterance's first sample
+        self._tail = np.zeros(0, np.int16)  # samples since _utt_start (re-decoded when restarting)
+        self._samples = 0
+        self._unread = False  # audio decoded since the best path was last read
+        self._decoder.start_utt()
+
+    @property
+    def known_until(self) -> float:
+        """Seconds of audio decoded so far."""
+        return self._samples / SAMPLE_RATE
+
+    def phonemes(self, since: float = 0.0) -> tuple[Phoneme, ...]:
+        """The phonemes known now, from the one that covers `since` (seconds) to known_until. Reading the
+        decoder's best path costs more than decoding 20 ms of audio, so it is read here, when asked (a motion
+        window at a time), not on every push."""
+        if self._unread:
+            self._read(final=False)
+            if self.known_until - self._utt_start > UTTERANCE_S:
+                self._restart()
+        kept = [p for p in self._final if p.end > since]
+        return (*kept, *self._guess)
+
+    def push(self, samples: np.ndarray) -> None:
+        """Decode 16 kHz mono float samples (any number)."""
+        if len(samples) == 0:
+            return
+        pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype(np.int16)
+        self._samples += len(pcm)
+        self._tail = np.concatenate([self._tail, pcm])
+        self._decoder.process_raw(pcm.tobytes(), full_utt=False)
+        self._unread = True
+
+    def finish(self) -> None:
+        """End of the audio: every phone becomes final."""
+        self._decoder.end_utt()
+        self._read(final=True)
+        self._decoder.start_utt()
+        self._utt_start, self._tail = self.known_until, np.zeros(0, np.int16)
+
+    def _read(self, final: bool) -> None:
+        """Split the utterance's best path into settled phones (appended to _final) and the guess."""
+        edge = self.known_until
+        settle = edge if final else edge - SETTLE_S
+        self._unread = False
+        spans = [
+            (ARPABET_TO_ESPEAK.get(s.word, PAUSE_SYMBOL), *self._times(s))
+            for s in (self._decoder.seg() or ())
+        ]
+        spans = [(sym, max(a, self._final_end), b) for sym, a, b in spans if b > self._final_end + 1e-6]
+        done = [s for s in spans if s[2] <= settle]
+        if done:
+            self._final.extend(_tile(done, self._final_end))
+            self._final_end = done[-1][2]
+            del self._final[:-256]
+        self._guess = _tile([s for s in spans if s[2] > settle], self._final_end, edge)
+
+    def _times(self, seg) -> tuple[float, float]:
+        return (
+            self._utt_start + seg.start_frame / FRAME_RATE,
+            min(self._utt_start + (seg.end_frame + 1) / FRAME_RATE, self.known_until),
+        )
+
+    def _restart(self) -> None:
+        """A new utterance from the end of the settled phones (the audio after it is decoded again)."""
+        self._decoder.end_utt()
+        keep = int(round((self.known_until - self._final_end) * SAMPLE_RATE))
+        tail = self._tail[len(self._tail) - keep :] if keep > 0 else np.zeros(0, np.int16)
+        self._utt_start, self._tail = self._final_end, tail
+        self._guess = ()
+        self._decoder.start_utt()
+        if len(tail):
+            self._decoder.process_raw(tail.tobytes(), full_utt=False)
+            self._read(final=False)
+
+
+def _tile(spans: list[tuple[str, float, float]], start: float, end: float = 0.0) -> tuple[Phoneme, ...]:
+    """(symbol, start s, end s) spans in order -> Phonemes from `start` without gaps (a gap is a pause),
+    to `end` if it lies further."""
+    out, t = [], start
+    for symbol, a, b in spans:
+        a = max(a, t)
+        if b <= a + 1e-6:
+            continue
+        if a > t + 1e-6:
+            out.append(Phoneme(t, a, PAUSE_SYMBOL))
+        out.append(Phoneme(a, b, symbol))
+        t = b
+    if end > t + 1e-6:
+        out.append(Phoneme(t, end, PAUSE_SYMBOL))
+    return tuple(out)

@@ -46,6 +46,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -69,11 +70,15 @@ GAZE = slice(N_EXPR + 5, N_EXPR + 7)
 MOTION_DIM = N_EXPR + 7
 MODEL_FILE, META_FILE = "motion_model.onnx", "motion_model.json"  # the .json is always the .onnx's name
 MOUTH = slice(0, 3)  # jaw_open, lip_round, lip_spread: the channels MouthFilter gives
-MOUTH_KINDS = ("visemes", "acoustic")
+MOUTH_KINDS = ("visemes", "acoustic", "live")
 LIDS = slice(4, 6)  # blink_right, blink_left: the channels the blink process gives
 # Given phonemes, the jaw closes when the nearest spoken phoneme is more than PAUSE_OPEN_S away, fully
 # PAUSE_CLOSE_S later (the lips close within ~100 ms of silence).
 PAUSE_OPEN_S, PAUSE_CLOSE_S = 0.04, 0.06
+# Live, a window waits for phones known this long past its mouth filter's look-ahead. 0: the live filter
+# ("live", training/learned_motion/live_mouth.py) was fitted on the guesses the recogniser has by then.
+# Waiting 0.3 s for settled phones restores the offline filter's r, at 0.3 s more latency.
+LIVE_PHONE_MARGIN_S = 0.0
 
 # Causal feature normalisation (FeatureNormalizer).
 N_MELS = 40
@@ -317,6 +322,14 @@ def _read_model(model: Path):
     return session, meta
 
 
+class LivePhoneSource(Protocol):
+    """Phonemes recognised so far in a stream (audio.phones.LivePhones)."""
+
+    known_until: float  # seconds of audio recognised
+
+    def phonemes(self, since: float = 0.0) -> tuple[Phoneme, ...]: ...
+
+
 class LearnedStream:
     """The learned generator as a MotionStream (see motion.stream): push features of the next video frames
     (at `fps`, from AudioFeatures.at_fps with offset lead_s), get back the motion frames that are final.
@@ -369,11 +382,31 @@ class LearnedStream:
         self._n_out = 0  # output frames returned
         self._blinks = BlinkTrack(m.blinks) if m.blinks is not None else None
         self._finished = False
+        self._live_phones: LivePhoneSource | None = None  # set by listen()
 
     @property
     def lookahead_s(self) -> float:
         """At most: a window's first frame waits for the whole window and the model's lookahead."""
         return (self.meta.window + self.meta.lookahead) / MODEL_FPS
+
+    def listen(self, phones: LivePhoneSource) -> None:
+        """Read the mouth from phones recognised as the audio streams in (audio.phones.LivePhones, fed by
+        whoever feeds this stream the same audio), not from the acoustic cues: a live stream gets the
+        viseme mouth too. A window then also waits until the phones are known past its mouth filter's
+        look-ahead (about the audio it waits for anyway)."""
+        if self._n_in:
+            raise TalkfaceError("listen() before the first push()")
+        self._live_phones = phones
+        mouth = self.meta.mouth
+        self._mouth = mouth.get("live") or mouth.get("visemes")
+
+    def _hear(self, w0: int) -> None:
+        """The live phones around window w0's mouth filter windows, as known now."""
+        f = self._mouth
+        since = (w0 - f.past) / MODEL_FPS - 0.5  # a phoneme's influence reaches about 0.4 s (visemes)
+        self._phonemes = self._live_phones.phonemes(since)
+        self._visemes = VisemeTrack(self._phonemes)
+        self._spans = None
 
     # -- input side -----------------------------------------------------------------------------------
 
@@ -432,6 +465,12 @@ class LearnedStream:
                     break
             elif w0 + m.window + m.lookahead > self._n_model_feat:
                 break
+            elif self._live_phones is not None and self._mouth is not None:
+                needed = (w0 + m.window + self._mouth.ahead) / MODEL_FPS + LIVE_PHONE_MARGIN_S
+                if needed > self._live_phones.known_until:
+                    break
+            if self._live_phones is not None and self._mouth is not None:
+                self._hear(w0)
             self._motion_append(self._generate(w0))
 
     def _model_frames_needed(self) -> int:
@@ -490,9 +529,13 @@ class LearnedStream:
         the first frame, frames past the known audio the last known one)."""
         f = self._mouth
         idx = np.arange(w0 - f.past, w0 + count + f.ahead)
-        if not self._phonemes:
+        if not self._phonemes and self._live_phones is None:
             return f.apply(self._cues[np.clip(idx, 0, self._n_model_feat - 1) - self._feat_start])
-        mouth = f.apply(self._visemes((np.maximum(idx, 0) + 0.5) / MODEL_FPS))
+        visemes = self._visemes((np.maximum(idx, 0) + 0.5) / MODEL_FPS)
+        if f.in_mean.size == f.span * (3 + CUE_DIM):  # the live filter reads the acoustic cues as well
+            cues = self._cues[np.clip(idx, 0, self._n_model_feat - 1) - self._feat_start]
+            visemes = np.concatenate([visemes, cues], 1)
+        mouth = f.apply(visemes)
         # In pauses the lips close: real faces in the training data rest with the lips slightly parted
         # (the filter's jaw for a pause is 0.045), but a mouth that stays ajar in silence looks wrong.
         gap = self._pause_distance((np.arange(w0, w0 + count) + 0.5) / MODEL_FPS)

@@ -1,0 +1,110 @@
+"""Lip sync of the live path against the offline one, on the validation clips (issue 16: a live learned
+mouth). Per clip: the real mouth opening (the clip tracked with the face mesh) against the jaw of
+
+- learned, offline: phones recognised in the whole audio (what `talkface animate` does),
+- learned, live: phones recognised as the audio streams in (audio.phones.LivePhones), 20-ms pushes,
+- rules, live: the acoustic mouth, 20-ms pushes (what Session used before),
+
+as Pearson r at lag 0 and at the best lag within +-200 ms, in motion space (before rendering: r is
+scale-free, and the renderer's mouth follows the jaw monotonically). Also the generator's share of the live
+latency: how far the last final frame's end trails the audio received, median over pushes.
+
+    .venv/bin/python scripts/live_lipsync.py ../shared/data/talking [--limit N] [--tracks /tmp/live_tracks]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+
+import numpy as np
+
+from talkface.audio.features import compute_features
+from talkface.audio.load import SAMPLE_RATE, load_audio
+from talkface.audio.phones import LivePhones, recognize_phones
+from talkface.config import MotionControls
+from talkface.eval.metrics import lagged_correlation
+from talkface.eval.split import load_split
+from talkface.face.geometry import mouth_opening
+from talkface.face.tracking import track_video
+from talkface.motion.generators import generate, make_stream
+from talkface.motion.stream import AudioMotion
+
+CHUNK = 320  # 20 ms at 16 kHz, as the live benchmark pushes
+
+
+def live_jaw(name: str, samples: np.ndarray, fps: float, n: int, phones: bool) -> tuple[np.ndarray, float]:
+    """The jaw of a live stream (n frames), and the median of (audio received - end of the last final
+    frame) over pushes, in seconds."""
+    stream = make_stream(name, fps, MotionControls())
+    recogniser = LivePhones() if phones else None
+    if recogniser is not None:
+        stream.listen(recogniser)
+    source = AudioMotion(stream, phones=recogniser)
+    parts, done, trail = [], 0, []
+    for k in range(0, len(samples), CHUNK):
+        m = source.push(samples[k : k + CHUNK])
+        parts.append(m.expression[:, 0])
+        done += len(m)
+        trail.append((k + CHUNK) / SAMPLE_RATE - done / fps)
+    parts.append(source.finish().expression[:, 0])
+    jaw = np.concatenate(parts)[:n]
+    return jaw, statistics.median(trail)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("data", type=Path)
+    ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--tracks", type=Path, default=Path("/tmp/live_tracks"))
+    args = ap.parse_args()
+    args.tracks.mkdir(parents=True, exist_ok=True)
+    names = load_split()["validation"][: args.limit or None]
+    rows = []
+    for name in names:
+        path = args.data / name
+        cached = args.tracks / f"{path.stem}.npz"
+        if not cached.exists():
+            t = track_video(path)
+            np.savez(cached, opening=mouth_opening(t.points), fps=t.fps)
+        z = np.load(cached)
+        real, fps = z["opening"], float(z["fps"])
+        audio = load_audio(str(path))
+        n = min(len(real), int(round(audio.duration * fps)))
+        real = real[:n]
+        ok = np.isfinite(real)
+        real = np.where(ok, real, np.nanmedian(real))
+        jaws = {
+            "learned offline": generate(
+                "learned", compute_features(audio), n, fps, MotionControls(), recognize_phones(audio)
+            ).expression[:n, 0]
+        }
+        jaws["learned live"], trail_learned = live_jaw("learned", audio.samples, fps, n, phones=True)
+        jaws["rules live"], trail_rules = live_jaw("rules", audio.samples, fps, n, phones=False)
+        row = {"clip": name, "seconds": n / fps, "trail": (trail_learned, trail_rules)}
+        for k, jaw in jaws.items():
+            c = lagged_correlation(real, jaw[: len(real)], fps)
+            row[k] = (c.r_zero, c.r_best, c.lag_ms)
+        rows.append(row)
+        print(
+            f"{name:40s} "
+            + "  ".join(f"{k} r {row[k][0]:.2f} (best {row[k][1]:.2f}, {row[k][2]:+.0f} ms)" for k in jaws)
+            + f"  trail learned {1000 * trail_learned:.0f} ms, rules {1000 * trail_rules:.0f} ms",
+            flush=True,
+        )
+    print(f"\nmean over {len(rows)} clips:")
+    for k in ("learned offline", "learned live", "rules live"):
+        r0 = np.mean([r[k][0] for r in rows])
+        rb = np.mean([r[k][1] for r in rows])
+        lags = [r[k][2] for r in rows if np.isfinite(r[k][2])]
+        print(f"  {k:16s} r {r0:.3f}  best-lag r {rb:.3f}  lag {np.mean(lags):+.0f} ms")
+    print(
+        "  live trail (median over pushes, mean over clips): learned "
+        f"{1000 * np.mean([r['trail'][0] for r in rows]):.0f} ms, rules "
+        f"{1000 * np.mean([r['trail'][1] for r in rows]):.0f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+r"""Fit the learned generator's LIVE mouth: the mouth filter a live stream uses (Session, `talkface serve`),
+where phones are recognised as the audio streams in (audio.phones.LivePhones) and each motion window reads
+them as they are known when the window is made, not as they are known at the end.
+
+Phones near the audio's edge are the decoder's current best guess: on the validation clips the offline
+viseme filter driven by such guesses lost a third of its lip-sync r (0.353 -> 0.236 on one clip; waiting
+300 ms more for settled phones gave it back, at 300 ms more latency). So the live filter is fitted on what it
+will see: for every window of every train clip (all audio variants), LivePhones is fed the audio up to the
+moment the live stream makes that window, and the viseme targets of the phones known then, beside the
+causal acoustic mouth cues (MouthCues, which are final as soon as their audio is in), are the filter's
+inputs. The regression learns how far to trust the guesses near the edge and how to fill in from the sound.
+
+Speaker-disjoint cross-validation on the train split (mean per-clip jaw r with the real jaw, before
+rendering), printed by `--cv-only`, beside the acoustic-only filter (what a live learned stream read
+before) and the rules' acoustic jaw. Writes motion_model.json "mouth" -> "live".
+
+    .venv/bin/python -m training.learned_motion.live_mouth /work/shared/data --cv-only
+    .venv/bin/python -m training.learned_motion.live_mouth /work/shared/data
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from talkface.audio.load import SAMPLE_RATE, load_audio
+from talkface.audio.phones import LivePhones
+from talkface.motion.learned import CUE_DIM, META_FILE, MODEL_FPS, MouthFilter, window_rows
+from talkface.motion.visemes import VisemeTrack
+from training.learned_motion.dataset import CACHE, VARIANTS, ClipData, _augment_audio, build_all
+from training.learned_motion.mouth import ASSETS, MOUTH, _r
+
+log = logging.getLogger("learned_motion.live_mouth")
+
+# Filter taps (frames back, ahead) and ridge strength (a share of the rows). Ahead is the model's own audio
+# lookahead (2 frames), so the live filter never makes a window wait longer than the flow does.
+PAST, AHEAD, RIDGE = 4, 2, 0.1
+CHUNK = 320  # the live benchmark's 20-ms pushes
+
+
+def window_inputs(samples: np.ndarray, cues: np.ndarray, window: int) -> np.ndarray:
+    """Per model frame j, the live filter's input window (PAST + 1 + AHEAD rows of [viseme targets (3),
+    MouthCues (CUE_DIM)]) as the live stream builds it: viseme rows from the phones LivePhones knows when
+    j's motion window (window frames) is made, once the audio AHEAD frames past the window is in.
+    cues: (n, CUE_DIM) of the same audio. Returns (n, span * (3 + CUE_DIM))."""
+    n, span = len(cues), PAST + 1 + AHEAD
+    phones, pushed = LivePhones(), 0
+    out = np.zeros((n, span * (3 + CUE_DIM)), np.float32)
+    for w0 in range(0, n, window):
+        count = min(window, n - w0)
+        gate = min((w0 + window + AHEAD) / MODEL_FPS, len(samples) / SAMPLE_RATE)
+        while pushed < len(samples) and phones.known_until < gate - 1e-9:
+            phones.push(samples[pushed : pushed + CHUNK])
+            pushed += CHUNK
+        idx = np.arange(w0 - PAST, w0 + count + AHEAD)
+        track = VisemeTrack(phones.phonemes((w0 - PAST) / MODEL_FPS - 0.5))
+        rows = np.concatenate(
+            [track((np.maximum(idx, 0) + 0.5) / MODEL_FPS), cues[np.clip(idx, 0, n - 1)]], 1
+        )
+        out[w0 : w0 + count] = window_rows(rows, span)
+    return out
+
+
+def _clip_inputs(args: tuple[Path, dict[str, np.ndarray], int]) -> dict[str, np.ndarray]:
+    path, cues, window = args
+    audio = load_audio(path)
+    result = {}
+    for i, (variant, speed, snr, gain_db) in enumerate(VARIANTS):
+        if variant not in cues:
+            continue
+        samples = _augment_audio(audio.samples, speed, snr, seed=i) * np.float32(10 ** (gain_db / 20))
+        result[variant] = window_inputs(samples.astype(np.float32), cues[variant], window)
+    return result
+
+
+def live_inputs(clips: list[ClipData], data: Path, window: int, cache: Path) -> dict[str, dict]:
+    """{clip name: {variant: (n, k) input windows}}, cached in cache/live_mouth/ (derived from third-party
+    media: git-ignored, never committed)."""
+    folder = cache / "live_mouth"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {p.stem: p for p in (data / "talking").iterdir()}
+    todo = [c for c in clips if not (folder / f"{c.name}.w{window}.p{PAST}a{AHEAD}.npz").exists()]
+    jobs = [(paths[c.name], {v: x[:, :CUE_DIM] for v, x in c.cues.items()}, window) for c in todo]
+    with ProcessPoolExecutor(2) as pool:
+        for c, result in zip(todo, pool.map(_clip_inputs, jobs), strict=True):
+            np.savez_compressed(folder / f"{c.name}.w{window}.p{PAST}a{AHEAD}.npz", **result)
+            log.info("live phones of %s", c.name)
+    out = {}
+    for c in clips:
+        z = np.load(folder / f"{c.name}.w{window}.p{PAST}a{AHEAD}.npz")
+        out[c.name] = {v: z[v] for v in z.files}
+    return out
+
+
+def fit(clips: list[ClipData], inputs: dict[str, dict], columns: slice | None = None) -> MouthFilter:
+    """Ridge regression of the real mouth on the live input windows (columns: a subset of each row's
+    inputs, for the comparisons)."""
+    xs, ys = [], []
+    for c in clips:
+        for v, x in inputs[c.name].items():
+            xs.append(_columns(x, columns))
+            ys.append(c.motion[v][: len(x), MOUTH])
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    mu, sd = x.mean(0), x.std(0) + 1e-3
+    xn = (x - mu) / sd
+    w = np.linalg.solve(xn.T @ xn + RIDGE * len(xn) * np.eye(x.shape[1]), xn.T @ (y - y.mean(0)))
+    gain = y.std(0) / np.maximum((xn @ w).std(0), 1e-6)
+    return MouthFilter(PAST, AHEAD, mu, sd, w * gain, y.mean(0))
+
+
+def _columns(x: np.ndarray, columns: slice | None) -> np.ndarray:
+    if columns is None:
+        return x
+    k = 3 + CUE_DIM
+    return x.reshape(len(x), -1, k)[:, :, columns].reshape(len(x), -1)
+
+
+def _predict(f: MouthFilter, x: np.ndarray) -> np.ndarray:
+    return ((x - f.in_mean) / f.in_std) @ f.weights + f.out_mean
+
+
+def cross_validate(clips: list[ClipData], inputs: dict[str, dict], folds: int) -> dict:
+    kinds = {"live": None, "live_visemes_only": slice(0, 3), "acoustic_only": slice(3, 3 + CUE_DIM)}
+    order = list(np.random.default_rng(0).permutation(sorted({c.speaker for c in clips})))
+    rows = []
+    for k in range(folds):
+        held = set(order[k::folds])
+        train = [c for c in clips if c.speaker not in held]
+        filters = {name: fit(train, inputs, cols) for name, cols in kinds.items()}
+        for c in clips:
+            if c.speaker in held:
+                x = inputs[c.name]["orig"]
+                real = c.motion["orig"][: len(x), 0]
+                row = {"clip": c.name}
+                for name, cols in kinds.items():
+                    row[name] = _r(_predict(filters[name], _columns(x, cols))[:, 0], real)
+                row["rules"] = _r(c.rules[: len(x), 0], real)
+                rows.append(row)
+    summary = {name: round(float(np.nanmean([r[name] for r in rows])), 3) for name in [*kinds, "rules"]}
+    return {"rows": rows, "summary": {**summary, "clips": len(rows), "folds": folds}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("data", type=Path, help="the development media folder (talking/, silent/, manifest.tsv)")
+    ap.add_argument("--cache", type=Path, default=CACHE)
+    ap.add_argument("--folds", type=int, default=4)
+    ap.add_argument("--cv-only", action="store_true", help="print the cross-validation, write nothing")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    meta_path = ASSETS / META_FILE
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    window = int(meta["settings"]["window"])
+    clips = [c for c in build_all(args.data, args.cache) if c.talking]
+    inputs = live_inputs(clips, args.data, window, args.cache)
+    cv = cross_validate(clips, inputs, args.folds)
+    for r in cv["rows"]:
+        log.info(
+            "%-36s live %.3f  visemes only %.3f  acoustic only %.3f  rules %.3f",
+            r["clip"],
+            r["live"],
+            r["live_visemes_only"],
+            r["acoustic_only"],
+            r["rules"],
+        )
+    log.info("cross-validation (jaw r with the real jaw): %s", json.dumps(cv["summary"]))
+    if args.cv_only:
+        return
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))  # mouth.py may have written it meanwhile
+    meta["mouth"]["live"] = fit(clips, inputs).to_json()
+    meta["mouth"]["live_cross_validation"] = cv["summary"]
+    meta_path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    log.info("wrote the live mouth filter into %s", meta_path)
+
+
+if __name__ == "__main__":
+    main()
