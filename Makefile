@@ -6,6 +6,10 @@ STAMP  := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 EVALSTAMP := $(VENV)/.installed-eval
 TRAINSTAMP := $(VENV)/.installed-train
+RAYSTAMP := $(VENV)/.installed-ray
+PIPECATSTAMP := $(VENV)/.installed-pipecat
+LIVEKIT := .venv-livekit
+LIVEKITSTAMP := $(LIVEKIT)/.installed
 DATA ?= ../shared/data/talking
 
 .PHONY: demo test lint eval bench train clean browser
@@ -25,6 +29,24 @@ $(EVALSTAMP): $(STAMP) requirements-eval.lock
 	$(BIN)/pip install --quiet --no-deps -r requirements-eval.lock
 	touch $@
 
+# Optional: Ray for `talkface batch --ray` (the tests run a local Ray instance).
+$(RAYSTAMP): $(STAMP) requirements-ray.lock
+	$(BIN)/pip install --quiet --no-deps -r requirements-ray.lock
+	touch $@
+
+# Optional: the Pipecat integration (talkface.integrations.pipecat, examples/pipecat_bot.py).
+$(PIPECATSTAMP): $(STAMP) requirements-pipecat.lock
+	$(BIN)/pip install --quiet --no-deps -r requirements-pipecat.lock
+	touch $@
+
+# Optional: the LiveKit Agents integration, in an environment of its own (protobuf >= 5.29 for LiveKit, < 5 for
+# mediapipe): see requirements-livekit.lock.
+$(LIVEKITSTAMP): requirements-livekit.lock pyproject.toml
+	$(PYTHON) -m venv $(LIVEKIT)
+	$(LIVEKIT)/bin/pip install --quiet --no-deps -r requirements-livekit.lock
+	$(LIVEKIT)/bin/pip install --quiet --no-deps -e .
+	touch $@
+
 # Training-only tools (torch, CPU build); never needed at run time.
 $(TRAINSTAMP): $(STAMP) requirements-train.lock
 	$(BIN)/pip install --quiet --no-deps -r requirements-train.lock
@@ -41,7 +63,7 @@ browser:
 	    || echo "chromium could not be installed: the browser test will be skipped"; \
 	  else echo "chromium is missing and needs root to install: the browser test will be skipped"; fi; }
 
-test: $(DEVSTAMP) $(EVALSTAMP) browser
+test: $(DEVSTAMP) $(EVALSTAMP) $(RAYSTAMP) $(PIPECATSTAMP) $(LIVEKITSTAMP) browser
 	$(BIN)/pytest
 
 lint: $(DEVSTAMP)
@@ -54,11 +76,12 @@ eval: $(EVALSTAMP)
 
 # Retrain the learned motion generator on the train split (8 min of training on 2 cores, plus tracking the
 # clips and recognising their phones on the first run), export it to src/talkface/assets/motion_model.{onnx,json},
-# fit its mouth filters and blink process and calibrate its head range into the json (2 minutes); the training curve
-# goes to reports/learned_motion/. The jaw and head gains need an eval of the train split (export.py --calibrate).
+# fit its mouth filters (offline, and live on phones recognised as audio streams in) and blink process and
+# calibrate its head range into the json (5 minutes); the training curve goes to reports/learned_motion/. The jaw and head gains need an eval of the train split (export.py --calibrate).
 train: $(TRAINSTAMP)
 	@if [ -d "$(DATA)" ]; then $(BIN)/python -m training.learned_motion.train $(DATA)/.. \
 	  && $(BIN)/python -m training.learned_motion.mouth $(DATA)/.. \
+	  && $(BIN)/python -m training.learned_motion.live_mouth $(DATA)/.. \
 	  && $(BIN)/python -m training.learned_motion.blinks $(DATA)/.. \
 	  && $(BIN)/python -m training.learned_motion.export --calibrate-outputs $(DATA)/.. \
 	  && $(BIN)/python -m training.fit_brows $(DATA)/..; \
@@ -68,4 +91,4 @@ bench: $(STAMP)
 	$(BIN)/talkface bench --json
 
 clean:
-	rm -rf $(VENV) out
+	rm -rf $(VENV) $(LIVEKIT) out

@@ -124,6 +124,7 @@ COMMANDS = {
     "demo": ([], config.AnimateOptions),
     "eval": (["clips"], config.EvalOptions),
     "bench": ([], config.BenchOptions),
+    "batch": (["jobs.csv"], config.BatchOptions),
     "serve": ([], config.ServerSettings),
     "verify": (["v.mp4"], config.VerifyOptions),
 }

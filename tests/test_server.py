@@ -262,9 +262,13 @@ def test_start_takes_the_animate_options_that_make_sense_live():
     assert type(options["fps"]) is float and type(options["seed"]) is int
     track = {"emotion": "neutral@0,happy:0.8@2.5"}  # a track, as the command line takes it
     assert _parse_start(start_message(options=track), state)[1] == track
-    for name, value in (("crf", 10), ("full_frame", True), ("generator", "loudness")):
+    for name, value in (("crf", 10), ("full_frame", True), ("motion_model", "/tmp/x.onnx")):
         with pytest.raises(ClientError, match=f"unknown option '{name}'"):
             _parse_start(start_message(options={name: value}), state)
+    # the two generators that stream; the loudness baseline is for evaluation only
+    assert _parse_start(start_message(options={"generator": "learned"}), state)[1] == {"generator": "learned"}
+    with pytest.raises(ClientError, match="generator must be one of rules, learned"):
+        _parse_start(start_message(options={"generator": "loudness"}), state)
 
 
 def test_bad_audio_after_start(client):

@@ -202,6 +202,7 @@ def test_uploads_are_decoded_one_at_a_time(monkeypatch):
         (start_message(format=["s16"]), "format must be one of"),
         (start_message(portrait={"id": 1}), "portrait must be a string"),
         ({"type": ["start"]}, "unknown message type ['start']"),
+        (start_message(options={"generator": "loudness"}), "generator must be one of rules, learned"),
     ],
 )
 def test_values_of_the_wrong_type_are_refused(message, text):

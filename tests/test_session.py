@@ -143,3 +143,17 @@ def test_set_emotion_from_another_thread(portrait, monkeypatch):
             clicker.join()
         rows = np.array(shown)
         assert len(rows) > 40 and np.all(rows >= 0) and np.all(rows.sum(1) <= 0.7 + 1e-6)
+
+
+def test_the_learned_generator_streams_live(portrait):
+    """generator="learned": the learned mouth on phones recognised as the audio arrives (no whole-file
+    recognition), every frame out by the end, the mouth moving with the voice."""
+    x = synth_speech(2.0, seed=2)
+    with talkface.Session(portrait, size=SIZE, seed=3, generator="learned") as s:
+        assert s._motion._phones is not None  # it listens to live phones
+        frames = _feed(s, x, 16000, 320)
+        s.flush()
+        frames.extend(s.frames())
+    assert len(frames) >= 50  # flush() may close the mouth over a few frames more
+    mouth = np.array([f[SIZE // 2 + SIZE // 8 :, SIZE // 3 : 2 * SIZE // 3].mean() for _, f in frames])
+    assert mouth.std() > 0.5

@@ -282,7 +282,9 @@ def width_check(clips: list[Clip]) -> None:
 
     rs, scales = [], []
     for c in clips:
-        t = C.mouth_targets(c.feats100.at_fps(c.fps, len(c.opening), R.LIP_LEAD))
+        f = c.feats100.at_fps(c.fps, len(c.opening), R.LIP_LEAD)
+        level, cue, _ = C.SpeechLevels(f.rate)(f)
+        t = C.mouth_targets(f, level, cue)
         cmd = -ROUND_NARROW * t[:, 1] + SPREAD_WIDEN * t[:, 2]
         real = c.width / np.nanmedian(c.width) - 1
         ok = np.isfinite(real)

@@ -280,9 +280,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="live avatar server: a web page that talks as you speak")
     _add_options(p, ServerSettings)
     p.set_defaults(func=cmd_serve)
+    from talkface.batch import add_batch_parser
     from talkface.video.verify_cli import add_verify_parser
 
+    add_batch_parser(sub)
     add_verify_parser(sub)
+    from talkface.export.cli import add_motion_parser
+
+    add_motion_parser(sub)
     return parser
 
 

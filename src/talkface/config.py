@@ -417,6 +417,48 @@ class VerifyOptions(_Checked):
     stride: int = _opt(2, "read every STRIDE-th frame", (1, 1000))
 
 
+MOTION_FORMATS = ("arkit", "arkit-csv", "visemes", "rhubarb", "gltf")  # `talkface motion --format`
+
+
+@dataclass(frozen=True)
+class MotionExportOptions(MotionControls):
+    """`talkface motion` (talkface.export.job.export_motion): the motion for game engines and 3D tools, no
+    pixels; the steering and the seed act as in animate."""
+
+    format: str = _opt(
+        "arkit",
+        "arkit: ARKit's 52 blendshapes + head and eye rotation (JSON); arkit-csv: the same as Live Link "
+        "Face's CSV; visemes: Oculus' 15 visemes (JSON); rhubarb: Rhubarb Lip Sync's mouth cues (TSV, JSON "
+        "or XML by the output's extension); gltf: an animated head (.glb) with the blendshapes as morph "
+        "targets",
+        choices=MOTION_FORMATS,
+    )
+    fps: float = _opt(
+        AnimateOptions.fps, "frames per second of the motion", _metadata(AnimateOptions, "fps", "check")
+    )
+    generator: str = _opt(
+        AnimateOptions.generator,
+        "motion generator (as animate's)",
+        choices=_metadata(AnimateOptions, "generator", "choices"),
+    )
+    motion_model: str | None = _opt(
+        None,
+        "the learned generator's model (.onnx, its .json beside it) instead of the shipped one",
+        parse=str,
+    )
+    portrait: str | None = _opt(
+        None,
+        "gltf: an image whose face gives the head its shape and texture (default: a plain face)",
+        parse=str,
+    )
+    texture_size: int = _opt(512, "gltf: the portrait texture's side in pixels", (128, 2048))
+    extended_shapes: str = _opt(
+        "GHX",
+        "rhubarb: which of the extended mouth shapes G, H, X to use, as Rhubarb's --extendedShapes ('' for "
+        "none: B, C and A stand in)",
+    )
+
+
 # --- Portrait images (talkface.face.image.load_image) ---------------------------------------------------
 # Only a crop around the face is rendered, so large photos are decoded downscaled (JPEG while decoding).
 # The header is checked before anything is decoded: a small file can declare a huge image (a

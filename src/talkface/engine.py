@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
@@ -31,7 +30,6 @@ import numpy as np
 from talkface import __version__
 from talkface.audio.load import SAMPLE_RATE, Audio, AudioReader
 from talkface.config import AnimateOptions, RenderOptions
-from talkface.errors import TalkfaceError
 from talkface.face.action_units import AU, FACS
 from talkface.face.image import load_image
 from talkface.face.learned_basis import JAW_GAP
@@ -39,6 +37,7 @@ from talkface.face.rig import FaceRig, build_rig
 from talkface.motion.contract import MotionSequence, Phoneme
 from talkface.motion.generators import generator
 from talkface.motion.stream import AudioMotion
+from talkface.outputs import check_output
 from talkface.render.paste import PasteBack
 from talkface.render.renderer import Renderer
 from talkface.video.encode import Mp4Writer
@@ -77,31 +76,14 @@ def _untimed(stage: str) -> contextlib.nullcontext:
     return contextlib.nullcontext()
 
 
-def check_output(output: str | Path) -> Path:
-    """The output path, if it names an MP4 file that can be written: checked before any work, so that a
-    folder given as the output or a place we may not write fails at once. Missing folders are fine (the
-    writer makes them, so a failed run leaves none); the nearest existing one must be a writable folder."""
-    output = Path(output)
-    if output.suffix.lower() not in (".mp4", ".m4v", ".mov"):
-        raise TalkfaceError(f"output must be an .mp4 file, got {output.name}")
-    if output.is_dir():
-        raise TalkfaceError(f"output {output} is a folder; give a file name ending in .mp4")
-    parent = output.absolute().parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise TalkfaceError(f"cannot write {output}: {parent} is not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise TalkfaceError(f"cannot write {output}: permission denied in {parent}")
-    return output
-
-
 class Engine:
     """One portrait made ready to animate: its rig at options.size / options.head_distance, and the frame
     stage (render on the rig, paste into the whole portrait with options.full_frame, label with
     options.label, watermark with one payload per engine: one video, or one live session).
 
     portrait: an image path or an RGB uint8 array. clock: a StageClock to time the stages (eval.bench).
+    rig: the portrait's rig already built at options.size and options.head_distance (build_rig; a batch
+    analyses each portrait once), instead of analysing it again.
     Raises TalkfaceError (NoFaceError) for an unreadable image or one without a face."""
 
     def __init__(
@@ -110,13 +92,16 @@ class Engine:
         options: RenderOptions,
         clock: StageClock | None = None,
         payload: Payload | None = None,
+        rig: FaceRig | None = None,
     ):
         self.options = options
         self._clock = clock or _untimed
         self._portrait = portrait  # named, by its hash, in each MP4's C2PA manifest
         with self._clock("face"):
             self.image = portrait if isinstance(portrait, np.ndarray) else load_image(portrait)
-            self.rig: FaceRig = build_rig(self.image, options.size, head_distance=options.head_distance)
+            self.rig: FaceRig = rig or build_rig(
+                self.image, options.size, head_distance=options.head_distance
+            )
         self.payload = payload or new_payload()
         with self._clock("frame_setup"):
             self.renderer = Renderer(self.rig, options.neutralize)
@@ -135,30 +120,28 @@ class Engine:
 
     # -- audio -> motion ------------------------------------------------------------------------------
 
-    def audio_motion(self, options: AnimateOptions, phonemes: tuple[Phoneme, ...] = ()) -> AudioMotion:
+    def audio_motion(
+        self, options: AnimateOptions, phonemes: tuple[Phoneme, ...] = (), live: bool = False
+    ) -> AudioMotion:
         """16 kHz samples in, motion out, push by push: options.generator's stream at options.fps with the
-        options' controls (live sessions push what arrives; offline, motion_windows pushes windows)."""
+        options' controls (live sessions push what arrives; offline, motion_windows pushes windows).
+        live: no phonemes can be known in advance; a generator that reads them (needs_phonemes) listens to
+        phones recognised as the audio arrives (audio.phones.LivePhones)."""
         make = generator(options.generator)
         stream = make(options.fps, options.controls(), tuple(phonemes), options.motion_model)
-        return AudioMotion(stream, clock=self._clock)
+        phones = None
+        if live and not phonemes and make.needs_phonemes and hasattr(stream, "listen"):
+            from talkface.audio.phones import LivePhones
+
+            phones = LivePhones()
+            stream.listen(phones)
+        return AudioMotion(stream, clock=self._clock, phones=phones)
 
     def phonemes_for(
         self, options: AnimateOptions, audio: AudioReader | Audio, transcript: str | None = None
     ) -> tuple[tuple[Phoneme, ...], Audio | None]:
-        """Phonemes for the generator, and the whole audio if they needed it: the transcript's words
-        force-aligned to the audio (English), or, for a generator that needs phonemes, phones recognised in
-        the audio; none for any other generator (its audio then streams, and None is returned for it)."""
-        if not transcript and not generator(options.generator).needs_phonemes:
-            return (), None
-        sound = audio.read() if isinstance(audio, AudioReader) else audio  # both read whole stretches
-        with self._clock("phones"):
-            if transcript:
-                from talkface.audio.align import align_transcript
-
-                return align_transcript(sound, transcript), sound
-            from talkface.audio.phones import recognize_phones
-
-            return recognize_phones(sound), sound
+        """phonemes_for(options, audio, transcript), timed by this engine's clock."""
+        return phonemes_for(options, audio, transcript, self._clock)
 
     def motion_windows(
         self,
@@ -237,6 +220,29 @@ class Engine:
                     if progress:
                         progress(done, total)
         return output
+
+
+def phonemes_for(
+    options: AnimateOptions,
+    audio: AudioReader | Audio,
+    transcript: str | None = None,
+    clock: StageClock | None = None,
+) -> tuple[tuple[Phoneme, ...], Audio | None]:
+    """Phonemes for the generator, and the whole audio if they needed it: the transcript's words
+    force-aligned to the audio (English), or, for a generator that needs phonemes, phones recognised in
+    the audio; none for any other generator (its audio then streams, and None is returned for it). It
+    needs no portrait: a job may run it while the portrait is analysed (pipeline.animate)."""
+    if not transcript and not generator(options.generator).needs_phonemes:
+        return (), None
+    sound = audio.read() if isinstance(audio, AudioReader) else audio  # both read whole stretches
+    with (clock or _untimed)("phones"):
+        if transcript:
+            from talkface.audio.align import align_transcript
+
+            return align_transcript(sound, transcript), sound
+        from talkface.audio.phones import recognize_phones
+
+        return recognize_phones(sound), sound
 
 
 def _in_windows(samples: np.ndarray) -> Iterator[np.ndarray]:

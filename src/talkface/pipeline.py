@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import av
@@ -12,8 +13,9 @@ import numpy as np
 from talkface.audio.features import n_video_frames
 from talkface.audio.load import AudioReader, from_samples, write_wav
 from talkface.config import DEFAULT_VOICE, AnimateOptions, DriveOptions
-from talkface.engine import Engine, Progress, StageClock, check_output
+from talkface.engine import Engine, Progress, StageClock, check_output, phonemes_for
 from talkface.errors import TalkfaceError
+from talkface.face.rig import FaceRig
 
 log = logging.getLogger(__name__)
 
@@ -26,18 +28,31 @@ def animate(
     progress: Progress | None = None,
     transcript: str | None = None,
     clock: StageClock | None = None,
+    rig: FaceRig | None = None,
 ) -> Path:
     """Render `portrait` speaking `audio` into an H.264 + AAC MP4 at `output`; returns the path. The audio
     streams through in windows (bounded memory), except when phones are recognised in it for the learned
     generator, which reads it whole. `transcript`: the words spoken (English), force-aligned to the audio so
     that phonemes drive the visemes. The file is written atomically: on any error no file (and no partial
-    file) is left at `output`. clock: times each stage (the benchmark)."""
+    file) is left at `output`. clock: times each stage (the benchmark). rig: the portrait already analysed at
+    options.size and options.head_distance (talkface.batch), else it is analysed here."""
     options = options or AnimateOptions()
     output = check_output(output)
-    engine = Engine(portrait, options, clock)
-    reader = AudioReader(audio)
+    # The portrait is analysed on a second thread while the audio is opened and, for a generator that needs
+    # them, its phones are recognised: both wait much of their time in native code that lets the other run.
+    # A bad portrait is still reported before bad audio.
+    with ThreadPoolExecutor(1, thread_name_prefix="talkface-portrait") as pool:
+        analysed = pool.submit(Engine, portrait, options, clock, rig=rig)
+        try:
+            reader = AudioReader(audio)
+            phonemes, whole = phonemes_for(options, reader, transcript, clock)
+        except BaseException:
+            analysed.result()
+            raise
+        engine = analysed.result()
     total = n_video_frames(reader.duration_hint, options.fps) if reader.duration_hint else None
-    motion = engine.motion_windows(reader, options, transcript=transcript)
+    source = whole if whole is not None else reader
+    motion = engine.motion_windows(source, options, phonemes=phonemes)
     with reader.encodable() as audio_path:  # the file, or a copy with its bad samples zeroed
         return engine.write(motion, output, options.fps, audio_path, progress, total)
 
@@ -49,14 +64,15 @@ def say(
     voice: str = DEFAULT_VOICE,
     options: AnimateOptions | None = None,
     progress: Progress | None = None,
+    rig: FaceRig | None = None,
 ) -> Path:
     """Speak `text` with espeak-ng in `voice` and render `portrait` saying it; the phoneme timings of the
-    synthesis drive the visemes exactly. Returns the path of the MP4."""
+    synthesis drive the visemes exactly. Returns the path of the MP4. rig: as for animate."""
     from talkface.audio.tts import synthesize
 
     options = options or AnimateOptions()
     output = check_output(output)
-    engine = Engine(portrait, options)
+    engine = Engine(portrait, options, rig=rig)
     speech = synthesize(text, voice)
     sound = from_samples(speech.samples, speech.sample_rate)
     motion = engine.motion_windows(sound, options, phonemes=speech.phonemes)

@@ -231,7 +231,7 @@ class _DCRemover:
         self._state: np.ndarray | None = None
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        from scipy.signal import lfilter, lfilter_zi  # here, not at import: scipy.signal takes ~1 s to load
+        from talkface.audio.iir import lfilter, lfilter_zi  # scipy.signal's, without its 0.5-1.5 s import
 
         if len(x) == 0:
             return x

@@ -19,14 +19,14 @@ from pathlib import Path
 from talkface.config import SPLITS
 from talkface.errors import TalkfaceError
 
-# 19 of the 51 speakers (37%, 20 of 63 clips, 2.3 of 11.7 minutes), from every kind of source. The 8 of the
-# first split stay (so that numbers stay comparable across rounds): two GRID speakers (studio, 3 s, silence at
-# both ends), two MEAD actors (1080p, emotional), one LRS3/TED speaker (a 2 s cut), two named public figures (a
-# 256 px styletalk crop, an AniPortrait 512 px clip) and the singer (not speech: a stress test). Added with the
-# grown set: six VoxCeleb2 speakers (224 px interview crops; 00010 shares face group fg02 with the LRS3
-# speaker), the LRS2 speaker (160 px, two clips), a DFDC participant (1080p, small face, glasses), the LIA
-# VoxCeleb young man, Donald Trump and the German news presenter (not English). Obama's six clips, the long
-# news-anchor and Macron clips stay in train: they are most of its minutes.
+# 19 of the 51 speakers (37%, 20 of 63 clips, 2.3 of 11.7 minutes), from every kind of source. The 8 of
+# the first split stay (so that numbers stay comparable across rounds): two GRID speakers (studio, 3 s,
+# silence at both ends), two MEAD actors (1080p, emotional), one LRS3/TED speaker (a 2 s cut), two named
+# public figures (a 256 px styletalk crop, an AniPortrait 512 px clip) and the singer (not speech: a stress
+# test). Added with the grown set: six VoxCeleb2 speakers (224 px interview crops; 00010 shares face group
+# fg02 with the LRS3 speaker), the LRS2 speaker (160 px, two clips), a DFDC participant (1080p, small face,
+# glasses), the LIA VoxCeleb young man, Donald Trump and the German news presenter (not English). Obama's six
+# clips, the long news-anchor and Macron clips stay in train: they are most of its minutes.
 VALIDATION_SPEAKERS = (
     "GRID speaker B",
     "GRID speaker H",

@@ -41,6 +41,20 @@ _ORIENTATION = {
 _KINDS = "JPEG, PNG, WebP, BMP, TIFF or GIF"
 
 
+def _register_formats() -> None:
+    """Register the plugins of IMAGE_FORMATS, which open(formats=...) looks up, and no other:
+    Image.init() imports all of Pillow's ~45 (0.1-0.3 s of a job's start). Should one of ours not register
+    (a Pillow built without WebP), open() calls Image.init() itself, as before."""
+    from PIL import (  # noqa: F401
+        BmpImagePlugin,
+        GifImagePlugin,
+        JpegImagePlugin,
+        PngImagePlugin,
+        TiffImagePlugin,
+        WebPImagePlugin,
+    )
+
+
 def load_image(
     source: str | Path | bytes, max_side: int = MAX_PORTRAIT_SIDE, name: str | None = None
 ) -> np.ndarray:
@@ -60,7 +74,7 @@ def load_image(
         if not path.is_file():
             raise TalkfaceError(f"portrait file not found: {path}")
         fp = path
-    Image.init()  # register every format plugin: open(formats=...) looks each one up
+    _register_formats()
     with warnings.catch_warnings():
         # Pillow warns above its own limit; the header is checked here, against MAX_IMAGE_PIXELS.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
+import types
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -70,10 +72,49 @@ class Landmarks:
         return float(gap / max(self.eye_distance, 1e-6))
 
 
+def mediapipe():
+    """The mediapipe package, imported without matplotlib: mediapipe's solutions package imports
+    matplotlib.pyplot at import for a plotting helper we never call (0.4-0.8 s of a 1-s job's start).
+    While mediapipe imports, matplotlib and matplotlib.pyplot are stand-ins (_Deferred) that load the real
+    modules on first use, so matplotlib still works for any code that uses it. Call it under
+    _quiet_stderr."""
+    if "mediapipe" in sys.modules or "matplotlib" in sys.modules:
+        import mediapipe
+
+        return mediapipe
+    names = ("matplotlib", "matplotlib.pyplot")
+    stand_ins = {name: _Deferred(name, names) for name in names}
+    stand_ins["matplotlib"].pyplot = stand_ins["matplotlib.pyplot"]  # `import matplotlib.pyplot as plt`
+    sys.modules.update(stand_ins)
+    try:
+        import mediapipe
+    finally:
+        for name, module in stand_ins.items():  # later imports get the real modules
+            if sys.modules.get(name) is module:
+                del sys.modules[name]
+    return mediapipe
+
+
+class _Deferred(types.ModuleType):
+    """Stands in for a module (and its group: a package and its submodule) until one of its attributes is
+    used: then the real modules are imported and the attribute is theirs."""
+
+    def __init__(self, name: str, group: tuple[str, ...]):
+        super().__init__(name)
+        self._group = group
+
+    def __getattr__(self, attr: str):  # only for what the stand-in lacks: everything but its name
+        if attr.startswith("__") and attr != "__path__":
+            raise AttributeError(attr)
+        for name in self._group:
+            if isinstance(sys.modules.get(name), _Deferred):
+                del sys.modules[name]
+        return getattr(importlib.import_module(self.__name__), attr)
+
+
 def _mediapipe_face_mesh(static: bool, max_faces: int):
     with _quiet_stderr():
-        import mediapipe as mp
-
+        mp = mediapipe()
         return mp.solutions.face_mesh.FaceMesh(
             static_image_mode=static,
             max_num_faces=max_faces,
@@ -97,7 +138,8 @@ def _to_landmarks(result, width: int, height: int) -> list[Landmarks]:
 def detect_faces(image: np.ndarray, max_faces: int = 4) -> list[Landmarks]:
     """All faces in an RGB uint8 image, largest first (no retries)."""
     h, w = image.shape[:2]
-    with _mediapipe_face_mesh(static=True, max_faces=max_faces) as mesh, _quiet_stderr():
+    # The graph is closed with fd 2 still silenced: its threads log as it shuts down.
+    with _quiet_stderr(), _mediapipe_face_mesh(static=True, max_faces=max_faces) as mesh:
         result = mesh.process(np.ascontiguousarray(image))
     return sorted(_to_landmarks(result, w, h), key=lambda f: -f.area)
 
@@ -144,7 +186,8 @@ def _face_boxes(image: np.ndarray) -> list[tuple[float, float, float]]:
     """Squares (x0, y0, side) three times the size of each face mediapipe's full-range detector finds in
     the image or in one of four overlapping tiles (it misses faces under about a third of its input),
     largest first, duplicates merged."""
-    import mediapipe as mp
+    with _quiet_stderr():
+        mp = mediapipe()
 
     h, w = image.shape[:2]
     tw, th = int(0.6 * w), int(0.6 * h)

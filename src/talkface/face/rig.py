@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from talkface.face import topology as T
-from talkface.face.landmarks import Landmarks, _quiet_stderr, detect_face
+from talkface.face.landmarks import Landmarks, _quiet_stderr, detect_face, mediapipe
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +128,7 @@ def person_mask(crop: np.ndarray, points: np.ndarray) -> np.ndarray:
     model), shape (H, W) float32 in 0..1; the face (landmarks `points` (478, >=2) in crop pixels) always
     counts as person, so a missed statue or drawing still moves its face."""
     with _quiet_stderr():
-        import mediapipe as mp
-
+        mp = mediapipe()
         with mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as seg:
             result = seg.process(np.ascontiguousarray(crop))
     h, w = crop.shape[:2]

@@ -16,12 +16,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from talkface.audio.features import AudioFeatures, FeatureStream, FramePooler
 from talkface.audio.load import SAMPLE_RATE
 from talkface.motion.contract import MotionSequence, MotionStream, concat_motion
+
+if TYPE_CHECKING:
+    from talkface.audio.phones import LivePhones
 
 
 def run_stream(
@@ -94,7 +98,7 @@ class CausalSmoother:
         self._zi: tuple[np.ndarray, np.ndarray] | None = None
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        from scipy.signal import lfilter  # here, not at import: scipy.signal takes 0.5 s to import
+        from talkface.audio.iir import lfilter  # scipy.signal's, without its 0.5-1.5 s import
 
         x = np.asarray(x, np.float64)
         if len(x) == 0:
@@ -103,8 +107,8 @@ class CausalSmoother:
         if self._zi is None:
             z = np.array([self._a * x[0]])
             self._zi = (z, z.copy())
-        y1, z1 = lfilter(b, a, x, zi=self._zi[0])
-        y2, z2 = lfilter(b, a, y1, zi=self._zi[1])
+        y1, z1 = lfilter(b, a, x, self._zi[0])
+        y2, z2 = lfilter(b, a, y1, self._zi[1])
         self._zi = (z1, z2)
         return y2
 
@@ -113,12 +117,19 @@ class AudioMotion:
     """16 kHz samples in, motion out: features, pooling to video frames, a MotionStream. push() returns the
     motion frames that are final; finish() the rest, round(duration * fps) in all."""
 
-    def __init__(self, stream: MotionStream, clock: Callable[[str], AbstractContextManager] | None = None):
-        """clock: times the "audio" (features) and "motion" stages of each push (engine.StageClock)."""
+    def __init__(
+        self,
+        stream: MotionStream,
+        clock: Callable[[str], AbstractContextManager] | None = None,
+        phones: LivePhones | None = None,
+    ):
+        """clock: times the "audio" (features), "phones" and "motion" stages of each push (engine.StageClock).
+        phones: a live phone recogniser the stream listens to (LearnedStream.listen), fed the same audio."""
         self._features = FeatureStream()
         self._pooler = FramePooler(stream.fps, stream.lead_s)
         self._stream = stream
         self._clock = clock or (lambda stage: contextlib.nullcontext())
+        self._phones = phones
 
     @property
     def fps(self) -> float:
@@ -136,6 +147,9 @@ class AudioMotion:
     def push(self, samples: np.ndarray) -> MotionSequence:
         with self._clock("audio"):
             features = self._pooler.push(self._features.push(samples))
+        if self._phones is not None:
+            with self._clock("phones"):
+                self._phones.push(samples)
         with self._clock("motion"):
             return self._stream.push(features)
 
@@ -145,6 +159,9 @@ class AudioMotion:
         with self._clock("audio"):
             last_features = self._pooler.push(self._features.finish())
             rest_features = self._pooler.finish(duration)
+        if self._phones is not None:
+            with self._clock("phones"):
+                self._phones.finish()
         with self._clock("motion"):
             last = self._stream.push(last_features)
             rest = self._stream.push(rest_features)

@@ -13,6 +13,10 @@ Routes
                              201 {"id", "width", "height"}; errors are {"error": "..."} with
                              400/403 (origin)/408/411/413/415/422.
     WS   /ws                 one live session per connection (protocol below)
+    GET  /avatar/head.glb    the glTF head at rest (?portrait=bundled: with the bundled portrait's face and
+                             texture) for the 3D avatar page /static/avatar3d.html, driven by "motion" frames
+    POST /webrtc/offer       a WebRTC peer: the face as a video track and the voice as an audio track, in sync
+                             (talkface.stream.webrtc: the offer's JSON, the data channel's messages)
 
 Pages of other origins are refused (403 / the handshake refused): a browser page may use /ws and POST
 /portraits only if it comes from this server, from localhost, or from `allowed_origins`; a client that sends
@@ -23,7 +27,11 @@ WebSocket protocol. Client -> server:
             "format": "s16" | "f32", "channels": 1, "options": {"size": 512, "seed": 0, ...}}
            (once, first, within `start_deadline`; it takes one of the `max_sessions` slots, or gets "busy";
            options are fields of talkface.config.AnimateOptions, see START_OPTIONS; "emotion"
-           is a name or a track as `talkface animate --emotion` takes it, e.g. "neutral@0,happy:0.8@2.5")
+           is a name or a track as `talkface animate --emotion` takes it, e.g. "neutral@0,happy:0.8@2.5";
+           "generator" is "rules" (the default, lowest latency) or "learned" (phones recognised live))
+           optional "motion": "arkit" adds a {"type": "motion", ...} message of ARKit blendshape weights, head
+           and eye rotation per frame, before its JPEG, and "video": false sends those instead of the JPEGs
+           (talkface.export.live; the ready message then lists the 52 names as "blendshapes")
     binary PCM audio after "ready": little-endian int16 or float32, interleaved when channels > 1,
            chunks of any length up to `max_chunk_seconds`. Audio sent more than `max_lead_seconds` ahead of
            real time is read at the pace of real time (the server stops reading the socket meanwhile)
@@ -106,9 +114,10 @@ LOOPBACK = ("localhost", "127.0.0.1", "::1")  # hosts of the pages always allowe
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF")  # as PIL names them
 SAMPLE_FORMATS = {"s16": np.dtype("<i2"), "f32": np.dtype("<f4")}
 # AnimateOptions fields a client may not set: crf (no encoder here), full_frame (frames up to 1920 px would
-# not stream in real time), generator (the loudness baseline is for evaluation only) and motion_model (a path
-# on the server's disk is not a client's to choose).
-NOT_LIVE = {"crf", "full_frame", "generator", "motion_model"}
+# not stream in real time) and motion_model (a path on the server's disk is not a client's to choose).
+NOT_LIVE = {"crf", "full_frame", "motion_model"}
+# Generators a client may choose (the loudness baseline is for evaluation only): see session.LIVE_GENERATOR.
+LIVE_GENERATORS = ("rules", "learned")
 # The others, with the type a client sends each as (a JSON list for a tuple, a string for what the command
 # line takes as text: the emotion track).
 START_OPTIONS = {
@@ -260,6 +269,12 @@ def create_app(settings: ServerSettings | None = None, session_factory: Callable
         log.info("portrait %s uploaded (%dx%d)", key, image.shape[1], image.shape[0])
         return JSONResponse({"id": key, "width": image.shape[1], "height": image.shape[0]}, status_code=201)
 
+    async def webrtc_offer(request: Request) -> Response:
+        from talkface.stream.webrtc import answer_offer  # aiortc is imported on the first offer
+
+        reply, status = await answer_offer(request, state, allowed)
+        return JSONResponse(reply, status_code=status)
+
     async def live(websocket: WebSocket) -> None:
         if not origin_allowed(websocket.headers.get("origin"), websocket.headers.get("host"), allowed):
             log.info("WebSocket from origin %s refused", _echo(websocket.headers.get("origin")))
@@ -279,6 +294,8 @@ def create_app(settings: ServerSettings | None = None, session_factory: Callable
         Route("/portraits/bundled", bundled_portrait),
         Route("/portraits", upload, methods=["POST"]),
         WebSocketRoute("/ws", live),
+        Route("/webrtc/offer", webrtc_offer, methods=["POST"]),
+        Route("/avatar/head.glb", _head_glb),
         Mount("/static", StaticFiles(directory=static), name="static"),
     ]
     app = Starlette(routes=routes)
@@ -429,6 +446,12 @@ async def _send_and_close(websocket: WebSocket, message: dict, code: int) -> Non
             await websocket.close(code=code, reason=close_reason(message["message"]))
 
 
+async def _head_glb(request: Request) -> Response:
+    from talkface.export.live import head_route  # the 3D avatar page's head (static/avatar3d.html)
+
+    return await head_route(request)
+
+
 def _parse_start(message: dict, state: _ServerState) -> tuple[object, dict, int, np.dtype, int]:
     """(portrait, options, sample_rate, sample dtype, channels) from a start message."""
     settings = state.settings
@@ -458,6 +481,10 @@ def _parse_start(message: dict, state: _ServerState) -> tuple[object, dict, int,
         if value is None:
             raise ClientError(f"option {key!r} has a bad value {_echo(raw[key])}")
         options[key] = value
+    if options.get("generator", "rules") not in LIVE_GENERATORS:
+        raise ClientError(
+            f"generator must be one of {', '.join(LIVE_GENERATORS)}, got {_echo(options['generator'])}"
+        )
     if options.get("size", AnimateOptions.size) > settings.max_size:
         raise ClientError(f"size {options['size']} is above this server's limit of {settings.max_size}")
     if options.get("fps", AnimateOptions.fps) > settings.max_fps:
@@ -496,6 +523,8 @@ class _FramePump:
         self._behind_told = -1e9  # time.monotonic() then
         self.generation = 0
         self.flush_requested = 0  # flushes done on the session
+        self.motion = None  # export.live.LiveMotion: a motion message beside (or instead of) each frame
+        self.video = True  # JPEG frames sent
         self.lock = threading.Lock()
         self._flush_reported = 0
         self._wake = threading.Event()
@@ -530,10 +559,14 @@ class _FramePump:
                     if item is None:
                         break
                     ts, frame = item
+                    index = round(ts * fps)
+                    if self.motion is not None and (m := self.motion.message(generation, index, ts)):
+                        self.post(m)
+                    if not self.video:
+                        continue
                     ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), params)
                     if not ok:
                         raise RuntimeError("JPEG encoding failed")
-                    index = round(ts * fps)
                     self.post(FRAME_HEADER.pack(generation, index, ts) + jpeg.tobytes())
                 if flushes > self._flush_reported and not self._stop:
                     self._flush_reported = flushes
@@ -735,6 +768,12 @@ class _Connection:
         if self.session is not None:
             raise ClientError("start sent twice: one session per connection")
         portrait, options, self.rate, self.dtype, self.channels = _parse_start(message, self.state)
+        from talkface.export.live import parse_request
+
+        try:
+            motion, video = parse_request(message)
+        except ValueError as e:
+            raise ClientError(str(e)) from None
         # Slots go to started sessions only, taken here before the portrait analysis (the costly part).
         if self.state.active >= self.settings.max_sessions:
             raise ClientError(self.state.busy_message(), CLOSE_TRY_LATER, "busy")
@@ -754,9 +793,13 @@ class _Connection:
         self.deadline = self.loop.time() + self.settings.idle_timeout
         width, height = self.session.frame_size
         log.info("session started: %dx%d at %g fps, audio %d Hz", width, height, self.session.fps, self.rate)
-        self._enqueue(
-            {"type": "ready", "fps": self.session.fps, "width": width, "height": height, "generation": 0}
-        )
+        ready = {"type": "ready", "fps": self.session.fps, "width": width, "height": height, "generation": 0}
+        if motion is not None:  # blendshape frames (export.live)
+            from talkface.export.live import LiveMotion
+
+            self.pump.motion = await self.loop.run_in_executor(self.feeder, LiveMotion, self.session)
+            self.pump.video, ready["blendshapes"] = video, LiveMotion.names()
+        self._enqueue(ready)
 
     async def _on_audio(self, data: bytes) -> None:
         if self.session is None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,23 +29,34 @@ from talkface.audio.load import SAMPLE_RATE
 from talkface.config import SAMPLE_RATE_RANGE, AnimateOptions, EmotionKey, EmotionTrack
 from talkface.engine import Engine
 from talkface.errors import TalkfaceError
+from talkface.face.expression import JAW_OPEN, LIP_ROUND, LIP_SPREAD
 from talkface.motion.contract import MotionSequence
 from talkface.motion.controls import LiveEmotion
 
 FLUSH_STEP = 160  # samples of silence per step while flushing (10 ms)
 MAX_FLUSH_S = 1.0  # flushing never adds more silence than this
+# Barge-in (interrupt): the mouth closes over this long from the first frame after the interrupt, stays
+# shut while frames still read audio pushed before it (the generator's look-ahead), then opens over as long.
+HUSH_S = 0.08
+MOUTH = [JAW_OPEN, LIP_ROUND, LIP_SPREAD]
 
-# Speaker-disjoint cross-validation on the train split (training/learned_motion/mouth.py), jaw r with the
-# real jaw: the learned acoustic mouth 0.24, the rules' acoustic mouth 0.25.
+# The live default. Both generators stream; "learned" reads phones recognised as the audio arrives
+# (audio.phones.LivePhones) through a mouth filter fitted on what a live window sees
+# (training/learned_motion/live_mouth.py). Its lips follow real ones better (jaw r with the real jaw before
+# rendering: 0.313 vs the rules' 0.241 in speaker-disjoint cross-validation on the train split; 0.304 vs 0.280
+# on the 20 validation clips, scripts/live_lipsync.py), but it waits for a whole motion window and its
+# look-ahead: 232 ms median latency against the rules' 151 ms (512 px, `bench.stream_latency`), more than a
+# conversation (a voice agent's barge-in, issue 18) tolerates. So the rules stay the default and a client asks
+# for the learned mouth with generator="learned".
 LIVE_GENERATOR = "rules"
 
 
 class Session:
     """A live talking-face stream from one portrait. options: fields of AnimateOptions (size, fps, seed,
     motion_scale, gaze, emotion, ...); raises TalkfaceError for bad options or a portrait without a face.
-    The generator defaults to LIVE_GENERATOR, not the offline default: the learned generator's mouth reads
-    phones recognised in whole pieces of audio, which a live stream does not have; live, it falls back to
-    acoustic cues that follow the lips no better than the rules do.
+    The generator defaults to LIVE_GENERATOR (the rules: the lowest latency), not the offline default;
+    generator="learned" gives the learned mouth on phones recognised as the audio streams in, at about 80 ms
+    more latency (see LIVE_GENERATOR).
 
     push_audio() and frames() may be called from two different threads (one producer, one consumer), and
     set_emotion() from any thread."""
@@ -62,6 +73,9 @@ class Session:
         self.frame_size = self._engine.frame_size  # (width, height)
         self._lock = threading.Lock()
         self._closed = False
+        # Called with (frame index, that frame's motion as a one-row MotionSequence) before each frame
+        # renders, to return it adjusted (stream.avatar.LiveAvatar adds listening this way); None: as made.
+        self.adjust: Callable[[int, MotionSequence], MotionSequence] | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -70,13 +84,16 @@ class Session:
             self._check_open()
             # The generator reads this emotion whenever it returns frames; set_emotion() changes it.
             self._emotion = LiveEmotion(self.options.emotion, self.options.emotion_strength)
-            self._motion = self._engine.audio_motion(dataclasses.replace(self.options, emotion=self._emotion))
+            self._motion = self._engine.audio_motion(
+                dataclasses.replace(self.options, emotion=self._emotion), live=True
+            )
             self._pending: deque[MotionSequence] = deque()
             self._row = 0  # next row of _pending[0] to render
             self._next_frame = 0  # index of the next frame frames() yields
             self._queued = 0  # frames made ready so far
             self._resampler: soxr.ResampleStream | None = None
             self._rate: int | None = None
+            self._hush: tuple[int, int] | None = None  # (first frame hushed, first frame free of it)
 
     def push_audio(self, pcm: np.ndarray, sample_rate: int) -> None:
         """Add audio: float in [-1, 1] or int16, mono (N,) or multichannel (N, C), at sample_rate Hz
@@ -141,7 +158,40 @@ class Session:
                     self._row = 0
                 index = self._next_frame
                 self._next_frame += 1
+                hush = self._hush
+            if hush is not None:
+                if index >= hush[1] + _hush_frames(self.fps):
+                    with self._lock:
+                        if self._hush == hush:
+                            self._hush = None
+                else:
+                    motion, row = _hushed(motion[row], index, hush, self.fps), 0
+            if self.adjust is not None:
+                motion, row = self.adjust(index, motion[row]), 0
             yield index / self.fps, self._engine.frame(motion, row)
+
+    def interrupt(self) -> int:
+        """Barge-in: drop every frame made and not rendered yet, at once, and close the mouth. The next
+        frame frames() yields shows the mouth a quarter open, the one after it shut (HUSH_S); it stays shut
+        while frames still read audio pushed before the interrupt (the generator's look-ahead), so the voice
+        cut off never moves the lips again. Blinks, gaze and head go on along the stream's time line, which
+        goes on too: the next frame's timestamp is after the dropped ones' (a live feeder that pushes audio
+        at the pace of real time, as talkface.stream.avatar does, has next to nothing to drop). Audio pushed
+        afterwards (silence to listen, or the next reply) animates the face as usual. Returns the number of
+        frames dropped."""
+        with self._lock:
+            self._check_open()
+            dropped = self._queued - self._next_frame
+            self._pending.clear()
+            self._row = 0
+            self._next_frame = self._queued
+            # Frame j reads features up to (j + 1) / fps + look-ahead: the first frame whose whole window
+            # lies after the audio pushed so far.
+            heard = self._motion.samples_received / SAMPLE_RATE
+            free = int(np.ceil(heard * self.fps)) + 1
+            start = self._next_frame
+            self._hush = (start, max(free, start + _hush_frames(self.fps)))
+            return dropped
 
     def backlog(self) -> tuple[float, int]:
         """(timestamp in seconds of the next frame frames() yields, number of frames ready to render)."""
@@ -186,6 +236,22 @@ class Session:
     def _check_open(self) -> None:
         if self._closed:
             raise TalkfaceError("the session is closed")
+
+
+def _hush_frames(fps: float) -> int:
+    return max(1, round(HUSH_S * fps))
+
+
+def _hushed(motion: MotionSequence, index: int, hush: tuple[int, int], fps: float) -> MotionSequence:
+    """One frame of motion (frame `index` of the stream) with its mouth scaled towards closed: down from the
+    first frame of `hush`, shut until its second, then up again, each over HUSH_S."""
+    n = _hush_frames(fps)
+    start, free = hush
+    closing = max(0.0, 1.0 - (index - start + 1) / n) ** 2  # fast at first: a quarter open, then shut
+    opening = min(1.0, max(0.0, (index - free + 1) / n))
+    expression = motion.expression.copy()
+    expression[:, MOUTH] *= max(closing, opening)
+    return dataclasses.replace(motion, expression=expression)
 
 
 def _mono_float(pcm: np.ndarray) -> np.ndarray:

@@ -23,6 +23,9 @@ window.talkface = { stats };
 
 let portraitId = "bundled";
 let live = null; // the running Live, if any
+// For the WebRTC mode (webrtc.js): the portrait and options chosen on the page.
+window.talkface.portrait = () => portraitId;
+window.talkface.options = () => options();
 
 function setStatus(text, isError = false) {
   stats.status = text;

@@ -1,0 +1,71 @@
+"""Start-up: a job imports nothing it does not use (scipy.signal, matplotlib), the filters that replace
+scipy.signal's give its results to the bit, and analysing the portrait beside the audio keeps the errors'
+order."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import synth_speech, write_audio
+
+from talkface.audio.iir import lfilter, lfilter_zi
+from talkface.errors import TalkfaceError
+
+
+def test_iir_matches_scipy_to_the_bit():
+    from scipy.signal import lfilter as scipy_lfilter
+    from scipy.signal import lfilter_zi as scipy_zi
+
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        x = rng.standard_normal(int(rng.integers(1, 3000))) * 10 ** rng.uniform(-5, 2)
+        if trial % 2:
+            x = x.astype(np.float32)  # audio chunks are float32
+        pole = np.exp(-2 * np.pi * rng.uniform(0.1, 50) / 16000)
+        filters = [
+            ([(1 - pole) ** 2], [1.0, -2 * pole, pole**2]),  # audio.load's DC remover
+            ([1 - pole], [1.0, -pole]),  # motion.stream's smoother
+            (rng.standard_normal(3), [2.0, *rng.uniform(-0.3, 0.3, 2)]),
+        ]
+        for b, a in filters:
+            zi = lfilter_zi(b, a) * float(np.mean(x))
+            np.testing.assert_array_equal(zi, scipy_zi(b, a) * float(np.mean(x)))
+            y, z = lfilter(b, a, x, zi)
+            want_y, want_z = scipy_lfilter(b, a, x, zi=zi)
+            assert y.dtype == want_y.dtype
+            np.testing.assert_array_equal(y, want_y)
+            np.testing.assert_array_equal(z, want_z)
+
+
+def test_a_job_imports_neither_scipy_signal_nor_matplotlib(tmp_path, portrait):
+    wav = write_audio(tmp_path / "one.wav", synth_speech(1.0), 16000)
+    code = (
+        "import sys; from talkface.pipeline import animate; "
+        f"animate({str(portrait)!r}, {str(wav)!r}, {str(tmp_path / 'one.mp4')!r}); "
+        "print(sorted(m for m in ('scipy.signal', 'scipy.stats', 'matplotlib', 'matplotlib.pyplot') "
+        "if m in sys.modules))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_matplotlib_still_works_after_mediapipe():
+    code = (
+        "from talkface.face.landmarks import mediapipe; mediapipe(); "
+        "from mediapipe.python.solutions import drawing_utils; "
+        "import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt; "
+        "assert drawing_utils.plt.figure is plt.figure; plt.plot([1, 2]); print('ok')"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_a_bad_portrait_is_reported_before_bad_audio(tmp_path):
+    from talkface.pipeline import animate
+
+    (tmp_path / "face.jpg").write_bytes(b"not an image")
+    with pytest.raises(TalkfaceError, match="portrait"):
+        animate(tmp_path / "face.jpg", tmp_path / "missing.wav", tmp_path / "out.mp4")
+    assert list(tmp_path.iterdir()) == [tmp_path / "face.jpg"]
