@@ -346,11 +346,13 @@ def _pieces(samples: np.ndarray, prob: np.ndarray) -> list[_Piece]:
     return pieces
 
 
-def _to_phonemes(phones: list[tuple[str, float, float]], duration: float) -> tuple[Phoneme, ...]:
-    """(espeak symbol, start s, end s) spans -> Phonemes tiling [0, duration]: gaps become pauses, touching
-    pauses merge, nothing runs past the end."""
+def _to_phonemes(
+    phones: list[tuple[str, float, float]], duration: float, start: float = 0.0
+) -> tuple[Phoneme, ...]:
+    """(espeak symbol, start s, end s) spans -> Phonemes tiling [start, duration]: gaps become pauses,
+    touching pauses merge, nothing runs past the end or before the start."""
     out: list[Phoneme] = []
-    t = 0.0
+    t = start
     for symbol, start, end in phones:
         start, end = max(start, t), min(end, duration)
         if end <= start + 1e-6:

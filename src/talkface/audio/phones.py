@@ -163,10 +163,10 @@ class LivePhones:
         spans = [(sym, max(a, self._final_end), b) for sym, a, b in spans if b > self._final_end + 1e-6]
         done = [s for s in spans if s[2] <= settle]
         if done:
-            self._final.extend(_tile(done, self._final_end))
+            self._final.extend(_to_phonemes(done, done[-1][2], start=self._final_end))
             self._final_end = done[-1][2]
             del self._final[:-256]
-        self._guess = _tile([s for s in spans if s[2] > settle], self._final_end, edge)
+        self._guess = _to_phonemes([s for s in spans if s[2] > settle], edge, start=self._final_end)
 
     def _times(self, seg) -> tuple[float, float]:
         return (
@@ -185,20 +185,3 @@ class LivePhones:
         if len(tail):
             self._decoder.process_raw(tail.tobytes(), full_utt=False)
             self._read(final=False)
-
-
-def _tile(spans: list[tuple[str, float, float]], start: float, end: float = 0.0) -> tuple[Phoneme, ...]:
-    """(symbol, start s, end s) spans in order -> Phonemes from `start` without gaps (a gap is a pause),
-    to `end` if it lies further."""
-    out, t = [], start
-    for symbol, a, b in spans:
-        a = max(a, t)
-        if b <= a + 1e-6:
-            continue
-        if a > t + 1e-6:
-            out.append(Phoneme(t, a, PAUSE_SYMBOL))
-        out.append(Phoneme(a, b, symbol))
-        t = b
-    if end > t + 1e-6:
-        out.append(Phoneme(t, end, PAUSE_SYMBOL))
-    return tuple(out)
