@@ -144,3 +144,22 @@ def test_batch_on_a_local_ray_instance(inputs):
     ]
     assert frames(inputs / "ray" / "a.mp4") == 25 and frames(inputs / "ray" / "b.mp4") == 25
     assert summary.workers and all(mb > 0 for mb in summary.workers.values())
+
+
+def test_an_unreachable_ray_address_fails_at_once_in_one_line(inputs, capsys):
+    """Ray itself retries an address nobody listens at for minutes; the batch says so within seconds."""
+    pytest.importorskip("ray")
+    import socket
+    import time
+
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    jobs = inputs / "unreachable.jsonl"
+    jobs.write_text(json.dumps({"portrait": "face.jpg", "audio": "one.wav", "output": "unreachable/a.mp4"}))
+    t = time.monotonic()
+    assert main(["batch", str(jobs), "--ray", f"ray://127.0.0.1:{port}", "-q"]) == 2
+    assert time.monotonic() - t < 10
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot reach Ray at" in err[0]
+    assert not (inputs / "unreachable" / "a.mp4").exists()

@@ -349,6 +349,25 @@ def _report(done: Done | None, result: JobResult) -> None:
 # -- Ray --------------------------------------------------------------------------------------------------
 
 
+RAY_CONNECT_TIMEOUT_S = 5.0  # an explicit cluster address must accept a connection within this
+
+
+def _check_reachable(address: str) -> None:
+    """Raise TalkfaceError in one line, within RAY_CONNECT_TIMEOUT_S, when nothing listens at a Ray
+    address (host:port or ray://host:port): Ray itself retries for minutes before it gives up."""
+    import socket
+
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise TalkfaceError(f"--ray {address!r}: give local, auto, host:port or ray://host:port")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=RAY_CONNECT_TIMEOUT_S).close()
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise TalkfaceError(f"cannot reach Ray at {address!r}: {reason}") from None
+
+
 def run_ray(
     jobs: list[Job], address: str = "auto", workers: int | None = None, done: Done | None = None
 ) -> list[JobResult]:
@@ -374,6 +393,8 @@ def run_ray(
         started = not ray.is_initialized()
         if started:
             kwargs = {"num_cpus": workers} if address == "local" else {"address": address}
+            if address not in ("local", "auto"):
+                _check_reachable(address)
             try:
                 ray.init(
                     **kwargs,
