@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
@@ -208,18 +210,64 @@ class Engine:
         crf = self.options.crf
         inputs = [ingredient(self._portrait)] + ([ingredient(audio_path)] if audio_path else [])
         meta = _metadata(self.payload)
-        with Mp4Writer(
-            output, self.frame_size, fps, audio_path, crf=crf, metadata=meta, ingredients=inputs
-        ) as w:
+        with (
+            Mp4Writer(
+                output, self.frame_size, fps, audio_path, crf=crf, metadata=meta, ingredients=inputs
+            ) as w,
+            _EncoderThread(w, self._clock) as encoder,
+        ):
             for window in windows:
                 for i in range(len(window)):
-                    frame = self.frame(window, i)
-                    with self._clock("encode"):
-                        w.write(frame)
+                    encoder.put(self.frame(window, i))
                     done += 1
                     if progress:
                         progress(done, total)
         return output
+
+
+class _EncoderThread:
+    """Frames handed to an Mp4Writer on a second thread, in order: x264 and the colour conversion release the
+    GIL, so encoding frame i overlaps rendering frame i + 1 (the render stage holds it for its numpy parts).
+    The queue is short (QUEUE frames), so memory stays bounded; an encoder error is raised on the next put()
+    or at the end, and the writer is only closed (by its own `with`) after the thread has stopped."""
+
+    QUEUE = 4
+
+    def __init__(self, writer: Mp4Writer, clock):
+        self._writer, self._clock = writer, clock
+        self._queue: queue.Queue = queue.Queue(self.QUEUE)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="talkface-encode", daemon=True)
+
+    def __enter__(self) -> _EncoderThread:
+        self._thread.start()
+        return self
+
+    def put(self, frame: np.ndarray) -> None:
+        while True:
+            if self._error is not None:
+                raise self._error
+            try:
+                self._queue.put(frame, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _run(self) -> None:
+        while (frame := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # drain: the producer will see the error
+            try:
+                with self._clock("encode"):
+                    self._writer.write(frame)
+            except BaseException as e:  # raised on the producer's thread
+                self._error = e
+
+    def __exit__(self, *exc) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None and exc[0] is None:
+            raise self._error
 
 
 def phonemes_for(
