@@ -22,7 +22,7 @@ import numpy as np
 
 from talkface.audio.features import compute_features
 from talkface.audio.load import SAMPLE_RATE, load_audio
-from talkface.audio.phones import LivePhones, recognize_phones
+from talkface.audio.phones import recognize_phones
 from talkface.config import MotionControls
 from talkface.eval.metrics import lagged_correlation
 from talkface.eval.split import load_split
@@ -37,11 +37,7 @@ CHUNK = 320  # 20 ms at 16 kHz, as the live benchmark pushes
 def live_jaw(name: str, samples: np.ndarray, fps: float, n: int, phones: bool) -> tuple[np.ndarray, float]:
     """The jaw of a live stream (n frames), and the median of (audio received - end of the last final
     frame) over pushes, in seconds."""
-    stream = make_stream(name, fps, MotionControls())
-    recogniser = LivePhones() if phones else None
-    if recogniser is not None:
-        stream.listen(recogniser)
-    source = AudioMotion(stream, phones=recogniser)
+    source = AudioMotion(make_stream(name, fps, MotionControls()), live_phones=phones)
     parts, done, trail = [], 0, []
     for k in range(0, len(samples), CHUNK):
         m = source.push(samples[k : k + CHUNK])

@@ -296,7 +296,6 @@ def test_live_stream_reads_phones_recognised_as_the_audio_streams_in():
     """Live (Session), the learned mouth reads phones recognised as the audio arrives: the mouth follows
     the one the same phones give offline, closes in the silence after the speech, and every frame is out
     within the stream's lookahead plus one 20-ms push."""
-    from talkface.audio.phones import LivePhones
     from talkface.audio.tts import synthesize
     from talkface.motion.stream import AudioMotion
 
@@ -304,9 +303,7 @@ def test_live_stream_reads_phones_recognised_as_the_audio_streams_in():
     speech = from_samples(s.samples, s.sample_rate).samples
     x = np.concatenate([speech, np.zeros(16000, np.float32)])  # then 1 s of silence
     stream = LearnedStream(25.0, MotionControls(seed=1))
-    phones = LivePhones()
-    stream.listen(phones)
-    source = AudioMotion(stream, phones=phones)
+    source = AudioMotion(stream, live_phones=True)
     jaw, trail = [], []
     for k in range(0, len(x), 320):
         m = source.push(x[k : k + 320])
@@ -322,7 +319,7 @@ def test_live_stream_reads_phones_recognised_as_the_audio_streams_in():
         len(jaw),
         25.0,
         MotionControls(seed=1),
-        phones.phonemes(),
+        source._phones.phonemes(),
     )
     n_speech = int(len(speech) / 16000 * 25)
     assert np.corrcoef(jaw[:n_speech], offline.expression[:n_speech, 0])[0, 1] > 0.5

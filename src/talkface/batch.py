@@ -149,7 +149,7 @@ def job_from_row(row: dict, line: int, base: Path) -> Job:
     list) -> Job. Options are parsed as the CLI parses its flags (cli._add_options' types, cli._options)
     and checked by AnimateOptions. Raises TalkfaceError naming the problem in one line."""
     from talkface.cli import _options, _with_message
-    from talkface.engine import check_output
+    from talkface.outputs import check_output
 
     row = {str(k).strip().replace("-", "_"): v for k, v in row.items()}
     fields = {f.name: f for f in dataclasses.fields(AnimateOptions)}

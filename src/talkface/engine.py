@@ -131,13 +131,8 @@ class Engine:
         phones recognised as the audio arrives (audio.phones.LivePhones)."""
         make = generator(options.generator)
         stream = make(options.fps, options.controls(), tuple(phonemes), options.motion_model)
-        phones = None
-        if live and not phonemes and make.needs_phonemes and hasattr(stream, "listen"):
-            from talkface.audio.phones import LivePhones
-
-            phones = LivePhones()
-            stream.listen(phones)
-        return AudioMotion(stream, clock=self._clock, phones=phones)
+        listen = live and not phonemes and make.needs_phonemes
+        return AudioMotion(stream, clock=self._clock, live_phones=listen)
 
     def phonemes_for(
         self, options: AnimateOptions, audio: AudioReader | Audio, transcript: str | None = None

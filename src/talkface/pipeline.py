@@ -13,9 +13,10 @@ import numpy as np
 from talkface.audio.features import n_video_frames
 from talkface.audio.load import AudioReader, from_samples, write_wav
 from talkface.config import DEFAULT_VOICE, AnimateOptions, DriveOptions
-from talkface.engine import Engine, Progress, StageClock, check_output, phonemes_for
+from talkface.engine import Engine, Progress, StageClock, phonemes_for
 from talkface.errors import TalkfaceError
 from talkface.face.rig import FaceRig
+from talkface.outputs import check_output
 
 log = logging.getLogger(__name__)
 

@@ -121,15 +121,21 @@ class AudioMotion:
         self,
         stream: MotionStream,
         clock: Callable[[str], AbstractContextManager] | None = None,
-        phones: LivePhones | None = None,
+        live_phones: bool = False,
     ):
         """clock: times the "audio" (features), "phones" and "motion" stages of each push (engine.StageClock).
-        phones: a live phone recogniser the stream listens to (LearnedStream.listen), fed the same audio."""
+        live_phones: for a stream that reads phonemes (it has listen(): LearnedStream), recognise them in the
+        audio as it is pushed (audio.phones.LivePhones) and let the stream listen to them."""
         self._features = FeatureStream()
         self._pooler = FramePooler(stream.fps, stream.lead_s)
         self._stream = stream
         self._clock = clock or (lambda stage: contextlib.nullcontext())
-        self._phones = phones
+        self._phones: LivePhones | None = None
+        if live_phones and hasattr(stream, "listen"):
+            from talkface.audio.phones import LivePhones
+
+            self._phones = LivePhones()
+            stream.listen(self._phones)
 
     @property
     def fps(self) -> float:
