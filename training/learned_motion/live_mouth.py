@@ -33,7 +33,7 @@ from talkface.audio.phones import LivePhones
 from talkface.motion.learned import CUE_DIM, META_FILE, MODEL_FPS, MouthFilter, window_rows
 from talkface.motion.visemes import VisemeTrack
 from training.learned_motion.dataset import CACHE, VARIANTS, ClipData, _augment_audio, build_all
-from training.learned_motion.mouth import ASSETS, MOUTH, _r
+from training.learned_motion.mouth import ASSETS, MOUTH, _r, ridge_filter, speaker_order
 
 log = logging.getLogger("learned_motion.live_mouth")
 
@@ -105,12 +105,7 @@ def fit(clips: list[ClipData], inputs: dict[str, dict], columns: slice | None = 
         for v, x in inputs[c.name].items():
             xs.append(_columns(x, columns))
             ys.append(c.motion[v][: len(x), MOUTH])
-    x, y = np.concatenate(xs), np.concatenate(ys)
-    mu, sd = x.mean(0), x.std(0) + 1e-3
-    xn = (x - mu) / sd
-    w = np.linalg.solve(xn.T @ xn + RIDGE * len(xn) * np.eye(x.shape[1]), xn.T @ (y - y.mean(0)))
-    gain = y.std(0) / np.maximum((xn @ w).std(0), 1e-6)
-    return MouthFilter(PAST, AHEAD, mu, sd, w * gain, y.mean(0))
+    return ridge_filter(np.concatenate(xs), np.concatenate(ys), PAST, AHEAD, RIDGE)
 
 
 def _columns(x: np.ndarray, columns: slice | None) -> np.ndarray:
@@ -120,13 +115,9 @@ def _columns(x: np.ndarray, columns: slice | None) -> np.ndarray:
     return x.reshape(len(x), -1, k)[:, :, columns].reshape(len(x), -1)
 
 
-def _predict(f: MouthFilter, x: np.ndarray) -> np.ndarray:
-    return ((x - f.in_mean) / f.in_std) @ f.weights + f.out_mean
-
-
 def cross_validate(clips: list[ClipData], inputs: dict[str, dict], folds: int) -> dict:
     kinds = {"live": None, "live_visemes_only": slice(0, 3), "acoustic_only": slice(3, 3 + CUE_DIM)}
-    order = list(np.random.default_rng(0).permutation(sorted({c.speaker for c in clips})))
+    order = speaker_order(clips)
     rows = []
     for k in range(folds):
         held = set(order[k::folds])
@@ -138,7 +129,7 @@ def cross_validate(clips: list[ClipData], inputs: dict[str, dict], folds: int) -
                 real = c.motion["orig"][: len(x), 0]
                 row = {"clip": c.name}
                 for name, cols in kinds.items():
-                    row[name] = _r(_predict(filters[name], _columns(x, cols))[:, 0], real)
+                    row[name] = _r(filters[name].of_windows(_columns(x, cols))[:, 0], real)
                 row["rules"] = _r(c.rules[: len(x), 0], real)
                 rows.append(row)
     summary = {name: round(float(np.nanmean([r[name] for r in rows])), 3) for name in [*kinds, "rules"]}

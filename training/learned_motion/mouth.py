@@ -58,13 +58,22 @@ def fit(clips: list[ClipData], kind: str) -> MouthFilter:
     xs = [inputs(c, v, kind) for c in clips for v in c.cues]
     ys = [c.motion[v][:, MOUTH] for c in clips for v in c.cues]
     x = np.concatenate([window_rows(held_ends(a, past, ahead), past + 1 + ahead) for a in xs])
-    y = np.concatenate(ys)
+    return ridge_filter(x, np.concatenate(ys), past, ahead, lam)
+
+
+def ridge_filter(x: np.ndarray, y: np.ndarray, past: int, ahead: int, lam: float) -> MouthFilter:
+    """The MouthFilter regressing the mouth y (N, 3) on input windows x (N, k * (past + 1 + ahead)): ridge
+    of strength lam (a share of the rows) on standardised inputs, outputs re-scaled to y's spread."""
     mu, sd = x.mean(0), x.std(0) + 1e-3
     xn = (x - mu) / sd
     w = np.linalg.solve(xn.T @ xn + lam * len(xn) * np.eye(x.shape[1]), xn.T @ (y - y.mean(0)))
-    pred = xn @ w
-    gain = y.std(0) / np.maximum(pred.std(0), 1e-6)
+    gain = y.std(0) / np.maximum((xn @ w).std(0), 1e-6)
     return MouthFilter(past, ahead, mu, sd, w * gain, y.mean(0))
+
+
+def speaker_order(clips: list[ClipData]) -> list[str]:
+    """The clips' speakers in a fixed random order: fold k holds out speakers k, k + folds, ..."""
+    return list(np.random.default_rng(0).permutation(sorted({c.speaker for c in clips})))
 
 
 def _r(a: np.ndarray, b: np.ndarray) -> float:
@@ -85,7 +94,7 @@ def cross_validate(clips: list[ClipData], folds: int) -> dict:
     real ones, and the r of the rule generator's acoustic jaw and of its viseme jaw (unsmoothed targets
     of the recognised phones, 40 ms lead) with the real jaw."""
     talk = [c for c in clips if c.talking]
-    order = list(np.random.default_rng(0).permutation(sorted({c.speaker for c in talk})))
+    order = speaker_order(talk)
     rows = []
     for k in range(folds):
         held = set(order[k::folds])

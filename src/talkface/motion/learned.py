@@ -212,7 +212,10 @@ class MouthFilter:
 
     def apply(self, rows: np.ndarray) -> np.ndarray:
         """Mouth (T, 3) of the frames of `rows` (T + past + ahead, k) that have all their window inside."""
-        x = window_rows(rows, self.span)
+        return self.of_windows(window_rows(rows, self.span))
+
+    def of_windows(self, x: np.ndarray) -> np.ndarray:
+        """Mouth (T, 3) of input windows already laid out, (T, k * span)."""
         return ((x - self.in_mean) / self.in_std) @ self.weights + self.out_mean
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
