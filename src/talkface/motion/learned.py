@@ -159,8 +159,8 @@ class MouthCues:
     unsmoothed jaw, rounding and spreading targets at unit gain, and pitch relative to the running median
     (octaves, clipped to +-1). Frame i depends on frames <= i only; shape (T, CUE_DIM)."""
 
-    def __init__(self):
-        self._levels = SpeechLevels(MODEL_FPS)
+    def __init__(self, rate: float = MODEL_FPS):
+        self._levels = SpeechLevels(rate)  # rate: of the features it will be called on
 
     def __call__(self, f: AudioFeatures) -> np.ndarray:
         level, cue, semis = self._levels(f)
