@@ -239,14 +239,9 @@ class _EncoderThread:
         return self
 
     def put(self, frame: np.ndarray) -> None:
-        while True:
-            if self._error is not None:
-                raise self._error
-            try:
-                self._queue.put(frame, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+        if self._error is not None:
+            raise self._error
+        self._queue.put(frame)  # never blocks for ever: after an error the thread still drains the queue
 
     def _run(self) -> None:
         while (frame := self._queue.get()) is not None:

@@ -398,7 +398,7 @@ class LearnedStream:
         viseme mouth too. A window then also waits until the phones are known past its mouth filter's
         look-ahead (about the audio it waits for anyway)."""
         if self._n_in:
-            raise TalkfaceError("listen() before the first push()")
+            raise TalkfaceError("listen() must come before the first push()")
         self._live_phones = phones
         mouth = self.meta.mouth
         self._mouth = mouth.get("live") or mouth.get("visemes")
