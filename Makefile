@@ -77,14 +77,15 @@ eval: $(EVALSTAMP)
 # Retrain the learned motion generator on the train split (8 min of training on 2 cores, plus tracking the
 # clips and recognising their phones on the first run), export it to src/talkface/assets/motion_model.{onnx,json},
 # fit its mouth filters (offline, and live on phones recognised as audio streams in) and blink process and
-# calibrate its head range into the json (5 minutes); the training curve goes to reports/learned_motion/. The jaw and head gains need an eval of the train split (export.py --calibrate).
+# calibrate its head range into the json (5 minutes), then the rule generator's brow and mouth filters; the training curve goes to reports/learned_motion/. The jaw and head gains need an eval of the train split (export.py --calibrate).
 train: $(TRAINSTAMP)
 	@if [ -d "$(DATA)" ]; then $(BIN)/python -m training.learned_motion.train $(DATA)/.. \
 	  && $(BIN)/python -m training.learned_motion.mouth $(DATA)/.. \
 	  && $(BIN)/python -m training.learned_motion.live_mouth $(DATA)/.. \
 	  && $(BIN)/python -m training.learned_motion.blinks $(DATA)/.. \
 	  && $(BIN)/python -m training.learned_motion.export --calibrate-outputs $(DATA)/.. \
-	  && $(BIN)/python -m training.fit_brows $(DATA)/..; \
+	  && $(BIN)/python -m training.fit_brows $(DATA)/.. \
+	  && $(BIN)/python -m training.fit_rules_mouth $(DATA)/..; \
 	else echo "no training data at $(DATA) (set DATA=.../talking)"; exit 1; fi
 
 bench: $(STAMP)

@@ -67,7 +67,7 @@ def test_interrupt_drops_frames_and_closes_the_mouth_within_100_ms(session, spee
     assert before.max() > 0.1  # it was talking
     closed = int(np.argmax(later < 1e-6))
     n_hush = round(HUSH_S * FPS)
-    assert closed <= n_hush and later[:closed].max() < before.max()
+    assert closed <= n_hush and (closed == 0 or later[:closed].max() < before.max())  # 0: it was shut
     assert np.all(later[closed:] < 1e-6)  # shut from then on: silence keeps it shut
     # ... within 100 ms of the interrupt, on the stream's clock and on the wall clock (this frame rendered).
     assert after[closed][0] - after[0][0] <= 0.1 + 1e-9

@@ -118,6 +118,26 @@ def test_procrustes_removes_pose_but_keeps_lip_motion(face_points):
     assert lmd == pytest.approx(lip_drop / 40 / 2, rel=0.03)
 
 
+def test_closure_f1_matches_closed_frames_within_a_frame():
+    real = np.full(50, 0.2)
+    real[10:15] = 0.0  # two closures
+    real[30:35] = 0.01
+    same = real.copy()
+    assert M.closure_f1(real, same, 25.0) == 1.0
+    late = np.roll(real, 1)  # one frame late: inside the +-40 ms tolerance
+    assert M.closure_f1(real, late, 25.0) == 1.0
+    half = real.copy()
+    half[30:35] = 0.2  # misses the second closure: precision 1, recall 0.5
+    assert M.closure_f1(real, half, 25.0) == pytest.approx(2 * 0.5 / 1.5)
+    assert M.closure_f1(real, np.full(50, 0.2), 25.0) == 0.0  # a mouth that never closes
+    # never open: precision 14/50 (the closures and a frame either side), recall 1
+    assert M.closure_f1(real, np.zeros(50), 25.0) == pytest.approx(2 * 0.28 / 1.28)
+    assert math.isnan(M.closure_f1(np.full(50, 0.2), np.full(50, 0.2), 25.0))
+    gone = real.copy()
+    gone[10:15] = np.nan  # frames without a face count for neither
+    assert M.closure_f1(real, gone, 25.0) == 1.0
+
+
 def test_silence_ratio_and_voiced_mean():
     voicing = np.r_[np.zeros(25), np.ones(50), np.zeros(25)]
     opening = np.where(voicing > 0.5, 0.3, 0.03)

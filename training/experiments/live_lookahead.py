@@ -15,7 +15,7 @@ import numpy as np
 
 from talkface.audio.features import compute_features
 from talkface.audio.load import load_audio
-from talkface.motion.learned import MouthCues, held_ends, window_rows
+from talkface.motion.cues import MouthCues, held_ends, window_rows
 from training.learned_motion.dataset import build_all
 from training.learned_motion.mouth import _r, ridge_filter, speaker_order
 

@@ -33,13 +33,12 @@ from talkface.eval.split import manifest_speakers, train_clips
 from talkface.face.expression import EXPRESSIONS
 from talkface.face.tracking import Track, probe, track_video
 from talkface.motion.capture import motion_from_track
+from talkface.motion.cues import CUE_DIM, MouthCues
 from talkface.motion.generators import generate
 from talkface.motion.learned import (
-    CUE_DIM,
     FEATURE_DIM,
     MODEL_FPS,
     FeatureNormalizer,
-    MouthCues,
     motion_to_array,
     resample_frames,
 )

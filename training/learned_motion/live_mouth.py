@@ -30,7 +30,8 @@ import numpy as np
 
 from talkface.audio.load import SAMPLE_RATE, load_audio
 from talkface.audio.phones import LivePhones
-from talkface.motion.learned import CUE_DIM, META_FILE, MODEL_FPS, MouthFilter, window_rows
+from talkface.motion.cues import CUE_DIM, MouthFilter, window_rows
+from talkface.motion.learned import META_FILE, MODEL_FPS
 from talkface.motion.visemes import VisemeTrack
 from training.learned_motion.dataset import CACHE, VARIANTS, ClipData, _augment_audio, build_all
 from training.learned_motion.mouth import ASSETS, MOUTH, _r, ridge_filter, speaker_order

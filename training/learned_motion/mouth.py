@@ -35,7 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from talkface.eval.metrics import lagged_correlation
-from talkface.motion.learned import CUE_DIM, META_FILE, MouthFilter, held_ends, window_rows
+from talkface.motion.cues import CUE_DIM, MouthFilter, held_ends, window_rows
+from talkface.motion.learned import META_FILE
 from training.learned_motion.dataset import CACHE, ClipData, build_all
 
 log = logging.getLogger("learned_motion.mouth")

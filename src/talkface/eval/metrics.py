@@ -342,6 +342,32 @@ def f1(matched: int, n_real: int, n_gen: int) -> float:
     return 2.0 * matched / (n_real + n_gen) if n_real + n_gen else float("nan")
 
 
+CLOSED_MOUTH = 0.03  # mouth opening (eye distances) below which the lips count as closed
+
+
+def closure_f1(real: np.ndarray, gen: np.ndarray, fps: float, tolerance_s: float = 0.04) -> float:
+    """How well the generated mouth's closed frames (opening below CLOSED_MOUTH) match the real mouth's:
+    F1 of precision (generated closed frames with a real closed frame within tolerance_s) and recall (real
+    closed frames with a generated one within tolerance_s). Openings per frame, shape (T,), NaN where no
+    face (such frames count for neither). NaN when neither video has a closed frame; 0 when only one has."""
+    n = min(len(real), len(gen))
+    real, gen = np.asarray(real[:n], np.float64), np.asarray(gen[:n], np.float64)
+    ok = np.isfinite(real) & np.isfinite(gen)
+    shut_real, shut_gen = ok & (real < CLOSED_MOUTH), ok & (gen < CLOSED_MOUTH)
+    if not shut_real.any() and not shut_gen.any():
+        return float("nan")
+    if not shut_real.any() or not shut_gen.any():
+        return 0.0
+    k = int(round(tolerance_s * fps))
+
+    def near(mask: np.ndarray) -> np.ndarray:
+        return np.convolve(mask.astype(np.float64), np.ones(2 * k + 1), mode="same") > 0
+
+    precision = (shut_gen & near(shut_real)).sum() / shut_gen.sum()
+    recall = (shut_real & near(shut_gen)).sum() / shut_real.sum()
+    return float(2 * precision * recall / (precision + recall)) if precision + recall else 0.0
+
+
 def pose_error(real: np.ndarray, gen: np.ndarray) -> np.ndarray:
     """Mean absolute difference of per-frame head angles (T, 3) (yaw, pitch, roll, degrees) over the frames
     finite in both, shape (3,); NaN when fewer than MIN_FRAMES such frames."""

@@ -45,7 +45,6 @@ from talkface.eval.tracking import (
 log = logging.getLogger(__name__)
 
 PORTRAIT_SEARCH_S = 2.0  # look this far into the clip for a closed-mouth portrait frame
-CLOSED_MOUTH = 0.03  # mouth opening (eye distances) below which the lips count as closed
 IDENTITY_FRAMES = 10  # frames per video sampled for the face embedding
 LAG_SEARCH_MS = 200.0
 
@@ -61,6 +60,12 @@ METRICS = [
         "lag of the best r where it peaks inside +-200 ms; > 0: the generated mouth lags",
     ),
     ("mouth_lmd", "eye dist", "lower", "lip-motion distance (40 lip points, pose-free)"),
+    (
+        "closure_f1",
+        "F1",
+        "higher",
+        "closed-mouth frames (opening < 0.03 eye dist) matching the real ones within +-40 ms",
+    ),
     ("mouth_open_voiced", "eye dist", "real", "mean mouth opening in voiced frames"),
     ("silence_ratio", "ratio", "real", "mouth opening in silence / in speech"),
     ("audio_corr", "r", "real", "Pearson r of mouth opening and audio level (dB)"),
@@ -100,6 +105,7 @@ REAL_CEILING = {
     "lipsync_corr_best": 1.0,
     "lipsync_lag_ms": 0.0,
     "mouth_lmd": 0.0,
+    "closure_f1": 1.0,
     "brow_ratio": 1.0,
     "upper_face_ratio": 1.0,
 }
@@ -142,10 +148,10 @@ def list_clips(data_dir: str | Path) -> list[Path]:
 
 def choose_portrait(opening: np.ndarray, fps: float) -> tuple[int, str]:
     """(frame index, how it was chosen): the first frame in the first PORTRAIT_SEARCH_S seconds with a
-    face whose mouth opening is below CLOSED_MOUTH, else the first frame with a face."""
+    face whose mouth opening is below M.CLOSED_MOUTH, else the first frame with a face."""
     n = max(1, int(round(PORTRAIT_SEARCH_S * fps)))
     head = opening[:n]
-    closed = np.flatnonzero(np.isfinite(head) & (head < CLOSED_MOUTH))
+    closed = np.flatnonzero(np.isfinite(head) & (head < M.CLOSED_MOUTH))
     if len(closed):
         return int(closed[0]), "first closed-mouth frame"
     found = np.flatnonzero(np.isfinite(opening))
@@ -290,6 +296,7 @@ def evaluate_clip(path: Path, options: EvalOptions, video_dir: Path, embedder) -
             "mouth_lmd": M.mouth_lmd(
                 real_aligned[:t], gen_aligned[:t], real_aligned[k], M.align_frames(gen_ref[None], gen_ref)[0]
             ),
+            "closure_f1": M.closure_f1(real_open[:t], gen_open[:t], fps),
         }
         m.update(_motion_metrics(gen.points[:t], fps, voicing, level_db))
         m.update(_upper_face_ratios(m, record["real"]))
@@ -611,6 +618,7 @@ def write_markdown(report: dict, path: Path) -> None:
         ("lipsync_lag_ms", "lag ms"),
         ("lipsync_corr_best", "best r"),
         ("mouth_lmd", "LMD"),
+        ("closure_f1", "closed F1"),
         ("mouth_open_voiced", "open"),
         ("silence_ratio", "sil. ratio"),
         ("audio_corr", "audio r"),
@@ -654,7 +662,7 @@ def write_markdown(report: dict, path: Path) -> None:
         "- mouth_lmd subtracts each video's neutral lip shape (real: the portrait frame; generated: the "
         "portrait crop the renderer deforms) so that only lip motion is compared.",
         "- Portrait: the first frame in the first 2 s whose mouth opening is below "
-        f"{CLOSED_MOUTH} eye distances, else the first frame with a face.",
+        f"{M.CLOSED_MOUTH} eye distances, else the first frame with a face.",
         "- Upper face (talkface.eval.metrics): head pose is removed in 2-D (rotation in the image plane, "
         "scale, shift). brow_motion fits the nose bridge and tip, eye corners and cheek sides "
         f"({len(M.POSE_ANCHORS)} points) of each frame onto the clip's mean face and measures the mean of "
@@ -845,7 +853,7 @@ def run_eval(data_dir: str | Path, report_dir: str | Path, options: EvalOptions 
             "data_dir": str(data_dir),
             "split": split,
             "clips_evaluated": sum(not r.get("error") for r in records),
-            "closed_mouth_threshold": CLOSED_MOUTH,
+            "closed_mouth_threshold": M.CLOSED_MOUTH,
             "portrait_search_s": PORTRAIT_SEARCH_S,
             "lag_search_ms": LAG_SEARCH_MS,
             "reenact_mask_grow": MASK_GROW,

@@ -103,10 +103,15 @@ def open_cue(
     return SpeechLevels(features.rate, tilt, range_db)(features)[1]
 
 
+def voice_gate(voicing: np.ndarray) -> np.ndarray:
+    """0..1 per frame: how far a mouth may open for the voice activity (features.voicing) there."""
+    return clip01((np.asarray(voicing) - 0.25) / 0.4)
+
+
 def mouth_targets(features: AudioFeatures, level: np.ndarray, cue: np.ndarray) -> np.ndarray:
     """Jaw, rounding and spreading targets per frame from the acoustics, shape (T, 3), before smoothing;
     level and cue from SpeechLevels."""
-    gate = clip01((features.voicing - 0.25) / 0.4)
+    gate = voice_gate(features.voicing)
     jaw = JAW_GAIN * cue * gate
     dark = clip01((1500.0 - features.centroid_hz) / 900.0)
     bright = clip01((features.high_ratio - 0.08) / 0.3)
@@ -114,6 +119,188 @@ def mouth_targets(features: AudioFeatures, level: np.ndarray, cue: np.ndarray) -
     rounding = ROUND_GAIN * dark * np.sqrt(level) * gate * (0.4 + 0.6 * voiced)
     spread = SPREAD_GAIN * bright * np.sqrt(level) * gate
     return np.column_stack([np.minimum(jaw, MAX_JAW), rounding, spread])
+
+
+# -- song --------------------------------------------------------------------------------------------------
+
+# A held note: the voice periodic for HOLD_S with its pitch's standard deviation under HOLD_SEMITONES (1 at
+# the lower bound, 0 at the upper). Measured on the 5 songs and 14 speech recordings of the shared audio set
+# (0.32 s, < 0.5 semitone): 21 % of the frames of the two studio songs, 0-9 % of speech (tonal Korean and
+# Japanese the most); the other three songs lose their voicing under the music and are not helped.
+HOLD_S = 0.32
+HOLD_SEMITONES = (0.5, 0.8)
+SUNG_JAW = 0.35  # jaw_open of a held note at open cue 1 (as wide as loud speech opens it, its p90)
+
+
+class HeldNotes:
+    """How much each frame is a held, sung note, 0..1, causally (frame i depends on frames <= i): the voice
+    has been periodic for the last HOLD_S and its pitch has stayed within HOLD_SEMITONES. Speech glides from
+    syllable to syllable; a singer holds a note, and the mouth stays open on it (SUNG_JAW)."""
+
+    def __init__(self, rate: float):
+        self._n = max(2, int(round(HOLD_S * rate)))
+        self._tail = np.full(self._n - 1, np.nan)  # the last frames' pitch (semitones), NaN: not voiced
+
+    def __call__(self, f: AudioFeatures) -> np.ndarray:
+        voiced = (f.pitch_hz > 0) & (f.voicing > 0.5)
+        semis = np.where(voiced, 12.0 * np.log2(np.maximum(f.pitch_hz, 1.0) / 100.0), np.nan)
+        x = np.concatenate([self._tail, semis])
+        self._tail = x[len(x) - (self._n - 1) :]
+        w = np.lib.stride_tricks.sliding_window_view(x, self._n)  # (len(f), n)
+        held = np.isfinite(w).all(1)
+        spread = np.where(held, np.std(np.where(held[:, None], w, 0.0), 1), np.inf)
+        lo, hi = HOLD_SEMITONES
+        return clip01((hi - spread) / (hi - lo))
+
+
+# -- the mouth as a filter of the cues -----------------------------------------------------------------
+
+CUE_DIM = 6
+
+
+class MouthCues:
+    """The rule generator's acoustic mouth cues as extra inputs of the mouth network, causally (the rules'
+    running references of the voice's loud level and open cue): loudness 0..1, open cue 0..1, the rules'
+    unsmoothed jaw, rounding and spreading targets at unit gain, and pitch relative to the running median
+    (octaves, clipped to +-1). Frame i depends on frames <= i only; shape (T, CUE_DIM)."""
+
+    def __init__(self, rate: float = 25.0):
+        self._levels = SpeechLevels(rate)  # rate: of the features it will be called on
+
+    def __call__(self, f: AudioFeatures) -> np.ndarray:
+        return mouth_cue_rows(f, *self._levels(f))
+
+
+def mouth_cue_rows(f: AudioFeatures, level: np.ndarray, cue: np.ndarray, semis: np.ndarray) -> np.ndarray:
+    """MouthCues' rows, given the voice's levels from SpeechLevels (a caller that has them already)."""
+    targets = mouth_targets(f, level, cue)
+    return np.column_stack(
+        [
+            level,
+            cue,
+            targets[:, 0] / JAW_GAIN,
+            targets[:, 1] / ROUND_GAIN,
+            targets[:, 2] / SPREAD_GAIN,
+            np.clip(semis / 12.0, -1.0, 1.0),
+        ]
+    ).astype(np.float32)
+
+
+def held_ends(x: np.ndarray, before: int, after: int) -> np.ndarray:
+    """x (T, k) with its first row repeated `before` times in front and its last row `after` times behind."""
+    x = np.asarray(x, np.float64)
+    return np.concatenate([np.repeat(x[:1], before, 0), x, np.repeat(x[-1:], after, 0)])
+
+
+def window_rows(rows: np.ndarray, span: int) -> np.ndarray:
+    """Every run of `span` consecutive rows of `rows` (N, k) side by side, oldest first:
+    (N - span + 1, k * span)."""
+    n = len(rows) - span + 1
+    return np.concatenate([rows[i : i + n] for i in range(span)], 1)
+
+
+_FILTER_ARRAYS = ("in_mean", "in_std", "weights", "out_mean")
+
+
+@dataclass(frozen=True)
+class MouthFilter:
+    """The learned mouth: a linear filter (fitted by ridge regression, training/learned_motion/mouth.py)
+    from per-frame inputs over `past` frames back and `ahead` frames ahead to the mouth (jaw_open,
+    lip_round, lip_spread) of the frame: mouth = ((window - in_mean) / in_std) @ weights + out_mean."""
+
+    past: int
+    ahead: int
+    in_mean: np.ndarray  # (k * (past + 1 + ahead),)
+    in_std: np.ndarray
+    weights: np.ndarray  # (k * (past + 1 + ahead), 3)
+    out_mean: np.ndarray  # (3,)
+
+    @property
+    def span(self) -> int:
+        return self.past + 1 + self.ahead
+
+    def apply(self, rows: np.ndarray) -> np.ndarray:
+        """Mouth (T, 3) of the frames of `rows` (T + past + ahead, k) that have all their window inside."""
+        return self.of_windows(window_rows(rows, self.span))
+
+    def of_windows(self, x: np.ndarray) -> np.ndarray:
+        """Mouth (T, 3) of input windows already laid out, (T, k * span)."""
+        return ((x - self.in_mean) / self.in_std) @ self.weights + self.out_mean
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Mouth (T, 3) of a whole sequence of inputs (T, k), its ends held."""
+        return self.apply(held_ends(x, self.past, self.ahead))
+
+    def to_json(self) -> dict:
+        return {
+            "past": self.past,
+            "ahead": self.ahead,
+            **{k: np.round(getattr(self, k), 6).tolist() for k in _FILTER_ARRAYS},
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> MouthFilter:
+        arrays = {k: np.asarray(d[k], np.float64) for k in _FILTER_ARRAYS}
+        return cls(int(d["past"]), int(d["ahead"]), **arrays)
+
+    def at_rate(self, fitted_fps: float, fps: float) -> MouthFilter:
+        """This filter, fitted on frames at `fitted_fps`, for frames at `fps`: the taps interpolated at the
+        new frame times and scaled to the same area (as BrowFilter.taps), the inputs' standardisation shared
+        by all taps (it differs between taps only by where the fitting data started and ended)."""
+        if fps == fitted_fps:
+            return self
+        k = self.in_mean.size // self.span
+        past = int(np.ceil(self.past * fps / fitted_fps))
+        ahead = int(np.floor(self.ahead * fps / fitted_fps))
+        fitted = np.arange(-self.past, self.ahead + 1) / fitted_fps
+        times = np.arange(-past, ahead + 1) / fps
+        w = self.weights.reshape(self.span, k, -1)
+        resampled = np.stack(
+            [
+                [np.interp(times, fitted, w[:, i, j], left=0.0, right=0.0) for j in range(w.shape[2])]
+                for i in range(k)
+            ]
+        )  # (k, outputs, taps)
+        weights = resampled.transpose(2, 0, 1).reshape(len(times) * k, -1) * (fitted_fps / fps)
+        mean, std = (
+            np.tile(a.reshape(self.span, k).mean(0), len(times)) for a in (self.in_mean, self.in_std)
+        )
+        return MouthFilter(past, ahead, mean, std, weights, self.out_mean)
+
+
+class MouthFilterStream:
+    """A MouthFilter over a stream of input rows: push() the rows of the next frames, get the mouth (n, 3) of
+    every frame whose `ahead` rows have arrived (the first row held before the start); finish() gives the
+    rest, the last row held. A whole sequence pushed at once gives the filter's output on it (MouthFilter
+    called on it), whatever the chunking."""
+
+    def __init__(self, f: MouthFilter):
+        self._f = f
+        self._rows: np.ndarray | None = None  # the rows not yet read, after the span - 1 already read
+
+    def push(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, np.float64)
+        if len(rows) == 0:
+            return np.zeros((0, self._f.out_mean.size))
+        if self._rows is None:
+            self._rows = np.repeat(rows[:1], self._f.past, 0)
+        self._rows = np.concatenate([self._rows, rows])
+        return self._emit()
+
+    def finish(self) -> np.ndarray:
+        if self._rows is None:
+            return np.zeros((0, self._f.out_mean.size))
+        self._rows = np.concatenate([self._rows, np.repeat(self._rows[-1:], self._f.ahead, 0)])
+        out = self._emit()
+        self._rows = None
+        return out
+
+    def _emit(self) -> np.ndarray:
+        if len(self._rows) < self._f.span:
+            return np.zeros((0, self._f.out_mean.size))
+        out = self._f.apply(self._rows)
+        self._rows = self._rows[len(out) :]
+        return out
 
 
 # -- prosody and the brows ---------------------------------------------------------------------------------
@@ -159,13 +346,13 @@ class BrowFilter:
     out_mean: float
     gain: float  # the regression's output rescaled so that its spread matches the real brows'
 
-    def taps(self, fps: float, max_ahead: int) -> tuple[int, np.ndarray]:
-        """(past frames, weights (past + 1 + ahead, k)) at `fps`, reaching at most max_ahead frames ahead:
-        the fitted taps interpolated at the new frame times and scaled to the same area."""
-        if fps == self.fps and self.ahead <= max_ahead:
+    def taps(self, fps: float) -> tuple[int, np.ndarray]:
+        """(past frames, weights (past + 1 + ahead, k)) at `fps`: the fitted taps interpolated at the new
+        frame times and scaled to the same area."""
+        if fps == self.fps:
             return self.past, self.weights
         past = int(np.ceil(self.past * fps / self.fps))
-        ahead = min(int(np.floor(self.ahead * fps / self.fps)), max_ahead)
+        ahead = int(np.floor(self.ahead * fps / self.fps))
         fitted = (np.arange(-self.past, self.ahead + 1)) / self.fps
         times = np.arange(-past, ahead + 1) / fps
         w = np.stack([np.interp(times, fitted, col, left=0.0, right=0.0) for col in self.weights.T], 1)
@@ -208,11 +395,15 @@ def _read_brows(path: Path) -> BrowFilter:
 class BrowStream:
     """BrowFilter over a stream of prosodic cue rows at `fps`: push the rows of the next frames, get the brows
     of every frame whose `ahead` rows have arrived (the first rows held before the start); finish() gives the
-    rest with the last row held."""
+    rest with the last row held. A filter that reads further ahead than `max_ahead` frames (the stream's
+    budget) is read that many frames late instead: the brows are slow, and a frame late loses less than
+    cutting off the taps ahead, which carry much of the loudness weight."""
 
     def __init__(self, brows: BrowFilter, fps: float, max_ahead: int):
         self._f = brows
-        self.past, self._w = brows.taps(fps, max_ahead)
+        past, self._w = brows.taps(fps)
+        late = max(0, len(self._w) - 1 - past - max_ahead)
+        self.past = past + late
         self.ahead = len(self._w) - 1 - self.past
         self._rows = np.zeros((0, len(brows.in_mean)))
         self._started = False
