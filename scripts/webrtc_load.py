@@ -1,16 +1,20 @@
 """WebRTC load: starts `talkface serve` on a free loopback port, connects N aiortc peers that each send 12 s
 of the bundled speech over a data channel (as an agent sends a reply), and prints the server's CPU (share of
-one core) and each peer's received frame rate over 8 s.
+one core, its session processes included), each peer's received frame rate over 8 s, and the load average.
 
-    .venv/bin/python scripts/webrtc_load.py [--size 512] [--peers 1]
+    .venv/bin/python scripts/webrtc_load.py [--size 512] [--peers 1] [--in-process]
+
+--in-process: the server runs its sessions in its own process (--no-session-processes), as before issue 18.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import pathlib
 import socket
 import subprocess
 import sys
@@ -28,9 +32,15 @@ SECONDS = 12
 
 
 def cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its live children (the session processes), in seconds."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().split(")")[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for child in pathlib.Path(f"/proc/{pid}/task").glob("*/children"):
+        for c in child.read_text().split():
+            with contextlib.suppress(OSError):
+                total += cpu_seconds(int(c))
+    return total
 
 
 async def peer(url: str, size: int, pcm: np.ndarray):
@@ -78,8 +88,10 @@ async def run(url: str, pid: int, size: int, n: int) -> None:
     await asyncio.sleep(8)
     c1, t1 = cpu_seconds(pid), time.monotonic()
     fps = [round((len(frames) - b) / (t1 - t0), 1) for (_, frames), b in zip(peers, before, strict=True)]
+    load = os.getloadavg()[0]
     print(
-        f"{n} peer(s) at {size}x{size}: server CPU {100 * (c1 - c0) / (t1 - t0):.0f}% of one core; fps {fps}"
+        f"{n} peer(s) at {size}x{size}: server CPU {100 * (c1 - c0) / (t1 - t0):.0f}% of one core; "
+        f"fps {fps}; load average {load:.2f}"
     )
     for pc, _ in peers:
         await pc.close()
@@ -89,6 +101,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--peers", type=int, default=1)
+    parser.add_argument("--in-process", action="store_true", help="sessions in the server's process")
     args = parser.parse_args()
     webrtc._install_ice_hosts("127.0.0.1")  # these peers gather on loopback, as the server does
     with socket.socket() as s:
@@ -96,6 +109,8 @@ def main() -> None:
         port = s.getsockname()[1]
     cmd = [sys.executable, "-m", "talkface.cli", "serve", "--port", str(port)]
     cmd += ["--max-sessions", str(max(3, args.peers))]
+    if args.in_process:
+        cmd.append("--no-session-processes")
     server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:

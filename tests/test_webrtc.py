@@ -218,6 +218,52 @@ def test_microphone_track(client, speech):
     assert level.max() > 500  # the microphone's voice, played back delayed to match the frames
 
 
+def test_the_server_stopping_closes_its_peers(caplog):
+    """A peer still connected when the server stops: its tracks, peer connection and session process are
+    closed by the app's shutdown, its slot given back, and nothing is logged above INFO."""
+    import logging
+    import multiprocessing
+
+    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+    webrtc._install_ice_hosts("127.0.0.1")
+    app = create_app(ServerSettings(max_sessions=1))
+    client = testclient.TestClient(app)
+    client.__enter__()
+
+    async def connect_then_stop_the_server() -> int:
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc.createDataChannel("talkface")
+        pc.addTransceiver("video", direction="recvonly")
+        pc.addTransceiver("audio", direction="recvonly")
+        frames = []
+        pc.on("track", lambda track: track.kind == "video" and frames.append(track))
+        await pc.setLocalDescription(await pc.createOffer())
+        body = {"sdp": pc.localDescription.sdp, "type": "offer", "options": {"size": SIZE}}
+        r = await asyncio.to_thread(client.post, "/webrtc/offer", json=body)
+        assert r.status_code == 200, r.text
+        await pc.setRemoteDescription(RTCSessionDescription(**r.json()))
+        video = None
+        for _ in range(100):
+            if frames:
+                video = frames[0]
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.wait_for(video.recv(), 10)  # the face is playing
+        await asyncio.to_thread(client.__exit__, None, None, None)
+        peers = len(app.state.server.peers)
+        await pc.close()
+        return peers
+
+    with caplog.at_level(logging.INFO):
+        assert asyncio.run(connect_then_stop_the_server()) == 0
+    assert app.state.server.active == 0
+    assert not [p for p in multiprocessing.active_children() if p.name.startswith("talkface-")]
+    loud = [r for r in caplog.records if r.levelno > logging.INFO]
+    assert not loud, [r.getMessage() for r in loud]
+    assert any("WebRTC session closed" in r.getMessage() for r in caplog.records)
+
+
 def test_live_avatar_pairs_frames_with_their_audio(portrait, speech):
     with talkface.Session(portrait, size=SIZE) as session:
         avatar = LiveAvatar(session)

@@ -262,9 +262,15 @@ class ServerSettings(_Checked):
     port: int = _opt(8000, "port", (0, 65535))
     max_sessions: int = _opt(
         3,
-        "live WebSocket sessions at once; more get 'busy' (two cores hold 2 in real time at 512 x 512, "
-        "and 3 at 23 fps with frames skipped to stay within --max-render-lag)",
+        "live sessions at once (WebSocket and WebRTC); more get 'busy'. One 512 x 512 session at 25 fps "
+        "takes about 0.55 of a core (WebRTC, VP8 included: scripts/webrtc_load.py), so two cores hold 3 "
+        "with session processes; in one process they shared one core (the GIL) and held 2",
         (1, 1024),
+    )
+    session_processes: bool = _opt(
+        True,
+        "run each live session in a process of its own (talkface.stream.worker), so that sessions render "
+        "on every core instead of sharing one in the server's process (numpy holds the GIL)",
     )
     idle_timeout: float = _opt(
         60.0,

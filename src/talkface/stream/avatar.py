@@ -91,6 +91,19 @@ class LiveAvatar:
         return self._listening(index, not voiced, motion)
 
     @property
+    def frame_size(self) -> tuple[int, int]:
+        """(width, height) of the frames, pixels."""
+        return self.session.frame_size
+
+    def set_emotion(self, emotion: str, strength: float | None = None) -> None:
+        """Session.set_emotion: the face eases to `emotion` from the next frame made."""
+        self.session.set_emotion(emotion, strength)
+
+    def close(self) -> None:
+        """Close the session (any later call raises TalkfaceError)."""
+        self.session.close()
+
+    @property
     def queued_seconds(self) -> float:
         """Voice waiting to be played, in seconds."""
         return self._queued / self.sample_rate

@@ -63,10 +63,13 @@ Server -> client:
            server fault: 1011). Values quoted in a message are cut short; the close reason is the message
            in ASCII, cut to 123 bytes.
 
-Rendering and JPEG encoding run on one thread per connection (Session.frames() releases the GIL in the
-rasterizer), portrait analysis on another; the event loop moves bytes and calls Session.push_audio()
-(features and motion, about 1 ms per 20 ms of audio). Every frame is watermarked by
-the Session. A client error ends that connection only; nothing a client sends can stop the server.
+Each session runs in a process of its own (`session_processes`, talkface.stream.worker: numpy holds the GIL
+for much of a frame, so sessions in one process share one core): its portrait analysis, motion and rendering
+happen there. In the server, one thread per connection takes the frames and JPEG-encodes them (OpenCV
+releases the GIL), and the event loop moves bytes and hands audio to Session.push_audio() (in a process:
+a pipe write; in this process: features and motion, about 1 ms per 20 ms of audio). Every frame is
+watermarked by the Session. A client error ends that connection only; nothing a client sends can stop the
+server.
 """
 
 from __future__ import annotations
@@ -175,7 +178,12 @@ def origin_allowed(origin: str | None, host: str | None, allowed: set[str]) -> b
     return host is not None and parts.netloc == host.lower()
 
 
-def _default_session_factory():
+def _default_session_factory(processes: bool):
+    """ProcessSession (a process per session: every core) or Session (threads in this process)."""
+    if processes:
+        from talkface.stream.worker import ProcessSession
+
+        return ProcessSession
     from talkface.stream.session import Session
 
     return Session
@@ -187,6 +195,7 @@ class _ServerState:
         self.session_factory = session_factory
         self.active = 0
         self.portraits: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
+        self.peers: set = set()  # open WebRTC peers (webrtc.Peer), closed when the server stops
         self.face_check = asyncio.Semaphore(1)  # face detection on uploads: one at a time (2 cores)
         # Decoding uploads, at most max_decode_bytes each: one at a time bounds their memory and time.
         self.decoding = asyncio.Semaphore(1)
@@ -199,8 +208,20 @@ class _ServerState:
 
     def factory(self) -> Callable:
         if self.session_factory is None:
-            self.session_factory = _default_session_factory()
+            self.session_factory = _default_session_factory(self.settings.session_processes)
         return self.session_factory
+
+    def avatar_factory(self) -> Callable:
+        """(portrait, **options) -> a LiveAvatar (WebRTC): in a process of its own unless sessions run in
+        this one (session_processes off, or a session_factory given)."""
+        if self.session_factory is None and self.settings.session_processes:
+            from talkface.stream.worker import ProcessAvatar
+
+            return ProcessAvatar
+        from talkface.stream.avatar import LiveAvatar
+
+        factory = self.factory()
+        return lambda portrait, **options: LiveAvatar(factory(portrait, **options))
 
     def portrait(self, key: str) -> np.ndarray | Path:
         if key == BUNDLED:
@@ -298,7 +319,15 @@ def create_app(settings: ServerSettings | None = None, session_factory: Callable
         Route("/avatar/head.glb", _head_glb),
         Mount("/static", StaticFiles(directory=static), name="static"),
     ]
-    app = Starlette(routes=routes)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        yield
+        # WebSocket connections end with their tasks; WebRTC peers live in aiortc's, so they are closed
+        # here: their tracks, peer connections and session processes, with no task left pending.
+        await asyncio.gather(*(peer.close() for peer in list(state.peers)), return_exceptions=True)
+
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.server = state
     return app
 
@@ -797,7 +826,9 @@ class _Connection:
         if motion is not None:  # blendshape frames (export.live)
             from talkface.export.live import LiveMotion
 
-            self.pump.motion = await self.loop.run_in_executor(self.feeder, LiveMotion, self.session)
+            # In a session's process, its frames' motion is captured there (through the Session's hook).
+            make = getattr(self.session, "live_motion", None) or (lambda: LiveMotion(self.session))
+            self.pump.motion = await self.loop.run_in_executor(self.feeder, make)
             self.pump.video, ready["blendshapes"] = video, LiveMotion.names()
         self._enqueue(ready)
 
@@ -1010,7 +1041,8 @@ def _client_text(client: tuple | None) -> str:
 
 
 def _warm_up(app: Starlette) -> None:
-    """Build one session on the bundled portrait so the first client does not wait for JIT compilation."""
+    """Build one session on the bundled portrait so the first client waits neither for JIT compilation nor
+    (with session_processes) for the fork server's start."""
     state: _ServerState = app.state.server
     try:
         with state.factory()(asset_path("portrait.jpg"), size=128) as session:

@@ -43,6 +43,7 @@ import numpy as np
 from talkface.config import ServerSettings
 from talkface.errors import TalkfaceError
 from talkface.stream.avatar import LiveAvatar
+from talkface.stream.worker import ProcessAvatar
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,7 @@ async def answer_offer(request, state, allowed: set[str]) -> tuple[dict, int]:
     _install_ice_hosts(settings.host)
     state.active += 1  # released when the peer ends (Peer.close)
     peer = Peer(state, rate, dtype, channels)
+    state.peers.add(peer)  # closed by the server's shutdown if still open then
     try:
         await peer.offer(offer["sdp"])  # a bad SDP is refused before the costly part
         await peer.open(portrait, options)
@@ -210,7 +212,7 @@ class Peer:
         self.loop = asyncio.get_running_loop()
         self.render = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="talkface-webrtc")
         self.pc = None
-        self.avatar: LiveAvatar | None = None
+        self.avatar: LiveAvatar | ProcessAvatar | None = None
         self.tasks: list[asyncio.Task] = []
         self.channels_open: list = []
         self.closed = False
@@ -218,12 +220,11 @@ class Peer:
         self.frames_sent = 0
 
     async def open(self, portrait, options: dict) -> None:
-        factory: Callable = self.state.factory()
-        session = await asyncio.wait_for(
+        factory: Callable = self.state.avatar_factory()
+        self.avatar = await asyncio.wait_for(
             self.loop.run_in_executor(self.render, lambda: factory(portrait, **options)),
             self.settings.start_timeout,
         )
-        self.avatar = LiveAvatar(session)
 
     async def offer(self, sdp: str) -> None:
         """The peer connection, its tracks and handlers, and the client's offer applied."""
@@ -244,7 +245,7 @@ class Peer:
         @pc.on("datachannel")
         def on_datachannel(channel) -> None:
             self.channels_open.append(channel)
-            width, height = self.avatar.session.frame_size
+            width, height = self.avatar.frame_size
             channel.send(
                 json.dumps({"type": "ready", "fps": self.avatar.fps, "width": width, "height": height})
             )
@@ -318,7 +319,7 @@ class Peer:
                 raise TalkfaceError(
                     'an emotion message is {"type": "emotion", "emotion": "sad", "strength": 0.8}'
                 )
-            self.avatar.session.set_emotion(emotion, strength)
+            self.avatar.set_emotion(emotion, strength)
         elif kind == "ping":
             channel.send(json.dumps({"type": "pong"}))
         else:
@@ -385,18 +386,22 @@ class Peer:
             return
         self.closed = True
         self.state.active -= 1
+        self.state.peers.discard(self)
         current = asyncio.current_task()
-        for task in self.tasks:
-            if task is not current:
-                task.cancel()
+        tasks = [task for task in self.tasks if task is not current]
+        for task in tasks:
+            task.cancel()
         for track in ("video", "audio"):
             if hasattr(self, track):
                 getattr(self, track).queue.put_nowait(None)
         if self.pc is not None:
             with contextlib.suppress(Exception):
                 await self.pc.close()
+        # Awaited, so that none is left pending when the loop ends (a server that stops).
+        await asyncio.gather(*tasks, return_exceptions=True)
         avatar, self.avatar = self.avatar, None
         if avatar is not None:
-            self.render.submit(avatar.session.close)
+            with contextlib.suppress(Exception):  # the session's process may already be gone
+                await self.loop.run_in_executor(self.render, avatar.close)
         self.render.shutdown(wait=False)
         log.info("WebRTC session closed after %d frames", self.frames_sent)
