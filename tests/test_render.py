@@ -214,6 +214,30 @@ def test_background_stays_still_while_the_head_moves(rig):
     assert np.linalg.norm(filled - backdrop) < 0.5 * np.linalg.norm(skin - backdrop)
 
 
+def test_one_remap_of_crop_and_alpha_is_the_two_remaps_and_the_blend(rig):
+    import cv2
+
+    r = Renderer(rig)
+    layers = r.warp.layers
+    for rotation in BIG_POSES:
+        r.render(_motion({"jaw_open": 0.4}, rotation), 0)
+        want = cv2.remap(rig.image, r.warp._map, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        layers.compose(want, r.warp._map)
+        np.testing.assert_array_equal(layers.warp(r.warp._map), want)
+
+
+def test_the_mouth_samples_flat_points_as_opencv_samples_a_map():
+    import cv2
+
+    from talkface.render.mouth import _sampled
+
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    xs, ys = (rng.uniform(-2, 82, 70000).astype(np.float32) for _ in range(2))  # more than one map holds
+    want = cv2.remap(image, xs.reshape(350, 200), ys.reshape(350, 200), cv2.INTER_LINEAR).reshape(-1, 3)
+    np.testing.assert_array_equal(_sampled(image, xs, ys), want)
+
+
 def test_wide_jaw_drops_the_chin_with_the_lower_lip(rig):
     from talkface.face.expression import EXPRESSIONS
     from talkface.render.warp import JAW_KNEE

@@ -20,6 +20,12 @@ WARMUP_FRAMES = 10
 STREAM_CHUNK = 320  # samples per push_audio call in the streaming measurements (20 ms at 16 kHz)
 
 
+def bundled_speech(seconds: float) -> np.ndarray:
+    """`seconds` of the bundled speech, looped, as 16 kHz float32 samples: the benchmarks' input."""
+    speech = load_audio(asset_path("speech.flac")).samples
+    return np.tile(speech, int(np.ceil(seconds * 16000 / len(speech))))[: int(seconds * 16000)]
+
+
 def _timed(fn, *args):
     t = time.perf_counter()
     out = fn(*args)
@@ -109,9 +115,7 @@ def run_bench(options: BenchOptions | None = None) -> dict:
     options = options or BenchOptions()
     size, fps = options.size, AnimateOptions().fps
     job = AnimateOptions(size=size)
-    speech = load_audio(asset_path("speech.flac"))
-    reps = int(np.ceil(options.seconds * 16000 / len(speech.samples)))
-    samples = np.tile(speech.samples, reps)[: int(options.seconds * 16000)]
+    samples = bundled_speech(options.seconds)
     duration = len(samples) / 16000
     portrait = asset_path("portrait.jpg")
     with tempfile.TemporaryDirectory() as tmp:

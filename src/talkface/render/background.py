@@ -109,24 +109,40 @@ class BackgroundLayers:
             # Nothing to fill from, or no person: the plate is the crop and the warp alone moves pixels.
             self.plate = image.copy()
             self.alpha[...] = 255 if hole.all() else 0
-            return
-        smooth = push_pull_fill(image, ~hole)
-        mirror, weight = mirrored_fill(image, hole, MIRROR_DEPTH * size)
-        # Texture only: a mirrored pixel far from the smooth fill's colour is a structure that touched the
-        # silhouette (a helmet rim, a chair edge the segmentation left out) and would paint a copy of it
-        # into the hole.
-        far = np.linalg.norm(mirror - smooth, axis=2)
-        weight *= np.clip(1 - (far - MIRROR_TOLERANCE) / MIRROR_TOLERANCE, 0, 1)
-        # Blur the weight: the mirror's usable region has ragged edges where it hits the hole again.
-        weight = cv2.GaussianBlur(weight, (0, 0), max(1.0, 0.006 * size))[..., None]
-        fill = mirror * weight + smooth * (1 - weight)
-        self.plate = np.where(hole[..., None], np.clip(fill, 0, 255), image).astype(np.uint8)
+        else:
+            self.plate = _plate(image, hole, size)
+        # The crop with the alpha as a fourth channel: one remap moves both (cv2 interpolates each channel
+        # with the same weights, so it equals two remaps) for about the price of the crop's alone.
+        self.source = np.dstack([image, self.alpha])
 
     def compose(self, image: np.ndarray, map_xy: np.ndarray) -> None:
         """Blend the warped crop `image` (size, size, 3) uint8 over the plate, in place; map_xy (size,
         size, 2) float32 is the backward map that warped it (the alpha follows the same map)."""
         _blend(image, self.plate, self.warped_alpha(map_xy))
 
+    def warp(self, map_xy: np.ndarray) -> np.ndarray:
+        """The crop warped by a backward map (size, size, 2) float32 and blended over the plate: a new
+        (size, size, 3) uint8 array, equal to remapping the crop and then compose()."""
+        moved = cv2.remap(self.source, map_xy, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        image = cv2.cvtColor(moved, cv2.COLOR_RGBA2RGB)  # a channel copy, not a colour conversion
+        _blend(image, self.plate, moved[..., 3])
+        return image
+
     def warped_alpha(self, map_xy: np.ndarray) -> np.ndarray:
         """The person's alpha moved by a backward map (size, size, 2) float32: (size, size) uint8."""
         return cv2.remap(self.alpha, map_xy, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _plate(image: np.ndarray, hole: np.ndarray, size: int) -> np.ndarray:
+    """The crop (size, size, 3) uint8 with the hole (size, size) bool filled from the background around it."""
+    smooth = push_pull_fill(image, ~hole)
+    mirror, weight = mirrored_fill(image, hole, MIRROR_DEPTH * size)
+    # Texture only: a mirrored pixel far from the smooth fill's colour is a structure that touched the
+    # silhouette (a helmet rim, a chair edge the segmentation left out) and would paint a copy of it
+    # into the hole.
+    far = np.linalg.norm(mirror - smooth, axis=2)
+    weight *= np.clip(1 - (far - MIRROR_TOLERANCE) / MIRROR_TOLERANCE, 0, 1)
+    # Blur the weight: the mirror's usable region has ragged edges where it hits the hole again.
+    weight = cv2.GaussianBlur(weight, (0, 0), max(1.0, 0.006 * size))[..., None]
+    fill = mirror * weight + smooth * (1 - weight)
+    return np.where(hole[..., None], np.clip(fill, 0, 255), image).astype(np.uint8)

@@ -78,6 +78,17 @@ def _coverage(distance_px: np.ndarray) -> np.ndarray:
     return np.clip(distance_px + 0.5, 0.0, 1.0)
 
 
+def _sampled(image: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """cv2.remap (bilinear, zero outside) of image (H, W) or (H, W, C) at the points xs, ys (N,) float32:
+    shape (N,) or (N, C). OpenCV's maps are 2-D and shorter than 32767, so the points go as (n, 1) maps."""
+    step = 32000
+    parts = [
+        cv2.remap(image, xs[i : i + step, None], ys[i : i + step, None], cv2.INTER_LINEAR)[:, 0]
+        for i in range(0, len(xs), step)
+    ]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
 def _own_teeth_colour(image: np.ndarray, opening: np.ndarray) -> np.ndarray | None:
     """The portrait's own teeth colour (RGB float, shape (3,)) from the bright, unsaturated pixels inside its
     mouth opening (opening: (H, W) float weights), or None when it shows no teeth."""
@@ -143,8 +154,12 @@ class MouthInterior:
         alpha = cv2.GaussianBlur((label == MOUTH).astype(np.float32), (3, 3), 0.7)
         if alpha.max() <= 0.01:
             return
-        sx = frame.map_xy[y0:y1, x0:x1, 0]
-        sy = frame.map_xy[y0:y1, x0:x1, 1]
+        # Only the pixels the interior reaches change (elsewhere the blend keeps the warped pixel): all
+        # that follows works on those, as flat arrays (N,) and colours (N, 3).
+        reached = alpha > 0
+        alpha = alpha[reached]
+        sx = frame.map_xy[y0:y1, x0:x1, 0][reached]
+        sy = frame.map_xy[y0:y1, x0:x1, 1][reached]
         w = self.width
         up = frame.upper_lip[np.argsort(frame.upper_lip[:, 0])]
         lo = frame.lower_lip[np.argsort(frame.lower_lip[:, 0])]
@@ -158,11 +173,11 @@ class MouthInterior:
 
         # Cavity: darker deeper in (away from both lips) and at the back of the throat (centre).
         depth = np.clip(np.minimum(t_up, t_lo) / (0.2 * w), 0, 1)
-        colour = self.cavity[None, None, :] * (1.0 - 0.55 * depth * (1 - 0.5 * au))[..., None]
+        colour = self.cavity * (1.0 - 0.55 * depth * (1 - 0.5 * au))[..., None]
         # Tongue: low in the mouth, seen only when it is open enough.
         tongue = np.clip((0.30 * w - t_lo) / (0.1 * w), 0, 1) * np.clip((gap - 0.12 * w) / (0.15 * w), 0, 1)
         tongue *= np.clip(1 - au / 0.8, 0, 1)
-        tongue_col = self.tongue[None, None, :] * (0.6 + 0.4 * (1 - depth))[..., None]
+        tongue_col = self.tongue * (0.6 + 0.4 * (1 - depth))[..., None]
         colour = colour * (1 - tongue[..., None]) + tongue_col * tongue[..., None]
         # Teeth: a row of individual teeth following the arch, each with its own length and tone, rounded
         # biting edges, anti-aliased outlines and thin gaps that darken towards the biting edge (the
@@ -200,17 +215,17 @@ class MouthInterior:
                 # Sampled a little below the opening's edge (the lip's own shadow is there), over a few
                 # rows so that one dark speck does not become a streak.
                 continued = np.zeros((*sx.shape, 3), np.float32)
-                xs = sx.astype(np.float32)
                 for k in range(3):
                     ys = np.where(above, top + max(1.5, 0.035 * w) + k * max(0.5, 0.02 * w), sy)
-                    continued += cv2.remap(self.image, xs, ys.astype(np.float32), cv2.INTER_LINEAR)
+                    continued += _sampled(self.image, sx, ys.astype(np.float32))
                 continued *= (under_lip / 3)[..., None]
                 teeth_up = np.where(above[..., None], continued, teeth_up)
         colour = colour + (teeth_up - colour) * upper[..., None]
-        region = frame.image[y0:y1, x0:x1].astype(np.float32)
+        box = frame.image[y0:y1, x0:x1]
+        region = box[reached].astype(np.float32)
         # The warp already sampled the portrait at the skull coordinates: inside the portrait's own
         # opening that is its real teeth; newly opened parts get the synthetic interior.
-        own = cv2.remap(self.own_mouth, sx.astype(np.float32), sy.astype(np.float32), cv2.INTER_LINEAR)
+        own = _sampled(self.own_mouth, sx, sy)
         colour = region * own[..., None] + colour * (1 - own[..., None])
         a = alpha[..., None]
-        frame.image[y0:y1, x0:x1] = np.clip(region * (1 - a) + colour * a, 0, 255).astype(np.uint8)
+        box[reached] = np.clip(region * (1 - a) + colour * a, 0, 255).astype(np.uint8)

@@ -388,9 +388,12 @@ class MeshWarp:
             self._label,
             self._z,
         )
-        image = cv2.remap(self.rig.image, self._map, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         if self.layers is not None:
-            self.layers.compose(image, self._map)
+            image = self.layers.warp(self._map)
+        else:
+            image = cv2.remap(
+                self.rig.image, self._map, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+            )
         boxes = {}
         for label, contour in ((MOUTH, T.INNER_LIP), (EYE_RIGHT, T.RIGHT_EYE), (EYE_LEFT, T.LEFT_EYE)):
             c = posed[contour, :2]
