@@ -149,3 +149,15 @@ def test_lower_teeth_show_light_edges_not_a_grey_comb(rig, jaw):
     assert np.abs(np.diff(peaks)).mean() < 0.045 * teeth
     # Mostly behind the lower lip: only their edges show.
     assert (bands > 0.5 * teeth).sum(1).mean() < 0.07 * r.mouth.width
+
+
+def test_a_black_and_white_portrait_gets_a_grey_mouth(rig):
+    from talkface.render.mouth import MouthInterior
+
+    colour = MouthInterior(rig)
+    assert colour.chroma == 1.0 and np.ptp(colour.cavity) > 20  # a colour photo keeps the red of the mouth
+    grey = cv2.cvtColor(cv2.cvtColor(rig.image, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+    mouth = MouthInterior(build_rig(grey, rig.size))
+    assert mouth.chroma == 0.0
+    for c in (mouth.cavity, mouth.tongue, mouth.teeth):
+        assert np.ptp(c) < 1e-6, c  # grey, like the drawing

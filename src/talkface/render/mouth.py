@@ -23,6 +23,7 @@ LOWER_NARROW = 1.35  # lower incisors are this much narrower than the upper ones
 CAVITY = np.array([62.0, 24.0, 28.0])
 TEETH = np.array([232.0, 226.0, 212.0])
 TONGUE = np.array([168.0, 78.0, 82.0])
+SKIN_CHROMA = 0.08  # (max - min) / 255 of the skin's RGB, median over the face: a colour portrait's, at least
 # Teeth in shadow turn warmer, not grey: light inside the mouth is what the lips and gums reflect.
 SHADOW_TINT = np.array([0.10, 0.0, -0.08])
 # Per tooth (8 per side, incisor first): brightness and length, so a row is not a comb of copies. Fixed
@@ -118,8 +119,12 @@ class MouthInterior:
         lum = float(mean.mean())
         cast = (mean / max(lum, 1.0)) ** 0.25
         light = float(np.clip(lum / 150.0, 0.55, 1.25))
-        self.cavity = CAVITY * cast * light
-        self.tongue = TONGUE * cast * light
+        # A black-and-white portrait (a pencil drawing, an old photo) gets a grey mouth: the synthetic colours
+        # keep as much of their chroma as the skin has, up to SKIN_CHROMA (any colour photo's skin).
+        chroma = skin.max(1) - skin.min(1) if len(skin) else np.array([SKIN_CHROMA * 255.0])
+        self.chroma = float(np.clip(np.median(chroma) / (SKIN_CHROMA * 255.0), 0.0, 1.0))
+        self.cavity = self._tinted(CAVITY * cast * light)
+        self.tongue = self._tinted(TONGUE * cast * light)
         # Where the portrait's own mouth is open (teeth or cavity shown), keep its pixels: a soft mask of the
         # neutral mouth opening, in source coordinates, shrunk so the lip edge itself does not count.
         hole = np.zeros(rig.image.shape[:2], np.uint8)
@@ -129,7 +134,7 @@ class MouthInterior:
         # Teeth: the portrait's own teeth colour when it shows them (brightest and most ivory at the front
         # incisors, hence raised a little), else ivory in the face's light and colour cast.
         own = _own_teeth_colour(rig.image, self.own_mouth)
-        synthetic = np.clip(TEETH * cast * min(light, 1.05), 0, 255)
+        synthetic = self._tinted(np.clip(TEETH * cast * min(light, 1.05), 0, 255))
         self.teeth = synthetic if own is None else np.clip(own * 1.05, 0.75 * synthetic, 255)
         self.teeth_from_portrait = own is not None
         # Where the portrait shows its upper teeth, a lip that lifts uncovers more of the same teeth: the
@@ -142,6 +147,11 @@ class MouthInterior:
         """Teeth colour under shading (...,) in 0..1, shape (..., 3): darker and warmer in shadow."""
         dark = (1 - shade)[..., None]
         return self.teeth * shade[..., None] * (1 + SHADOW_TINT * dark)
+
+    def _tinted(self, colour: np.ndarray) -> np.ndarray:
+        """An RGB colour with its chroma (its difference from its grey) scaled by the portrait's."""
+        grey = colour.mean()
+        return grey + (colour - grey) * self.chroma
 
     def paint(self, frame: WarpResult) -> None:
         """Composite the interior into frame.image where frame.label is MOUTH (soft-edged), in place."""
