@@ -289,3 +289,22 @@ def test_the_brow_filter_is_fitted_streams_and_keeps_its_response_at_any_frame_r
     fast = BrowStream(brows, 50.0, max_ahead=2)
     c = np.concatenate([fast.push(np.repeat(cues, 2, 0)), fast.finish()])
     assert len(c) == 2 * len(cues) and np.corrcoef(c[::2], a)[0, 1] > 0.98
+    # A stream allowed no look-ahead reads the same filter one frame late, not a cut-down one.
+    late = BrowStream(brows, 25.0, max_ahead=0)
+    d = np.concatenate([late.push(cues), late.finish()])
+    np.testing.assert_allclose(d[1:], a[:-1])
+
+
+def test_the_rules_acoustic_mouth_filter_streams_and_reads_nothing_ahead():
+    from talkface.motion.cues import mouth_filter_stream
+    from talkface.motion.rules import load_rules_mouth
+
+    fitted_fps, f = load_rules_mouth()
+    assert f.ahead == 0 and f.at_rate(fitted_fps, 60.0).ahead == 0
+    rows = np.random.default_rng(0).uniform(0, 1, (50, f.in_mean.size // f.span))
+    stream = mouth_filter_stream(f)
+    parts = [stream.push(rows[i : i + 3]) for i in range(0, 50, 3)]
+    assert sum(len(p) for p in parts) == 50  # each frame out as soon as it is pushed
+    np.testing.assert_allclose(np.concatenate([*parts, stream.finish()]), f(rows))
+    # At another frame rate the taps span the same time: 60 fps reads 12-13 frames back for 25 fps' 5.
+    assert f.at_rate(fitted_fps, 60.0).past == int(np.ceil(f.past * 60 / fitted_fps))

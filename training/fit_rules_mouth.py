@@ -41,8 +41,7 @@ from talkface.motion.cues import (
     mouth_targets,
     window_rows,
 )
-from talkface.motion.rules import LIP_LEAD, MOUTH_SMOOTH_S, RULES_MOUTH_FILE, acoustic_mouth
-from talkface.motion.stream import GaussianSmoother
+from talkface.motion.rules import LIP_LEAD, RULES_MOUTH_FILE, acoustic_mouth, smooth_mouth
 from training.learned_motion.dataset import ClipData, build_all
 from training.learned_motion.mouth import _r, ridge_filter, speaker_order
 
@@ -75,9 +74,7 @@ def windows(cues: np.ndarray) -> np.ndarray:
 def hand_made(f: AudioFeatures) -> np.ndarray:
     """The rules' old acoustic mouth: targets through a zero-phase Gaussian reaching one frame ahead."""
     level, cue, _ = SpeechLevels(FPS)(f)
-    smoother = GaussianSmoother(MOUTH_SMOOTH_S * FPS, 1, 3)
-    targets = mouth_targets(f, level, cue)
-    return np.maximum(np.concatenate([smoother.push(targets), smoother.finish()]), 0.0)
+    return smooth_mouth(mouth_targets(f, level, cue), FPS)
 
 
 def fit(clips: list[ClipData], inputs: dict, ridge: float = RIDGE) -> MouthFilter:

@@ -9,6 +9,7 @@ talking faces of the train split by training/fit_rules.py.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -244,63 +245,74 @@ class MouthFilter:
         return cls(int(d["past"]), int(d["ahead"]), **arrays)
 
     def at_rate(self, fitted_fps: float, fps: float) -> MouthFilter:
-        """This filter, fitted on frames at `fitted_fps`, for frames at `fps`: the taps interpolated at the
-        new frame times and scaled to the same area (as BrowFilter.taps), the inputs' standardisation shared
-        by all taps (it differs between taps only by where the fitting data started and ended)."""
+        """This filter, fitted on frames at `fitted_fps`, for frames at `fps` (resample_taps), the inputs'
+        standardisation shared by all taps (it differs between taps only by where the fitting data started
+        and ended)."""
         if fps == fitted_fps:
             return self
         k = self.in_mean.size // self.span
-        past = int(np.ceil(self.past * fps / fitted_fps))
-        ahead = int(np.floor(self.ahead * fps / fitted_fps))
-        fitted = np.arange(-self.past, self.ahead + 1) / fitted_fps
-        times = np.arange(-past, ahead + 1) / fps
-        w = self.weights.reshape(self.span, k, -1)
-        resampled = np.stack(
-            [
-                [np.interp(times, fitted, w[:, i, j], left=0.0, right=0.0) for j in range(w.shape[2])]
-                for i in range(k)
-            ]
-        )  # (k, outputs, taps)
-        weights = resampled.transpose(2, 0, 1).reshape(len(times) * k, -1) * (fitted_fps / fps)
-        mean, std = (
-            np.tile(a.reshape(self.span, k).mean(0), len(times)) for a in (self.in_mean, self.in_std)
-        )
-        return MouthFilter(past, ahead, mean, std, weights, self.out_mean)
+        taps = self.weights.reshape(self.span, -1)  # (taps, k * outputs)
+        past, resampled = resample_taps(taps, self.past, self.ahead, fitted_fps, fps)
+        n = len(resampled)
+        mean, std = (np.tile(a.reshape(self.span, k).mean(0), n) for a in (self.in_mean, self.in_std))
+        weights = resampled.reshape(n * k, -1)
+        return MouthFilter(past, n - 1 - past, mean, std, weights, self.out_mean)
 
 
-class MouthFilterStream:
-    """A MouthFilter over a stream of input rows: push() the rows of the next frames, get the mouth (n, 3) of
-    every frame whose `ahead` rows have arrived (the first row held before the start); finish() gives the
-    rest, the last row held. A whole sequence pushed at once gives the filter's output on it (MouthFilter
-    called on it), whatever the chunking."""
+def resample_taps(
+    weights: np.ndarray, past: int, ahead: int, fitted_fps: float, fps: float
+) -> tuple[int, np.ndarray]:
+    """A filter's taps (past + 1 + ahead, ...) fitted at `fitted_fps`, for frames at `fps`: (past frames at
+    fps, taps) interpolated at the new frame times and scaled to the same area."""
+    w = weights.reshape(len(weights), -1)
+    new_past = int(np.ceil(past * fps / fitted_fps))
+    new_ahead = int(np.floor(ahead * fps / fitted_fps))
+    fitted = np.arange(-past, ahead + 1) / fitted_fps
+    times = np.arange(-new_past, new_ahead + 1) / fps
+    out = np.stack([np.interp(times, fitted, col, left=0.0, right=0.0) for col in w.T], 1)
+    return new_past, (out * (fitted_fps / fps)).reshape(len(times), *weights.shape[1:])
 
-    def __init__(self, f: MouthFilter):
-        self._f = f
+
+class HeldWindowStream:
+    """A filter over `past` rows back and `ahead` rows ahead, run on a stream of rows: push() the rows of the
+    next frames, get the outputs of every frame whose `ahead` rows have arrived (the first row held before
+    the start); finish() gives the rest, the last row held. `apply(rows)` maps rows (m, k) to the outputs of
+    their m - past - ahead full windows; `empty` is no output. A whole sequence pushed at once gives the
+    filter's output on it with its ends held, whatever the chunking."""
+
+    def __init__(self, past: int, ahead: int, apply: Callable[[np.ndarray], np.ndarray], empty: np.ndarray):
+        self.past, self.ahead = past, ahead
+        self._apply, self._empty = apply, empty
         self._rows: np.ndarray | None = None  # the rows not yet read, after the span - 1 already read
 
     def push(self, rows: np.ndarray) -> np.ndarray:
         rows = np.asarray(rows, np.float64)
         if len(rows) == 0:
-            return np.zeros((0, self._f.out_mean.size))
+            return self._empty
         if self._rows is None:
-            self._rows = np.repeat(rows[:1], self._f.past, 0)
+            self._rows = np.repeat(rows[:1], self.past, 0)
         self._rows = np.concatenate([self._rows, rows])
         return self._emit()
 
     def finish(self) -> np.ndarray:
         if self._rows is None:
-            return np.zeros((0, self._f.out_mean.size))
-        self._rows = np.concatenate([self._rows, np.repeat(self._rows[-1:], self._f.ahead, 0)])
+            return self._empty
+        self._rows = np.concatenate([self._rows, np.repeat(self._rows[-1:], self.ahead, 0)])
         out = self._emit()
         self._rows = None
         return out
 
     def _emit(self) -> np.ndarray:
-        if len(self._rows) < self._f.span:
-            return np.zeros((0, self._f.out_mean.size))
-        out = self._f.apply(self._rows)
+        if len(self._rows) < self.past + 1 + self.ahead:
+            return self._empty
+        out = self._apply(self._rows)
         self._rows = self._rows[len(out) :]
         return out
+
+
+def mouth_filter_stream(f: MouthFilter) -> HeldWindowStream:
+    """A MouthFilter over a stream of input rows: the mouth (n, 3) of each frame once its window is in."""
+    return HeldWindowStream(f.past, f.ahead, f.apply, np.zeros((0, f.out_mean.size)))
 
 
 # -- prosody and the brows ---------------------------------------------------------------------------------
@@ -347,16 +359,10 @@ class BrowFilter:
     gain: float  # the regression's output rescaled so that its spread matches the real brows'
 
     def taps(self, fps: float) -> tuple[int, np.ndarray]:
-        """(past frames, weights (past + 1 + ahead, k)) at `fps`: the fitted taps interpolated at the new
-        frame times and scaled to the same area."""
+        """(past frames, weights (past + 1 + ahead, k)) at `fps` (resample_taps)."""
         if fps == self.fps:
             return self.past, self.weights
-        past = int(np.ceil(self.past * fps / self.fps))
-        ahead = int(np.floor(self.ahead * fps / self.fps))
-        fitted = (np.arange(-self.past, self.ahead + 1)) / self.fps
-        times = np.arange(-past, ahead + 1) / fps
-        w = np.stack([np.interp(times, fitted, col, left=0.0, right=0.0) for col in self.weights.T], 1)
-        return past, w * (self.fps / fps)
+        return resample_taps(self.weights, self.past, self.ahead, self.fps, fps)
 
     def to_json(self) -> dict:
         return {
@@ -403,34 +409,14 @@ class BrowStream:
         self._f = brows
         past, self._w = brows.taps(fps)
         late = max(0, len(self._w) - 1 - past - max_ahead)
-        self.past = past + late
-        self.ahead = len(self._w) - 1 - self.past
-        self._rows = np.zeros((0, len(brows.in_mean)))
-        self._started = False
+        self._stream = HeldWindowStream(past + late, len(self._w) - 1 - past - late, self._apply, np.zeros(0))
 
     def push(self, cues: np.ndarray) -> np.ndarray:
-        x = (np.asarray(cues, np.float64) - self._f.in_mean) / self._f.in_std
-        if len(x) and not self._started:
-            x = np.concatenate([np.repeat(x[:1], self.past, 0), x])
-            self._started = True
-        self._rows = np.concatenate([self._rows, x])
-        return self._emit()
+        return self._stream.push((np.asarray(cues, np.float64) - self._f.in_mean) / self._f.in_std)
 
     def finish(self) -> np.ndarray:
-        if not self._started:
-            return np.zeros(0)
-        self._rows = np.concatenate([self._rows, np.repeat(self._rows[-1:], self.ahead, 0)])
-        out = self._emit()
-        self._rows = self._rows[:0]
-        self._started = False
-        return out
+        return self._stream.finish()
 
-    def _emit(self) -> np.ndarray:
-        span = len(self._w)
-        n = len(self._rows) - span + 1
-        if n <= 0:
-            return np.zeros(0)
-        windows = np.lib.stride_tricks.sliding_window_view(self._rows, span, axis=0)  # (n, k, span)
-        out = np.einsum("nkt,tk->n", windows, self._w) * self._f.gain + self._f.out_mean
-        self._rows = self._rows[n:]
-        return out
+    def _apply(self, rows: np.ndarray) -> np.ndarray:
+        windows = np.lib.stride_tricks.sliding_window_view(rows, len(self._w), axis=0)  # (n, k, span)
+        return np.einsum("nkt,tk->n", windows, self._w) * self._f.gain + self._f.out_mean

@@ -24,6 +24,7 @@ import numpy as np
 
 from talkface.assets import load_model
 from talkface.audio.features import AudioFeatures
+from talkface.errors import TalkfaceError
 from talkface.face.expression import (
     BLINK_LEFT,
     BLINK_RIGHT,
@@ -41,13 +42,14 @@ from talkface.motion.cues import (
     SUNG_JAW,
     BrowStream,
     HeldNotes,
+    HeldWindowStream,
     MouthFilter,
-    MouthFilterStream,
     ProsodyCues,
     SpeechLevels,
     clip01,
     load_brows,
     mouth_cue_rows,
+    mouth_filter_stream,
     voice_gate,
 )
 from talkface.motion.stream import CausalSmoother, GaussianSmoother
@@ -59,8 +61,8 @@ RULES_MOUTH_FILE = "rules_mouth.json"  # the acoustic mouth's filter (training/f
 # The hand-made acoustic mouth's smoothing, before the fitted filter replaced it (training/fit_rules.py still
 # fits the cues' constants through it): a zero-phase Gaussian that keeps the lips' 2-7 Hz motion.
 MOUTH_SMOOTH_S = 0.035
-HAND_JAW = 0.6  # the acoustic jaw is at least this share of the hand-made jaw target (acoustic_mouth)
 MOUTH_REACH_S = 0.06  # smoothing looks at most this far ahead (one frame at 25 fps)
+HAND_JAW = 0.6  # the acoustic jaw is at least this share of the hand-made jaw target (acoustic_mouth)
 # The viseme table's jaw targets (an open vowel is 0.55) render about 0.41 eye distances of inner-lip gap, far
 # above real speech (voiced p90 0.24 in the eval's real clips): scaled down towards the acoustic path's
 # calibration, keeping open vowels clearly open (peaks ~0.2 eye distances).
@@ -108,7 +110,10 @@ def load_rules_mouth(path: str | Path | None = None) -> tuple[float, MouthFilter
 
 def _read_rules_mouth(path: Path) -> tuple[float, MouthFilter]:
     d = json.loads(path.read_text(encoding="utf-8"))
-    return float(d["fps"]), MouthFilter.from_json(d["filter"])
+    mouth = MouthFilter.from_json(d["filter"])
+    if mouth.ahead:  # RuleStream gates each pushed frame's output with that frame's voice (acoustic_mouth)
+        raise TalkfaceError(f"{path}: the rules' mouth filter must not read frames ahead")
+    return float(d["fps"]), mouth
 
 
 def _gaussian(fps: float, seconds: float, reach_s: float | None = None, columns: int = 1) -> GaussianSmoother:
@@ -266,14 +271,14 @@ class RuleStream:
         self._roll_sign = sway_rng.choice([-1.0, 1.0])
         self._gaze = GazeSchedule(fps, gaze_rng)
         self._levels = SpeechLevels(fps)
-        self._mouth: GaussianSmoother | MouthFilterStream
+        self._mouth: GaussianSmoother | HeldWindowStream
         if phonemes:
             self._mouth = _gaussian(fps, VISEME_SMOOTH_S, MOUTH_REACH_S, 3)
             self._lookahead = self._mouth.reach
         else:
             fitted_fps, mouth = load_rules_mouth()
             mouth = mouth.at_rate(fitted_fps, fps)
-            self._mouth, self._lookahead = MouthFilterStream(mouth), mouth.ahead
+            self._mouth, self._lookahead = mouth_filter_stream(mouth), mouth.ahead
             self._held = HeldNotes(fps)
         self._stress, self._nod = _causal(fps, 0.08), _causal(fps, 0.1)
         self._accent, self._accent_roll = _causal(fps, 0.12), _causal(fps, 0.2)
