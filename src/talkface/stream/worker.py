@@ -271,34 +271,55 @@ def _serve(conn) -> None:
 
 
 # -- the parent's proxies ----------------------------------------------------------------------------------
-class ProcessSession:
+class _Proxy:
+    """What both proxies share: a child holding `kind`, its frame rate and size, and the calls that go to
+    the session or avatar alike."""
+
+    kind = ""
+
+    def __init__(self, portrait: str | Path | np.ndarray, **options):
+        self._worker = _Worker(self.kind, portrait, options)
+        self.info = self._worker.info
+        self.fps: float = self.info["fps"]
+        self.frame_size: tuple[int, int] = self.info["frame_size"]
+
+    def push_audio(self, pcm: np.ndarray, sample_rate: int) -> None:
+        self._worker.cast("push_audio", np.asarray(pcm), int(sample_rate))
+
+    def interrupt(self):
+        return self._worker.call("interrupt")
+
+    def set_emotion(self, emotion: str, strength: float | None = None) -> None:
+        self._worker.call("set_emotion", emotion, strength)
+
+    def close(self) -> None:
+        self._worker.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class ProcessSession(_Proxy):
     """talkface.Session's interface (push_audio, frames, set_emotion, flush, interrupt, backlog, drop, reset,
     close) with the Session in its own process. Same arguments and errors as Session; frames() yields
     (timestamp in seconds, RGB uint8 (H, W, 3)) rendered in the child. push_audio() returns at once: a
     chunk it refuses raises at the next push_audio()."""
 
+    kind = "session"
+
     def __init__(self, portrait: str | Path | np.ndarray, **options):
-        self._worker = _Worker("session", portrait, options)
-        info = self._worker.info
-        self.fps: float = info["fps"]
-        self.frame_size: tuple[int, int] = info["frame_size"]
-        self.options = info["options"]
-        self.payload = info["payload"]
-
-    def push_audio(self, pcm: np.ndarray, sample_rate: int) -> None:
-        self._worker.cast("push_audio", np.asarray(pcm), int(sample_rate))
-
-    def set_emotion(self, emotion: str, strength: float | None = None) -> None:
-        self._worker.call("set_emotion", emotion, strength)
+        super().__init__(portrait, **options)
+        self.options = self.info["options"]
+        self.payload = self.info["payload"]
 
     def flush(self) -> None:
         self._worker.call("flush")
 
     def reset(self) -> None:
         self._worker.call("reset")
-
-    def interrupt(self) -> int:
-        return self._worker.call("interrupt")
 
     def backlog(self) -> tuple[float, int]:
         return self._worker.call("backlog")
@@ -315,15 +336,6 @@ class ProcessSession:
         self._worker.call("start_motion")
         return _ProcessMotion(self._worker)
 
-    def close(self) -> None:
-        self._worker.close()
-
-    def __enter__(self) -> ProcessSession:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
 
 class _ProcessMotion:
     def __init__(self, worker: _Worker):
@@ -333,32 +345,19 @@ class _ProcessMotion:
         return self._worker.call("motion_message", generation, index, timestamp)
 
 
-class ProcessAvatar:
+class ProcessAvatar(_Proxy):
     """stream.avatar.LiveAvatar's interface (push_audio, interrupt, step, set_emotion, close) with the avatar
     and its Session in their own process, made from a portrait and Session options."""
 
+    kind = "avatar"
+
     def __init__(self, portrait: str | Path | np.ndarray, **options):
-        self._worker = _Worker("avatar", portrait, options)
-        info = self._worker.info
-        self.fps: float = info["fps"]
-        self.frame_size: tuple[int, int] = info["frame_size"]
-        self.sample_rate: int = info["sample_rate"]
+        super().__init__(portrait, **options)
+        self.sample_rate: int = self.info["sample_rate"]
 
     @property
     def queued_seconds(self) -> float:
         return self._worker.call("queued_seconds")
 
-    def push_audio(self, pcm: np.ndarray, sample_rate: int) -> None:
-        self._worker.cast("push_audio", np.asarray(pcm), int(sample_rate))
-
-    def interrupt(self) -> float:
-        return self._worker.call("interrupt")
-
-    def set_emotion(self, emotion: str, strength: float | None = None) -> None:
-        self._worker.call("set_emotion", emotion, strength)
-
     def step(self) -> list[AvatarFrame]:
         return self._worker.call("step")
-
-    def close(self) -> None:
-        self._worker.close()
