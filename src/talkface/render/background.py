@@ -115,22 +115,14 @@ class BackgroundLayers:
         # with the same weights, so it equals two remaps) for about the price of the crop's alone.
         self.source = np.dstack([image, self.alpha])
 
-    def compose(self, image: np.ndarray, map_xy: np.ndarray) -> None:
-        """Blend the warped crop `image` (size, size, 3) uint8 over the plate, in place; map_xy (size,
-        size, 2) float32 is the backward map that warped it (the alpha follows the same map)."""
-        _blend(image, self.plate, self.warped_alpha(map_xy))
-
     def warp(self, map_xy: np.ndarray) -> np.ndarray:
         """The crop warped by a backward map (size, size, 2) float32 and blended over the plate: a new
-        (size, size, 3) uint8 array, equal to remapping the crop and then compose()."""
+        (size, size, 3) uint8 array: the crop and the person's alpha remapped alike, the crop blended over the
+        plate by that alpha."""
         moved = cv2.remap(self.source, map_xy, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         image = cv2.cvtColor(moved, cv2.COLOR_RGBA2RGB)  # a channel copy, not a colour conversion
         _blend(image, self.plate, moved[..., 3])
         return image
-
-    def warped_alpha(self, map_xy: np.ndarray) -> np.ndarray:
-        """The person's alpha moved by a backward map (size, size, 2) float32: (size, size) uint8."""
-        return cv2.remap(self.alpha, map_xy, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def _plate(image: np.ndarray, hole: np.ndarray, size: int) -> np.ndarray:
