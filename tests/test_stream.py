@@ -42,11 +42,17 @@ def test_features_do_not_depend_on_chunking():
         np.testing.assert_array_equal(getattr(chunked, name), getattr(whole, name))
 
 
-def test_features_are_out_about_50_ms_after_their_time():
-    stream = FeatureStream()
-    out = stream.push(synth_speech(1.0))
-    # 1 s pushed: frames up to about 0.95 s are complete (20 ms pitch window + voice activity windows).
-    assert 0.90 <= len(out) / 100 <= 0.98
+def test_features_are_out_at_most_32_ms_after_their_time():
+    # A frame needs the 20 ms of pitch window after its centre and the 32 ms voice-activity window that
+    # holds it, never the window after: pushed 10 ms at a time, each frame is out 20-42 ms after its centre.
+    stream, x = FeatureStream(), synth_speech(1.0)
+    lags = []
+    for end in range(160, len(x) + 1, 160):
+        out = stream.push(x[end - 160 : end])
+        first = len(lags)
+        lags += [(end - (first + i) * 160) / 16 for i in range(len(out))]
+    assert len(lags) >= 97
+    assert min(lags) >= 20 and max(lags) <= 42
 
 
 def test_pooling_to_video_frames_does_not_depend_on_chunking():

@@ -308,11 +308,11 @@ class FeatureStream:
         self._x = np.concatenate([self._x, samples])
         self._add_vad(self._vad.push(samples))
         self._vad_tail = (self._vad_tail + len(samples)) % VAD_WINDOW
-        # Frame i needs samples up to i * HOP + PITCH_WIN // 2 and the voice activity window whose centre is
-        # at or after its own centre.
+        # Frame i needs samples up to i * HOP + PITCH_WIN // 2 and the voice activity window that holds its
+        # centre (_speech reads each window's probability at the window's end).
         by_samples = (self._received - PITCH_WIN // 2) // HOP + 1
         n_vad = self._vad_first + len(self._vad_probs)
-        by_vad = int(np.floor((n_vad - 0.5) * FEATURE_RATE / VAD_RATE)) + 1 if n_vad else 0
+        by_vad = n_vad * VAD_WINDOW // HOP + 1 if n_vad else 0
         return self._emit(max(self._next, min(by_samples, by_vad)))
 
     def finish(self) -> AudioFeatures:
@@ -327,10 +327,11 @@ class FeatureStream:
         self._vad_probs = np.concatenate([self._vad_probs, probs])
 
     def _speech(self, frames: np.ndarray) -> np.ndarray:
-        """Voice activity at the centres of `frames`, interpolated between the 32 ms windows' centres
-        (held at the first and last)."""
-        centres = (self._vad_first + np.arange(len(self._vad_probs)) + 0.5) / VAD_RATE
-        return np.interp(frames / FEATURE_RATE, centres, self._vad_probs)
+        """Voice activity at the centres of `frames`, interpolated between the 32 ms windows' ends (held
+        at the first and last): a frame reads the window that holds it and the one before, never the
+        window after it, which would keep a live frame waiting up to 48 ms past its centre."""
+        ends = (self._vad_first + np.arange(len(self._vad_probs)) + 1) / VAD_RATE
+        return np.interp(frames / FEATURE_RATE, ends, self._vad_probs)
 
     def _emit(self, stop: int) -> AudioFeatures:
         parts: list[dict[str, np.ndarray]] = []
@@ -344,7 +345,7 @@ class FeatureStream:
             self._next += count
             self._x = self._x[count * HOP :]
         # Keep the voice activity windows that later frames may still interpolate from.
-        keep_from = max(0, int(np.ceil(self._next * VAD_RATE / FEATURE_RATE - 0.5)) - 1)
+        keep_from = max(0, self._next * HOP // VAD_WINDOW - 1)
         drop = min(max(0, keep_from - self._vad_first), len(self._vad_probs) - 1)
         if drop > 0:
             self._vad_probs = self._vad_probs[drop:]
