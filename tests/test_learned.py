@@ -15,7 +15,7 @@ from talkface.audio.load import from_samples
 from talkface.config import MotionControls
 from talkface.errors import TalkfaceError
 from talkface.face.expression import EXPRESSIONS
-from talkface.motion.contract import Phoneme
+from talkface.motion.contract import Phoneme, concat_motion
 from talkface.motion.generators import generate
 from talkface.motion.learned import (
     FEATURE_DIM,
@@ -304,15 +304,21 @@ def test_live_stream_reads_phones_recognised_as_the_audio_streams_in():
     x = np.concatenate([speech, np.zeros(16000, np.float32)])  # then 1 s of silence
     stream = LearnedStream(25.0, MotionControls(seed=1))
     source = AudioMotion(stream, live_phones=True)
-    jaw, trail = [], []
+    parts, trail = [], []
     for k in range(0, len(x), 320):
-        m = source.push(x[k : k + 320])
-        jaw.extend(m.expression[:, 0])
-        trail.append((k + 320) / 16000 - len(jaw) / 25.0)
-    jaw.extend(source.finish().expression[:, 0])
-    jaw = np.array(jaw)
+        parts.append(source.push(x[k : k + 320]))
+        trail.append((k + 320) / 16000 - sum(len(p) for p in parts) / 25.0)
+    live = concat_motion([*parts, source.finish()])
+    jaw = live.expression[:, 0]
     assert len(jaw) == round(len(x) / 16000 * 25)
+    # Each frame is out as soon as its mouth's audio is in (the mouth filter's look-ahead: 80 ms), not a
+    # whole motion window later; the rest of the face follows the flow's windows _delay frames late, from
+    # the portrait's pose.
+    assert stream.lookahead_s == pytest.approx(0.08)
     assert max(trail) <= stream.lookahead_s + 0.04 + 0.02 + 1e-6  # + a frame + a push
+    assert 0 < stream._delay <= 4
+    assert np.all(live.rotation[: stream._delay] == 0)
+    assert live.rotation[stream._delay :].std(0).min() > 0.05  # then the head moves
     offline = generate(
         "learned",
         compute_features(from_samples(x, 16000)),

@@ -1,18 +1,26 @@
 r"""Fit the learned generator's LIVE mouth: the mouth filter a live stream uses (Session, `talkface serve`),
-where phones are recognised as the audio streams in (audio.phones.LivePhones) and each motion window reads
-them as they are known when the window is made, not as they are known at the end.
+where phones are recognised as the audio streams in (audio.phones.LivePhones) and each frame's mouth reads
+them as they are known when the frame is made, not as they are known at the end.
+
+A live learned stream makes each frame's mouth as soon as the audio AHEAD frames past it is in, frame by
+frame, not a motion window (160 ms) at a time: the mouth is what sets a live frame's latency (the head and
+the rest of the face follow the flow model's windows a few frames late; motion.learned.LearnedStream.listen).
+Two frames ahead (80 ms): one frame ahead, the phones at the decoder's very edge are worth little
+(cross-validation r 0.254, against 0.291 two frames ahead and 0.242 for the acoustic cues alone; on the
+validation clips, scripts/live_lipsync.py, live jaw r 0.242 one frame ahead, 0.293 two frames ahead, 0.267 for
+the rules' live mouth, which waits as long as one frame ahead does).
 
 Phones near the audio's edge are the decoder's current best guess: on the validation clips the offline
 viseme filter driven by such guesses lost a third of its lip-sync r (0.353 -> 0.236 on one clip; waiting
 300 ms more for settled phones gave it back, at 300 ms more latency). So the live filter is fitted on what it
-will see: for every window of every train clip (all audio variants), LivePhones is fed the audio up to the
-moment the live stream makes that window, and the viseme targets of the phones known then, beside the
-causal acoustic mouth cues (MouthCues, which are final as soon as their audio is in), are the filter's
+will see: for every frame of every train clip (all audio variants), LivePhones is fed the audio up to the
+moment the live stream makes that frame's mouth, and the viseme targets of the phones known then, beside
+the causal acoustic mouth cues (MouthCues, which are final as soon as their audio is in), are the filter's
 inputs. The regression learns how far to trust the guesses near the edge and how to fill in from the sound.
 
 Speaker-disjoint cross-validation on the train split (mean per-clip jaw r with the real jaw, before
-rendering), printed by `--cv-only`, beside the acoustic-only filter (what a live learned stream read
-before) and the rules' acoustic jaw. Writes motion_model.json "mouth" -> "live".
+rendering), printed by `--cv-only`, beside the acoustic-only filter and the rules' hand-made acoustic jaw.
+Writes motion_model.json "mouth" -> "live".
 
     .venv/bin/python -m training.learned_motion.live_mouth /work/shared/data --cv-only
     .venv/bin/python -m training.learned_motion.live_mouth /work/shared/data
@@ -38,9 +46,9 @@ from training.learned_motion.mouth import ASSETS, MOUTH, _r, ridge_filter, speak
 
 log = logging.getLogger("learned_motion.live_mouth")
 
-# Filter taps (frames back, ahead) and ridge strength (a share of the rows). Ahead is the model's own audio
-# lookahead (2 frames), so the live filter never makes a window wait longer than the flow does.
-PAST, AHEAD, RIDGE = 4, 2, 0.1
+# Filter taps (frames back, ahead) and ridge strength (a share of the rows). Ahead: see above.
+PAST, AHEAD, RIDGE = 5, 2, 0.1
+WINDOW = 1  # frames whose mouth a live stream makes at once: each as soon as its audio is in
 CHUNK = 320  # the live benchmark's 20-ms pushes
 
 
@@ -146,10 +154,8 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     meta_path = ASSETS / META_FILE
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    window = int(meta["settings"]["window"])
     clips = [c for c in build_all(args.data, args.cache) if c.talking]
-    inputs = live_inputs(clips, args.data, window, args.cache)
+    inputs = live_inputs(clips, args.data, WINDOW, args.cache)
     cv = cross_validate(clips, inputs, args.folds)
     for r in cv["rows"]:
         log.info(

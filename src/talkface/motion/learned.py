@@ -83,10 +83,6 @@ LIDS = slice(4, 6)  # blink_right, blink_left: the channels the blink process gi
 # PAUSE_CLOSE_S later (the lips close within ~100 ms of silence).
 PAUSE_OPEN_S, PAUSE_CLOSE_S = 0.04, 0.06
 VOICE_BACK = 4  # model frames of voice activity before a frame that keep its mouth free to open (_voiced)
-# Live, a window waits for phones known this long past its mouth filter's look-ahead. 0: the live filter
-# ("live", training/learned_motion/live_mouth.py) was fitted on the guesses the recogniser has by then.
-# Waiting 0.3 s for settled phones restores the offline filter's r, at 0.3 s more latency.
-LIVE_PHONE_MARGIN_S = 0.0
 
 # Causal feature normalisation (FeatureNormalizer).
 N_MELS = 40
@@ -311,22 +307,44 @@ class LearnedStream:
         self._blinks = BlinkTrack(m.blinks) if m.blinks is not None else None
         self._finished = False
         self._live_phones: LivePhoneSource | None = None  # set by listen()
+        # Live: the mouth of model frames _live_start... (made frame by frame, ahead of the flow's windows),
+        # and how many model frames the rest of the face is late (listen()).
+        self._live_mouth = np.zeros((0, 3), np.float32)
+        self._live_start = 0
+        self._n_live_mouth = 0
+        self._delay = 0
 
     @property
     def lookahead_s(self) -> float:
-        """At most: a window's first frame waits for the whole window and the model's lookahead."""
+        """At most: a window's first frame waits for the whole window and the model's lookahead; live, a
+        frame waits for its mouth filter's look-ahead only."""
+        if self._live_phones is not None:
+            return self._mouth.ahead / MODEL_FPS
         return (self.meta.window + self.meta.lookahead) / MODEL_FPS
 
     def listen(self, phones: LivePhoneSource) -> None:
-        """Read the mouth from phones recognised as the audio streams in (audio.phones.LivePhones, fed by
-        whoever feeds this stream the same audio), not from the acoustic cues: a live stream gets the
-        viseme mouth too. A window then also waits until the phones are known past its mouth filter's
-        look-ahead (about the audio it waits for anyway)."""
+        """Go live: read the mouth from phones recognised as the audio streams in (audio.phones.LivePhones,
+        fed by whoever feeds this stream the same audio) and make each frame as soon as its mouth is known.
+
+        The mouth is the "live" filter's (training/learned_motion/live_mouth.py), fitted on the phones the
+        recogniser guesses by the time a frame is made, beside the acoustic cues; it reads one frame
+        ahead, so a frame waits for 40 ms of audio past its end, as the rules' live mouth does. The rest of
+        the face (head, gaze, brows, blinks) comes from the flow model's windows, which need the audio of a
+        whole window and the model's look-ahead: it is shown `_delay` model frames late (160 ms; the rest
+        pose before the first window). Waiting for settled phones instead (0.3 s) would give back the
+        offline mouth's r, at 0.3 s more latency."""
         if self._n_in:
             raise TalkfaceError("listen() must come before the first push()")
-        self._live_phones = phones
-        mouth = self.meta.mouth
-        self._mouth = mouth.get("live") or mouth.get("visemes")
+        live = self.meta.mouth.get("live")
+        if live is None:
+            raise TalkfaceError("this motion model has no live mouth filter (live_mouth.py)")
+        self._live_phones, self._mouth = phones, live
+        m = self.meta
+        # Frame k's mouth needs model features up to k + ahead; the window holding frame k - delay needs
+        # them up to its end + the model's look-ahead: the delay that makes the second never later.
+        if live.ahead > m.lookahead:
+            raise TalkfaceError("the live mouth filter looks further ahead than the model waits for")
+        self._delay = m.window + m.lookahead - 1 - live.ahead
 
     def _hear(self, w0: int) -> None:
         """The live phones around window w0's mouth filter windows, as known now."""
@@ -394,13 +412,22 @@ class LearnedStream:
                     break
             elif w0 + m.window + m.lookahead > self._n_model_feat:
                 break
-            elif self._live_phones is not None and self._mouth is not None:
-                needed = (w0 + m.window + self._mouth.ahead) / MODEL_FPS + LIVE_PHONE_MARGIN_S
-                if needed > self._live_phones.known_until:
-                    break
-            if self._live_phones is not None and self._mouth is not None:
-                self._hear(w0)
             self._motion_append(self._generate(w0))
+
+    def _live_mouths(self, final: bool) -> None:
+        """Live: the mouth of every model frame whose filter window has arrived, as the phones are known
+        now (when final: of every frame the last window holds)."""
+        f, k0 = self._mouth, self._n_live_mouth
+        if final:
+            w = self.meta.window
+            k_end = -(-self._model_frames_needed() // w) * w
+        else:
+            k_end = self._n_model_feat - f.ahead
+        if k_end <= k0:
+            return
+        self._hear(k0)
+        self._live_mouth = np.concatenate([self._live_mouth, self._mouth_of(k0, k_end - k0)])
+        self._n_live_mouth = k_end
 
     def _model_frames_needed(self) -> int:
         """Model frames whose motion the output frames need (up to the last output frame's centre)."""
@@ -439,7 +466,10 @@ class LearnedStream:
             x1 = pred[1] + m.guidance * (pred[0] - pred[1]) if guided else pred[0]
             # Rectified flow x_t = (1 - t) noise + t x1: the velocity towards the predicted x1.
             x = x + (ts[k + 1] - t) * (x1 - x) / (1.0 - t)
-        if self._mouth is not None:
+        if self._live_phones is not None:
+            mouth = self._live_mouth[w0 - self._live_start : w0 - self._live_start + m.window]
+            x[:, MOUTH] = (mouth - m.motion_mean[MOUTH]) / m.motion_std[MOUTH]
+        elif self._mouth is not None:
             mouth = self._mouth_of(w0, m.window)
             x[:, MOUTH] = (mouth - m.motion_mean[MOUTH]) / m.motion_std[MOUTH]
         if self._blinks is not None:
@@ -480,8 +510,10 @@ class LearnedStream:
         open on sung notes: at least SUNG_JAW x the open cue where HeldNotes says a note is held (in the
         jaw's units before the output's jaw_gain). The gate reads the most voice over the VOICE_BACK frames
         before and the look-ahead frames after (the voice-activity detector dips inside words; gating on the
-        frame alone cost 0.03 of lip-sync r on the validation clips, this gains 0.003)."""
-        count, ahead = len(mouth), self.meta.lookahead
+        frame alone cost 0.03 of lip-sync r on the validation clips, this gains 0.003). Live, the look-ahead
+        is the live mouth filter's."""
+        count = len(mouth)
+        ahead = self._mouth.ahead if self._live_phones is not None else self.meta.lookahead
         k = (
             np.clip(np.arange(w0 - VOICE_BACK, w0 + count + ahead), 0, self._n_model_feat - 1)
             - self._feat_start
@@ -522,16 +554,22 @@ class LearnedStream:
         if drop > 0:
             self._feat, self._cues, self._voice = self._feat[drop:], self._cues[drop:], self._voice[drop:]
             self._feat_start += drop
-        # Output interpolation still needs the model frames around the next output frame's centre.
+        # Output interpolation still needs the model frames around the next output frame's centre (live,
+        # the flow's motion `_delay` frames before it).
         first_out = int(math.floor((self._n_out + 0.5) / self.fps * MODEL_FPS - 0.5)) - 1
-        drop = min(first, first_out) - self._motion_start
+        drop = min(first, first_out - self._delay) - self._motion_start
         if drop > 0:
             self._motion, self._motion_start = self._motion[drop:], self._motion_start + drop
+        drop = min(first_out, self._n_model_motion) - self._live_start  # the next window's mouth
+        if drop > 0:
+            self._live_mouth, self._live_start = self._live_mouth[drop:], self._live_start + drop
 
     # -- output side ----------------------------------------------------------------------------------
 
     def _emit(self, final: bool) -> MotionSequence:
         """Output frames whose centre lies within the generated model frames (all of them when final)."""
+        if self._live_phones is not None:
+            return self._emit_live(final)
         n_avail = self._n_model_motion
         if final:
             n_out_end = self._n_in
@@ -553,6 +591,30 @@ class LearnedStream:
             i1 = np.clip(i0 + 1, 0, len(self._motion) - 1)
             w = (pos - i0)[:, None]
             x = self._motion[i0] * (1 - w) + self._motion[i1] * w
+        self._n_out = n_out_end
+        return self._to_motion(x)
+
+    def _emit_live(self, final: bool) -> MotionSequence:
+        """Live: output frames whose centre lies within the frames with a mouth, and `_delay` frames past the
+        flow's motion (all of them when final)."""
+        n_avail = min(self._n_live_mouth, self._n_model_motion + self._delay)
+        if final:
+            n_out_end = self._n_in
+        elif self.fps == MODEL_FPS:
+            n_out_end = n_avail
+        else:
+            n_out_end = int(math.floor(((n_avail - 1 + 0.5) / MODEL_FPS) * self.fps - 0.5)) + 1
+        n_out_end = min(max(n_out_end, self._n_out), self._n_in)
+        if n_out_end == self._n_out:
+            return _empty(self.fps)
+        m = self.meta
+        pos = (np.arange(self._n_out, n_out_end) + 0.5) / self.fps * MODEL_FPS - 0.5
+        rest = (-m.motion_mean / m.motion_std).astype(np.float32)  # the portrait's pose and expression
+        x = _interpolated(self._motion, self._motion_start, self._n_model_motion, pos - self._delay, rest)
+        mouth = _interpolated(
+            self._live_mouth, self._live_start, self._n_live_mouth, np.maximum(pos, 0.0), rest[MOUTH]
+        )
+        x[:, MOUTH] = (mouth - m.motion_mean[MOUTH]) / m.motion_std[MOUTH]
         self._n_out = n_out_end
         return self._to_motion(x)
 
@@ -591,6 +653,8 @@ class LearnedStream:
         self._raw.append(features)
         self._n_in += len(features)
         self._model_features(final=False)
+        if self._live_phones is not None:
+            self._live_mouths(final=False)
         self._run_windows(final=False)
         out = self._emit(final=False)
         self._trim()
@@ -604,6 +668,8 @@ class LearnedStream:
         if self._n_in == 0:
             return _empty(self.fps)
         self._model_features(final=True)
+        if self._live_phones is not None:
+            self._live_mouths(final=True)
         self._run_windows(final=True)
         return self._emit(final=True)
 
@@ -621,6 +687,25 @@ def _take(f: AudioFeatures, i0: np.ndarray, i1: np.ndarray, w: np.ndarray) -> Au
         out[k] = (a[i0] * (1 - ww) + a[i1] * ww).astype(np.float32)
     out["pitch_hz"] = np.where(w < 0.5, f.pitch_hz[i0], f.pitch_hz[i1]).astype(np.float32)
     return dataclasses.replace(f, rate=MODEL_FPS, **out)
+
+
+def _interpolated(
+    rows: np.ndarray, start: int, known: int, pos: np.ndarray, before: np.ndarray
+) -> np.ndarray:
+    """Rows of frames start... of a sequence (`known` frames so far, `rows` its tail) interpolated at frame
+    positions pos: clipped to the last known frame, `before` for the frames before the first."""
+
+    def at(i: np.ndarray) -> np.ndarray:
+        out = np.repeat(before[None].astype(np.float32), len(i), 0)
+        ok = i >= 0
+        if known and ok.any():
+            out[ok] = rows[np.minimum(i[ok], known - 1) - start]
+        return out
+
+    pos = np.minimum(pos, max(known - 1, 0))
+    i0 = np.floor(pos).astype(np.int64)
+    w = (pos - i0)[:, None].astype(np.float32)
+    return at(i0) * (1 - w) + at(i0 + 1) * w
 
 
 def _empty(fps: float) -> MotionSequence:

@@ -40,17 +40,17 @@ MAX_FLUSH_S = 1.0  # flushing never adds more silence than this
 HUSH_S = 0.08
 MOUTH = [JAW_OPEN, LIP_ROUND, LIP_SPREAD]
 
-# The live default. Both generators stream; "learned" reads phones recognised as the audio arrives
-# (audio.phones.LivePhones) through a mouth filter fitted on what a live window sees
-# (training/learned_motion/live_mouth.py), but it waits for a whole motion window and its look-ahead: about
-# 230 ms median latency, more than a conversation (a voice agent's barge-in, issue 18) tolerates. The rules'
-# mouth reads no audio ahead of the frame beyond the lip lead (a filter of the last 200 ms of acoustic cues
-# fitted to real lips, training/fit_rules_mouth.py): a frame is drawn 100 ms of audio after its start (it
-# spans 40 ms, leads by 40, the features need 20), 40 ms sooner than with the smoothed hand-made mouth, and
-# its rendered lips follow real ones as closely (`talkface eval`, 20 validation clips: r 0.27 both, paired
-# difference -0.001, -0.039..+0.039; closed-mouth F1 0.40 against 0.32). Before rendering, the learned live
-# jaw follows the real one better (r 0.303 against the rules' 0.250, which was 0.280 with the hand-made mouth;
-# scripts/live_lipsync.py), so a client that can wait asks for it with generator="learned".
+# The live default. Both generators stream. The rules' mouth reads no audio ahead of the frame beyond the lip
+# lead (a filter of the last 200 ms of acoustic cues fitted to real lips, training/fit_rules_mouth.py): a
+# frame is drawn 80 ms of audio after its start (it spans 40 ms, leads by 40), 90 ms median latency at
+# 512 px (`talkface bench --json`). "learned" reads phones recognised as the audio arrives
+# (audio.phones.LivePhones) through a mouth filter fitted on the guesses the recogniser has by the time a
+# frame is made (training/learned_motion/live_mouth.py); it needs 40 ms more audio, two frames past the
+# frame, since the phones at the decoder's very edge are worth little: 132 ms median latency, with the
+# head and the rest of the face 120 ms late (LearnedStream.listen). Its jaw follows the real one somewhat
+# better before rendering (validation clips, scripts/live_lipsync.py: r 0.293 against the rules' 0.267,
+# paired difference +0.026, -0.028..+0.084, not settled); read one frame ahead, as the rules wait, it
+# follows worse (0.242). So a client that can wait 40 ms more asks for it with generator="learned".
 LIVE_GENERATOR = "rules"
 
 
@@ -58,7 +58,7 @@ class Session:
     """A live talking-face stream from one portrait. options: fields of AnimateOptions (size, fps, seed,
     motion_scale, gaze, emotion, ...); raises TalkfaceError for bad options or a portrait without a face.
     The generator defaults to LIVE_GENERATOR (the rules: the lowest latency), not the offline default;
-    generator="learned" gives the learned mouth on phones recognised as the audio streams in, at about 130 ms
+    generator="learned" gives the learned mouth on phones recognised as the audio streams in, at about 40 ms
     more latency (see LIVE_GENERATOR).
 
     push_audio() and frames() may be called from two different threads (one producer, one consumer), and
