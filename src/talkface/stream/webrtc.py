@@ -51,6 +51,11 @@ VIDEO_CLOCK = 90000  # Hz, RTP's video clock
 AUDIO_FRAME_S = 0.02  # seconds of audio per frame sent (Opus' 20 ms)
 MAX_OFFER_BYTES = 64 * 1024  # an SDP offer is a few kB
 MAX_QUEUED_S = 0.5  # frames a track holds for a sender that stalls; older ones are dropped
+# Seconds the clock may fall behind and then catch up by sending faster; beyond, it goes on from now. A burst
+# of audio sits in the browser's jitter buffer as lasting delay (NetEq drains it over seconds): 0.5 s of
+# catch-up at the start (a slow first frame) left the voice 0.5 s behind the face, 130 ms after 15 s
+# (scripts/av_sync.py).
+MAX_CATCH_UP_S = 0.1
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 _ICE_HOSTS: list[str] | None = None  # addresses ICE gathers on (None: every interface, aioice's default)
 
@@ -354,7 +359,7 @@ class Peer:
                     self.frames_sent += 1
                 k += 1
                 delay = start + k / fps - self.loop.time()
-                if delay < -self.settings.max_render_lag:  # a busy server: go on from now, do not race
+                if delay < -MAX_CATCH_UP_S:  # late (a slow frame, a busy server): go on from now, no burst
                     start = self.loop.time() - k / fps
                 await asyncio.sleep(max(0.0, delay))
         except asyncio.CancelledError:
