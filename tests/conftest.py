@@ -16,6 +16,8 @@ from talkface.assets import asset_path
 # Videos are signed with a local C2PA certificate made on first use under $XDG_CONFIG_HOME: the tests (and
 # the commands they run) make theirs in a temporary folder, never in the home folder of the machine.
 os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="talkface-tests-config-")
+# Portrait analyses are cached under $XDG_CACHE_HOME (face.cache): the same, in a folder of their own.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="talkface-tests-cache-")
 
 
 def synth_speech(seconds: float, rate: int = 16000, seed: int = 0) -> np.ndarray:

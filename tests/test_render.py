@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import numpy as np
 
 from talkface.face import topology as T
@@ -273,3 +276,34 @@ def test_teeth_take_the_portraits_own_colour(rig):
     assert mouth.teeth_from_portrait
     assert np.abs(mouth.teeth - TEETH).max() > 3
     assert mouth.teeth.min() > 120 and mouth.teeth.max() - mouth.teeth.min() < 60  # bright, unsaturated
+
+
+def test_nearest_outside_is_scipys_distance_transform_to_the_bit():
+    from scipy import ndimage
+
+    from talkface.render.background import nearest_outside
+
+    rng = np.random.default_rng(0)
+    for shape in ((64, 64), (37, 91), (256, 256)):
+        for density in (0.02, 0.5, 0.98):
+            hole = rng.random(shape) < density
+            hole[shape[0] // 4 : shape[0] // 2, shape[1] // 4 : shape[1] // 2] = True  # ties to break
+            dist, indices = nearest_outside(hole)
+            want_dist, want_indices = ndimage.distance_transform_edt(hole, return_indices=True)
+            assert dist.dtype == want_dist.dtype and indices.dtype == want_indices.dtype
+            np.testing.assert_array_equal(dist, want_dist)
+            np.testing.assert_array_equal(indices, want_indices)
+
+
+def test_the_set_up_reads_mediapipes_mesh_and_scipys_delaunay_without_their_packages():
+    code = (
+        "import sys; from talkface.face import topology as T; from talkface.render.warp import _delaunay; "
+        "tris = T.mesh_triangles(); D = _delaunay(); "
+        "alone = sorted(m for m in ('mediapipe', 'scipy.spatial') if m in sys.modules); "
+        "from mediapipe.python.solutions.face_mesh_connections import FACEMESH_TESSELATION as E; "
+        "T.mesh_triangles.cache_clear(); import numpy as np; from scipy.spatial import Delaunay; "
+        "print(alone, np.array_equal(tris, T.mesh_triangles()), D is Delaunay, len(E))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["[]", "True", "True", "2556"]

@@ -1,7 +1,10 @@
-"""Start-up: a job imports nothing it does not use (scipy.signal, matplotlib), the filters that replace
-scipy.signal's give its results to the bit, and analysing the portrait beside the audio keeps the errors'
+"""Start-up: a job imports nothing it does not use (scipy.signal, matplotlib, the rest of scipy.spatial and
+scipy.ndimage, mediapipe's other solutions), the filters that replace scipy.signal's give its results to the
+bit, the command runs BLAS on one thread, and analysing the portrait beside the audio keeps the errors'
 order."""
 
+import ast
+import os
 import subprocess
 import sys
 
@@ -38,17 +41,56 @@ def test_iir_matches_scipy_to_the_bit():
             np.testing.assert_array_equal(z, want_z)
 
 
-def test_a_job_imports_neither_scipy_signal_nor_matplotlib(tmp_path, portrait):
+def modules_a_job_imports(tmp_path, portrait, names: tuple[str, ...], env: dict) -> list[str]:
+    """Which of `names` a fresh process has imported after animating 1 s of speech (with environment env)."""
     wav = write_audio(tmp_path / "one.wav", synth_speech(1.0), 16000)
     code = (
         "import sys; from talkface.pipeline import animate; "
         f"animate({str(portrait)!r}, {str(wav)!r}, {str(tmp_path / 'one.mp4')!r}); "
-        "print(sorted(m for m in ('scipy.signal', 'scipy.stats', 'matplotlib', 'matplotlib.pyplot') "
-        "if m in sys.modules))"
+        f"print(sorted(m for m in {names!r} if m in sys.modules))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    return ast.literal_eval(r.stdout.strip().splitlines()[-1])
+
+
+def test_a_job_imports_neither_scipy_signal_nor_matplotlib(tmp_path, portrait):
+    names = ("scipy.signal", "scipy.stats", "matplotlib", "matplotlib.pyplot")
+    assert modules_a_job_imports(tmp_path, portrait, names, dict(os.environ)) == []
+
+
+def test_a_job_imports_neither_scipy_spatial_nor_scipy_ndimage(tmp_path, portrait):
+    """The set-up uses one module of each (render.warp._delaunay, render.background.nearest_outside)."""
+    names = ("scipy.spatial", "scipy.ndimage", "scipy.special")
+    env = {**os.environ, "TALKFACE_NO_CACHE": "1"}
+    assert modules_a_job_imports(tmp_path, portrait, names, env) == []
+
+
+@pytest.mark.parametrize("asked", [None, "2"])
+def test_the_command_runs_blas_on_one_thread_unless_told_otherwise(asked):
+    code = (
+        "import os, sys, talkface.cli; sys.argv = ['talkface', '--help']\n"
+        "try:\n    talkface.cli.run()\nexcept SystemExit:\n    pass\n"
+        "print(os.environ['OPENBLAS_NUM_THREADS'], 'numpy' in sys.modules)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if asked:
+        env["OPENBLAS_NUM_THREADS"] = asked
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[-2:] == [asked or "1", "False"]  # set before numpy (and its OpenBLAS) loads
+
+
+def test_mediapipes_unused_solutions_load_on_first_use():
+    code = (
+        "import sys; from talkface.face.landmarks import mediapipe; mp = mediapipe(); "
+        "print('mediapipe.python.solutions.pose' in sys.modules, mp.solutions.pose.Pose.__name__, "
+        "mp.solutions.hands.Hands.__name__, 'mediapipe.python.solutions.pose' in sys.modules); "
+        "import mediapipe.python.solutions.holistic as h; print(mp.solutions.holistic is h)"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip().splitlines()[-1] == "[]"
+    assert r.stdout.split() == ["False", "Pose", "Hands", "True", "True"]
 
 
 def test_matplotlib_still_works_after_mediapipe():

@@ -323,7 +323,12 @@ def run() -> None:
     mediapipe's C++ graph (absl/glog) and TFLite write notices straight to file descriptor 2, sometimes from
     their own threads after any Python-side redirection has ended, so the CLI's one-line errors would not
     be one line. Descriptor 2 goes to /dev/null for the whole run and Python's sys.stderr to a duplicate of
-    the real one. TALKFACE_NATIVE_LOGS=1 keeps the native logs."""
+    the real one. TALKFACE_NATIVE_LOGS=1 keeps the native logs.
+
+    BLAS runs on one thread unless OPENBLAS_NUM_THREADS says otherwise (set before numpy loads): talkface's
+    matrix products are small, and OpenBLAS's second thread only spins after each of them, 0.4 s of CPU in a
+    job's first second taken from the thread that analyses the portrait; frames render as fast."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     if not os.environ.get("TALKFACE_NATIVE_LOGS"):
         try:
             real = os.dup(2)

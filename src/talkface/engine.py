@@ -33,6 +33,7 @@ from talkface import __version__
 from talkface.audio.load import SAMPLE_RATE, Audio, AudioReader
 from talkface.config import AnimateOptions, RenderOptions
 from talkface.face.action_units import AU, FACS
+from talkface.face.cache import portrait_rig
 from talkface.face.image import load_image
 from talkface.face.learned_basis import JAW_GAP
 from talkface.face.rig import FaceRig, build_rig
@@ -85,8 +86,10 @@ class Engine:
 
     portrait: an image path or an RGB uint8 array. clock: a StageClock to time the stages (eval.bench).
     rig: the portrait's rig already built at options.size and options.head_distance (build_rig; a batch
-    analyses each portrait once), instead of analysing it again.
-    Raises TalkfaceError (NoFaceError) for an unreadable image or one without a face."""
+    analyses each portrait once), instead of analysing it again. cached: keep the portrait's analysis in
+    the user's cache, and take it from there when the portrait was analysed before (face.cache: the same
+    rig, without mediapipe); the offline jobs do (talkface.pipeline), a live session (anyone's upload) does
+    not. Raises TalkfaceError (NoFaceError) for an unreadable image or one without a face."""
 
     def __init__(
         self,
@@ -95,15 +98,15 @@ class Engine:
         clock: StageClock | None = None,
         payload: Payload | None = None,
         rig: FaceRig | None = None,
+        cached: bool = False,
     ):
         self.options = options
         self._clock = clock or _untimed
         self._portrait = portrait  # named, by its hash, in each MP4's C2PA manifest
         with self._clock("face"):
             self.image = portrait if isinstance(portrait, np.ndarray) else load_image(portrait)
-            self.rig: FaceRig = rig or build_rig(
-                self.image, options.size, head_distance=options.head_distance
-            )
+            analyse = portrait_rig if cached else build_rig
+            self.rig: FaceRig = rig or analyse(self.image, options.size, head_distance=options.head_distance)
         self.payload = payload or new_payload()
         with self._clock("frame_setup"):
             self.renderer = Renderer(self.rig, options.neutralize)

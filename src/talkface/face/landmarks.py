@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import sys
-import types
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -15,6 +13,7 @@ import numpy as np
 
 from talkface.errors import NoFaceError
 from talkface.face import topology as T
+from talkface.imports import Deferred
 
 log = logging.getLogger(__name__)
 
@@ -72,19 +71,36 @@ class Landmarks:
         return float(gap / max(self.eye_distance, 1e-6))
 
 
+# Modules that mediapipe imports with itself and talkface never uses, and what they cost a job's start:
+# matplotlib.pyplot (0.4-0.8 s, for a plotting helper) and the solutions other than the face's (0.03-0.05 s).
+# Each group is a package and its submodule, or one module.
+_UNUSED = (
+    ("matplotlib", "matplotlib.pyplot"),
+    ("mediapipe.python.solutions.drawing_styles",),
+    ("mediapipe.python.solutions.hands",),
+    ("mediapipe.python.solutions.holistic",),
+    ("mediapipe.python.solutions.objectron",),
+    ("mediapipe.python.solutions.pose",),
+)
+
+
 def mediapipe():
-    """The mediapipe package, imported without matplotlib: mediapipe's solutions package imports
-    matplotlib.pyplot at import for a plotting helper we never call (0.4-0.8 s of a 1-s job's start).
-    While mediapipe imports, matplotlib and matplotlib.pyplot are stand-ins (_Deferred) that load the real
-    modules on first use, so matplotlib still works for any code that uses it. Call it under
-    _quiet_stderr."""
-    if "mediapipe" in sys.modules or "matplotlib" in sys.modules:
+    """The mediapipe package, imported without the modules of _UNUSED: while mediapipe imports, they are
+    stand-ins (Deferred) that load the real modules on first use, so they still work for any code that uses
+    them (a group already loaded is left as it is). Call it under _quiet_stderr."""
+    if "mediapipe" in sys.modules:
         import mediapipe
 
         return mediapipe
-    names = ("matplotlib", "matplotlib.pyplot")
-    stand_ins = {name: _Deferred(name, names) for name in names}
-    stand_ins["matplotlib"].pyplot = stand_ins["matplotlib.pyplot"]  # `import matplotlib.pyplot as plt`
+    stand_ins: dict[str, Deferred] = {}
+    for group in _UNUSED:
+        if any(name in sys.modules for name in group):
+            continue
+        for name in group:
+            stand_ins[name] = Deferred(name, group)
+            package, _, attr = name.rpartition(".")
+            if package in stand_ins:  # `import matplotlib.pyplot as plt` reads the package's attribute
+                setattr(stand_ins[package], attr, stand_ins[name])
     sys.modules.update(stand_ins)
     try:
         import mediapipe
@@ -92,24 +108,11 @@ def mediapipe():
         for name, module in stand_ins.items():  # later imports get the real modules
             if sys.modules.get(name) is module:
                 del sys.modules[name]
+            package, _, attr = name.rpartition(".")
+            if package in sys.modules and not hasattr(sys.modules[package], attr):
+                # `mp.solutions.hands`: the import system set no attribute for a module it found in place
+                setattr(sys.modules[package], attr, module)
     return mediapipe
-
-
-class _Deferred(types.ModuleType):
-    """Stands in for a module (and its group: a package and its submodule) until one of its attributes is
-    used: then the real modules are imported and the attribute is theirs."""
-
-    def __init__(self, name: str, group: tuple[str, ...]):
-        super().__init__(name)
-        self._group = group
-
-    def __getattr__(self, attr: str):  # only for what the stand-in lacks: everything but its name
-        if attr.startswith("__") and attr != "__path__":
-            raise AttributeError(attr)
-        for name in self._group:
-            if isinstance(sys.modules.get(name), _Deferred):
-                del sys.modules[name]
-        return getattr(importlib.import_module(self.__name__), attr)
 
 
 def _mediapipe_face_mesh(static: bool, max_faces: int):
@@ -208,22 +211,45 @@ def _face_boxes(image: np.ndarray) -> list[tuple[float, float, float]]:
     return sorted(boxes, key=lambda b: -b[2])
 
 
-def detect_face(image: np.ndarray, what: str = "the portrait") -> Landmarks:
-    """The largest face in an RGB uint8 image. Retries on rescaled, padded, rotated and tiled copies
-    (small or tightly cropped faces, tilted drawings) before raising NoFaceError."""
+@dataclass(frozen=True)
+class Found:
+    """What detect_face found: the largest face, how many faces the copy of the image it was found in
+    shows, and the name of that copy ("as is", "padded", ...; see _views)."""
+
+    face: Landmarks
+    faces: int
+    view: str
+
+    def report(self, what: str) -> None:
+        """Log what a user should know about the finding in `what` (a name such as "the portrait")."""
+        if self.faces > 1:
+            log.warning("%d faces in %s; animating the largest", self.faces, what)
+        if self.view != "as is":
+            log.info("face found in %s only %s", what, self.view)
+
+
+def find_face(image: np.ndarray, what: str = "the portrait") -> Found:
+    """detect_face's search, unreported: the largest face in an RGB uint8 image, found as is or in a
+    rescaled, padded, rotated or tiled copy (small or tightly cropped faces, tilted drawings); raises
+    NoFaceError (naming `what`) when none shows one."""
     for name, view, back in _views(image):
         faces = detect_faces(view)
         if not faces:
             continue
-        if len(faces) > 1:
-            log.warning("%d faces in %s; animating the largest", len(faces), what)
-        if name != "as is":
-            log.info("face found in %s only %s", what, name)
         pts = faces[0].points.astype(np.float64)
         scale = float(np.sqrt(abs(np.linalg.det(back[:, :2]))))
         xy = pts[:, :2] @ back[:, :2].T + back[:, 2]
-        return Landmarks(np.column_stack([xy, pts[:, 2] * scale]).astype(np.float32))
+        face = Landmarks(np.column_stack([xy, pts[:, 2] * scale]).astype(np.float32))
+        return Found(face, len(faces), name)
     raise NoFaceError(f"no face found in {what}")
+
+
+def detect_face(image: np.ndarray, what: str = "the portrait") -> Landmarks:
+    """The largest face in an RGB uint8 image. Retries on rescaled, padded, rotated and tiled copies
+    (small or tightly cropped faces, tilted drawings) before raising NoFaceError."""
+    found = find_face(image, what)
+    found.report(what)
+    return found.face
 
 
 class FaceTracker:

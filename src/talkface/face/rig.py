@@ -143,10 +143,15 @@ def person_mask(crop: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 
 def build_rig(
-    portrait: np.ndarray, size: int, face: Landmarks | None = None, head_distance: float = 1.0
+    portrait: np.ndarray,
+    size: int,
+    face: Landmarks | None = None,
+    head_distance: float = 1.0,
+    person: np.ndarray | None = None,
 ) -> FaceRig:
     """Detect the face (unless given), crop it at `size` x `size` (face_framing, within the portrait less
-    its letterbox bars), and segment the person."""
+    its letterbox bars), and segment the person (unless `person`, the mask person_mask made of this crop
+    before, is given: face.cache keeps it)."""
     face = face or detect_face(portrait)
     framing = face_framing(face, portrait.shape[:2], size, head_distance, content_box(portrait))
     m = framing.matrix
@@ -157,4 +162,4 @@ def build_rig(
     xy = pts[:, :2] @ m[:, :2].T + m[:, 2]
     z = (pts[:, 2] - pts[: T.N_MESH, 2].mean()) * scale
     points = np.column_stack([xy, z]).astype(np.float32)
-    return FaceRig(crop, points, framing, person_mask(crop, points))
+    return FaceRig(crop, points, framing, person_mask(crop, points) if person is None else person)

@@ -3,8 +3,19 @@ colour comes from. Compiled with numba (cached on disk after the first run)."""
 
 from __future__ import annotations
 
+import contextlib
+
 import numba
 import numpy as np
+
+from talkface.imports import import_alone
+
+# The first numba function a process runs (compiled or loaded from the cache) has numba look for BLAS by
+# importing scipy.linalg.cython_blas (numba.np.linalg.ensure_blas), and with it all of scipy.linalg: 0.09 s
+# of a job's start. That module alone does for the check; it is imported here, before any numba function
+# runs (the triangulation imports the LAPACK one alone: render.warp._delaunay).
+with contextlib.suppress(ImportError):
+    import_alone("scipy.linalg.cython_blas")
 
 BEHIND = 1e7  # depth added to triangles that face away: behind every other triangle, rings included
 
