@@ -5,7 +5,8 @@ For each clip in DATA_DIR: the portrait is the first closed-mouth frame in the f
 seconds (else the first frame), the audio is the clip's own, and each generator renders a video at the
 clip's frame rate so that frame i of both videos covers the same audio. Self-reenactment (eval.reenact)
 drives the same portrait with the clip's own tracked motion instead, which measures the renderer alone.
-Writes DIR/report.json, DIR/report.md and DIR/plots/*.png; the generated videos are kept in DIR/videos
+Writes DIR/report.json, DIR/report.md and DIR/plots/*.png (and each clip's mouth openings per frame as
+plots/mouth_*.npz); the generated videos are kept in DIR/videos
 (git-ignored, like all of reports/: they are derived from third-party media and must not be committed or
 published).
 """
@@ -778,6 +779,15 @@ def write_plots(report: dict, series: dict[str, dict], plot_dir: Path) -> list[s
         p = plot_dir / f"mouth_{Path(name).stem}.png"
         _plot_clip(s, name, p)
         paths.append(p)
+        # The plotted series as data, for analyses the report does not make (voicing, openings per frame).
+        openings = {f"gen_{g}": v for g, v in s["generators"].items()}
+        np.savez_compressed(
+            plot_dir / f"mouth_{Path(name).stem}.npz",
+            fps=s["fps"],
+            voicing=s["voicing"],
+            real=s["real"],
+            **openings,
+        )
     for key, unit, *_ in METRICS:
         if key == "face_found":
             continue
