@@ -418,6 +418,9 @@ def test_eval_writes_report_json_md_and_plots(report):
     md = (folder / "report.md").read_text()
     assert "| lipsync_corr |" in md and "talk.mp4" in md
     assert (folder / "plots" / "mouth_talk.png").stat().st_size > 10_000
+    series = np.load(folder / "plots" / "mouth_talk.npz")  # the plotted openings, as data
+    assert set(series.files) == {"fps", "voicing", "real", "gen_rules", "gen_loudness"}
+    assert len(series["real"]) == len(series["gen_rules"]) == 75
     assert (folder / "plots" / "metric_lipsync_corr.png").is_file()
     assert (folder / "plots" / "reenact.png").is_file() and "## Self-reenactment" in md
     assert data["uncertainty"]["ci"] == {} and "## Uncertainty" not in md  # one clip: nothing to resample
