@@ -333,7 +333,8 @@ class ServerSettings(_Checked):
     max_render_lag: float = _opt(
         1.5,
         "seconds a frame may be late (after its audio was due, at real-time pace) before the frames waiting "
-        "to be rendered are skipped to the newest; the client is told with a 'behind' message",
+        "to be rendered are skipped to the newest; the client is told with a 'behind' message (WebSocket; "
+        "a WebRTC peer's tracks go on from the present once 0.1 s late)",
         (0.1, 3600.0),
     )
     max_queued_seconds: float = _opt(
