@@ -327,12 +327,13 @@ class LearnedStream:
         fed by whoever feeds this stream the same audio) and make each frame as soon as its mouth is known.
 
         The mouth is the "live" filter's (training/learned_motion/live_mouth.py), fitted on the phones the
-        recogniser guesses by the time a frame is made, beside the acoustic cues; it reads one frame
-        ahead, so a frame waits for 40 ms of audio past its end, as the rules' live mouth does. The rest of
-        the face (head, gaze, brows, blinks) comes from the flow model's windows, which need the audio of a
-        whole window and the model's look-ahead: it is shown `_delay` model frames late (160 ms; the rest
-        pose before the first window). Waiting for settled phones instead (0.3 s) would give back the
-        offline mouth's r, at 0.3 s more latency."""
+        recogniser guesses by the time a frame is made, beside the acoustic cues; it reads two frames
+        ahead (the shipped filter), so a frame waits for 80 ms of audio past its end, 40 ms more than the
+        rules' live mouth (one frame ahead, the phones at the decoder's edge are worth little: see
+        live_mouth.py). The rest of the face (head, gaze, brows, blinks) comes from the flow model's windows,
+        which need the audio of a whole window and the model's look-ahead: it is shown `_delay` model frames
+        late (3 frames, 120 ms, with the shipped filter; the rest pose before the first window). Waiting for
+        settled phones instead (0.3 s) would give back the offline mouth's r, at 0.3 s more latency."""
         if self._n_in:
             raise TalkfaceError("listen() must come before the first push()")
         live = self.meta.mouth.get("live")
@@ -571,14 +572,7 @@ class LearnedStream:
         if self._live_phones is not None:
             return self._emit_live(final)
         n_avail = self._n_model_motion
-        if final:
-            n_out_end = self._n_in
-        elif self.fps == MODEL_FPS:
-            n_out_end = n_avail
-        else:
-            # Output frame j needs model frame ceil(centre position) generated.
-            n_out_end = int(math.floor(((n_avail - 1 + 0.5) / MODEL_FPS) * self.fps - 0.5)) + 1
-        n_out_end = min(max(n_out_end, self._n_out), self._n_in)
+        n_out_end = self._out_end(n_avail, final)
         count = n_out_end - self._n_out
         if count == 0 or n_avail == 0:
             return _empty(self.fps)
@@ -594,17 +588,21 @@ class LearnedStream:
         self._n_out = n_out_end
         return self._to_motion(x)
 
-    def _emit_live(self, final: bool) -> MotionSequence:
-        """Live: output frames whose centre lies within the frames with a mouth, and `_delay` frames past the
-        flow's motion (all of them when final)."""
-        n_avail = min(self._n_live_mouth, self._n_model_motion + self._delay)
+    def _out_end(self, n_avail: int, final: bool) -> int:
+        """The output frames that n_avail model frames complete (all pushed when final): output frame j
+        needs model frame ceil(its centre's position)."""
         if final:
             n_out_end = self._n_in
         elif self.fps == MODEL_FPS:
             n_out_end = n_avail
         else:
             n_out_end = int(math.floor(((n_avail - 1 + 0.5) / MODEL_FPS) * self.fps - 0.5)) + 1
-        n_out_end = min(max(n_out_end, self._n_out), self._n_in)
+        return min(max(n_out_end, self._n_out), self._n_in)
+
+    def _emit_live(self, final: bool) -> MotionSequence:
+        """Live: output frames whose centre lies within the frames with a mouth, and `_delay` frames past the
+        flow's motion (all of them when final)."""
+        n_out_end = self._out_end(min(self._n_live_mouth, self._n_model_motion + self._delay), final)
         if n_out_end == self._n_out:
             return _empty(self.fps)
         m = self.meta
