@@ -186,7 +186,7 @@ def calibrate(train_eval: Path, assets: Path = ASSETS, jaw_only: bool = False) -
     if jaw_only:
         gains = cal["rotation_gain"]
     else:
-        _calibrate_blink_widths(json.loads(train_eval.read_text())["summary"], meta)
+        _calibrate_blink_widths(json.loads(train_eval.read_text())["summary"], meta, cal)
     meta["calibration"] = {
         **cal,  # the rotation limit, when there is one
         "rotation_gain": [round(g, 3) for g in gains],
@@ -198,19 +198,17 @@ def calibrate(train_eval: Path, assets: Path = ASSETS, jaw_only: bool = False) -
     print(f"calibration: {meta['calibration']}")
 
 
-def _calibrate_blink_widths(summary: dict, meta: dict) -> None:
+def _calibrate_blink_widths(summary: dict, meta: dict, cal: dict) -> None:
     """Stretch the blink process's widths so that rendered blinks last as long as real ones, as the eval's
-    blink detector sees both (blink_ms pooled over all blinks of the clips)."""
+    blink detector sees both (blink_ms pooled over all blinks of the clips): cal["blink_width_stretch"],
+    which multiplies the one the report was made with. It lives in the calibration, not in meta["blinks"],
+    which blinks.py rewrites whole."""
     real, ours = summary["real"].get("blink_ms"), summary["learned"].get("blink_ms")
     if "blinks" not in meta or not real or not ours:
         return
-    stretch = float(np.clip(real / ours, 0.5, 2.0))
-    meta["blinks"]["widths"] = [round(w * stretch, 4) for w in meta["blinks"]["widths"]]
-    meta["blinks"]["width_calibration"] = (
-        f"export.py calibrate(), last step: widths x {stretch:.3f} (rendered blinks {ours:.0f} ms, "
-        f"real {real:.0f} ms, train split)"
-    )
-    print(f"blink widths x {stretch:.3f}")
+    stretch = float(np.clip(real / ours, 0.5, 2.0)) * cal.get("blink_width_stretch", 1.0)
+    cal["blink_width_stretch"] = round(stretch, 3)
+    print(f"blink widths x {stretch:.3f} (rendered blinks {ours:.0f} ms, real {real:.0f} ms)")
 
 
 ROTATION_LIMIT_PERCENTILE = 95.0

@@ -234,7 +234,7 @@ def _read_model(model: Path):
         jaw_gain=float(cal.get("jaw_gain", 1.0)),
         rotation_limit=np.asarray(cal["rotation_limit"], np.float32) if "rotation_limit" in cal else None,
         mouth={k: MouthFilter.from_json(meta_json["mouth"][k]) for k in MOUTH_KINDS if k in mouth},
-        blinks=BlinkModel.from_json(meta_json["blinks"]) if "blinks" in meta_json else None,
+        blinks=_blink_model(meta_json, cal),
     )
     opts = ort.SessionOptions()
     # Small matrices: one thread per op is fastest and leaves the other core to the renderer.
@@ -242,6 +242,15 @@ def _read_model(model: Path):
     opts.inter_op_num_threads = 1
     session = ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
     return session, meta
+
+
+def _blink_model(meta_json: dict, cal: dict) -> BlinkModel | None:
+    """The blink process, its widths stretched by the calibration's blink_width_stretch (rendered blinks
+    last as long as real ones to the eval's detector: export.calibrate)."""
+    if "blinks" not in meta_json:
+        return None
+    model = BlinkModel.from_json(meta_json["blinks"])
+    return dataclasses.replace(model, widths=model.widths * float(cal.get("blink_width_stretch", 1.0)))
 
 
 class LivePhoneSource(Protocol):
