@@ -332,3 +332,36 @@ def test_live_stream_reads_phones_recognised_as_the_audio_streams_in():
     assert np.corrcoef(jaw[:n_speech], offline.expression[:n_speech, 0])[0, 1] > 0.5
     assert jaw[:n_speech].std() > 0.05
     assert np.all(jaw[n_speech + 10 :] < 0.05)  # shut in the silence
+
+
+def test_jaw_curve_closes_the_low_jaws_and_keeps_the_rest(features, tmp_path):
+    """The calibration's jaw curve (training/learned_motion/jaw_curve.py) maps the jaw after the gain: the
+    shipped one shuts the lips below its threshold, as real lips close between syllables, and leaves wide
+    openings as they were. A model without it gives the jaw before the curve; a bad curve is refused."""
+    root = files("talkface.assets")
+    meta = json.loads((root / META_FILE).read_text())
+    curve = meta["calibration"]["jaw_curve"]
+    x, y = np.array(curve["x"]), np.array(curve["y"])
+    assert y[0] == 0 and y[1] == 0 and x[1] > 0.02, "the shipped curve closes the lowest jaws"
+    plain = dict(meta, calibration={k: v for k, v in meta["calibration"].items() if k != "jaw_curve"})
+    (tmp_path / MODEL_FILE).write_bytes((root / MODEL_FILE).read_bytes())
+    (tmp_path / META_FILE).write_text(json.dumps(plain))
+    n = int(round(features.duration * 25))
+    ph = (Phoneme(0.0, 0.5, "_"), Phoneme(0.5, 0.7, "m"), Phoneme(0.7, 1.0, "a"), Phoneme(1.0, 1.1, "p"))
+    ph += (Phoneme(1.1, 1.5, "o"), Phoneme(1.5, 1.6, "b"), Phoneme(1.6, 2.0, "e"), Phoneme(2.0, 12.0, "_"))
+
+    def jaw(model=None):
+        stream = LearnedStream(25.0, MotionControls(seed=2), ph, model)
+        return run_stream(stream, features, n).expression[:, JAW]
+
+    before, after = jaw(tmp_path / MODEL_FILE), jaw()
+    np.testing.assert_allclose(after, np.interp(before, x, y), atol=1e-5)
+    assert ((before > 0) & (before < x[1])).any() and (after[before < x[1]] == 0).all()
+    assert before.max() > x[2] and after.max() == pytest.approx(before.max(), abs=1e-5)
+    bad = tmp_path / "bad"  # models are loaded once per path
+    bad.mkdir()
+    (bad / MODEL_FILE).write_bytes((root / MODEL_FILE).read_bytes())
+    plain["calibration"]["jaw_curve"] = {"x": [0.0, 0.5, 0.4], "y": [0.0, 0.5, 1.0]}
+    (bad / META_FILE).write_text(json.dumps(plain))
+    with pytest.raises(TalkfaceError, match="jaw_curve"):
+        jaw(bad / MODEL_FILE)

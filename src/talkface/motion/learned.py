@@ -197,6 +197,9 @@ class ModelMeta:
     motion_std: np.ndarray  # (MOTION_DIM,)
     rotation_gain: np.ndarray  # (3,) yaw, pitch, roll: rendered-head calibration
     jaw_gain: float
+    # Monotone map of the jaw after the gain (knots x, y): rendered voiced openings spread like real ones,
+    # closing between syllables as real lips do (training/learned_motion/jaw_curve.py). None: identity.
+    jaw_curve: tuple[np.ndarray, np.ndarray] | None
     # Soft limit of the head's yaw, pitch and roll (degrees, after the gains): the range of real heads in
     # the training data. Audio unlike the training speech (singing) can swing the sampled head far beyond.
     rotation_limit: np.ndarray | None
@@ -232,6 +235,7 @@ def _read_model(model: Path):
         motion_std=np.asarray(meta_json["motion_std"], np.float32),
         rotation_gain=np.asarray(cal.get("rotation_gain", [1.0, 1.0, 1.0]), np.float32),
         jaw_gain=float(cal.get("jaw_gain", 1.0)),
+        jaw_curve=_jaw_curve(cal.get("jaw_curve")),
         rotation_limit=np.asarray(cal["rotation_limit"], np.float32) if "rotation_limit" in cal else None,
         mouth={k: MouthFilter.from_json(meta_json["mouth"][k]) for k in MOUTH_KINDS if k in mouth},
         blinks=_blink_model(meta_json, cal),
@@ -242,6 +246,15 @@ def _read_model(model: Path):
     opts.inter_op_num_threads = 1
     session = ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
     return session, meta
+
+
+def _jaw_curve(d: dict | None) -> tuple[np.ndarray, np.ndarray] | None:
+    if not d:
+        return None
+    x, y = np.asarray(d["x"], np.float32), np.asarray(d["y"], np.float32)
+    if x.ndim != 1 or x.shape != y.shape or len(x) < 2 or (np.diff(x) <= 0).any() or (np.diff(y) < 0).any():
+        raise TalkfaceError("motion model: calibration jaw_curve must be increasing knots x, y")
+    return x, y
 
 
 def _blink_model(meta_json: dict, cal: dict) -> BlinkModel | None:
@@ -631,6 +644,8 @@ class LearnedStream:
         y = x * m.motion_std + m.motion_mean
         expr = y[:, :N_EXPR]
         expr[:, 0] = np.clip(expr[:, 0] * m.jaw_gain, 0.0, 1.0)  # the mouth never closes past the portrait's
+        if m.jaw_curve is not None:
+            expr[:, 0] = np.clip(np.interp(expr[:, 0], *m.jaw_curve), 0.0, 1.0)
         expr[:, 1:4] = np.clip(expr[:, 1:4], -0.6, 1.0)
         expr[:, :4] *= s.expression_scale
         # Lids: 0 open (as in the portrait), 1 shut; both eyes blink together.
