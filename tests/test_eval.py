@@ -138,6 +138,24 @@ def test_closure_f1_matches_closed_frames_within_a_frame():
     assert M.closure_f1(real, gone, 25.0) == 1.0
 
 
+def test_closure_onset_f1_matches_the_moments_the_lips_close():
+    real = np.full(60, 0.2)
+    real[10:15] = 0.0
+    real[30:35] = 0.01
+    assert M.closure_onsets(real) == [10, 30]
+    assert M.closure_onsets(np.r_[0.0, 0.0, 0.2, np.nan, 0.0]) == []  # shut from the start; after no face
+    assert M.closure_onset_f1(real, real, 25.0) == 1.0
+    assert M.closure_onset_f1(real, np.roll(real, 2), 25.0) == 1.0  # 80 ms late
+    assert M.closure_onset_f1(real, np.roll(real, 3), 25.0) == 0.0
+    half = real.copy()
+    half[30:35] = 0.2
+    assert M.closure_onset_f1(real, half, 25.0) == pytest.approx(2 / 3)
+    # a still face scores 0, open or shut (closure_f1 gives a shut one 0.38 here)
+    assert M.closure_onset_f1(real, np.zeros(60), 25.0) == 0
+    assert M.closure_onset_f1(real, np.full(60, 0.2), 25.0) == 0
+    assert math.isnan(M.closure_onset_f1(np.zeros(60), np.zeros(60), 25.0))
+
+
 def test_silence_ratio_and_voiced_mean():
     voicing = np.r_[np.zeros(25), np.ones(50), np.zeros(25)]
     opening = np.where(voicing > 0.5, 0.3, 0.03)

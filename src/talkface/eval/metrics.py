@@ -368,6 +368,23 @@ def closure_f1(real: np.ndarray, gen: np.ndarray, fps: float, tolerance_s: float
     return float(2 * precision * recall / (precision + recall)) if precision + recall else 0.0
 
 
+def closure_onsets(opening: np.ndarray) -> list[int]:
+    """Frames where the lips close: the opening falls below CLOSED_MOUTH from an open frame (NaN, no
+    face, counts as neither)."""
+    x = np.asarray(opening, np.float64)
+    shut, seen = np.isfinite(x) & (x < CLOSED_MOUTH), np.isfinite(x)
+    return (np.flatnonzero(shut[1:] & seen[:-1] & ~shut[:-1]) + 1).tolist()
+
+
+def closure_onset_f1(real: np.ndarray, gen: np.ndarray, fps: float, tolerance_s: float = 0.08) -> float:
+    """F1 of the generated mouth's closures (closure_onsets) matched one to one with the real mouth's
+    within tolerance_s. Unlike closure_f1, a mouth that never moves scores 0 whether it is open or shut.
+    NaN when neither closes."""
+    n = min(len(real), len(gen))
+    a, b = closure_onsets(real[:n]), closure_onsets(gen[:n])
+    return f1(blink_matches(a, b, int(round(tolerance_s * fps))), len(a), len(b))
+
+
 def pose_error(real: np.ndarray, gen: np.ndarray) -> np.ndarray:
     """Mean absolute difference of per-frame head angles (T, 3) (yaw, pitch, roll, degrees) over the frames
     finite in both, shape (3,); NaN when fewer than MIN_FRAMES such frames."""
