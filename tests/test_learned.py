@@ -365,3 +365,31 @@ def test_jaw_curve_closes_the_low_jaws_and_keeps_the_rest(features, tmp_path):
     (bad / META_FILE).write_text(json.dumps(plain))
     with pytest.raises(TalkfaceError, match="jaw_curve"):
         jaw(bad / MODEL_FILE)
+
+
+def test_rules_share_of_the_jaw_is_the_rule_generators_acoustic_jaw(features, tmp_path):
+    """The calibration's rules_jaw mixes the rule generator's acoustic jaw into the jaw read from heard
+    phonemes: at a share of 1 the learned jaw is the rules' own (same cues, filter, voice gate and lip
+    lead), and the shipped share moves the jaw towards it. Phonemes given by text are not mixed."""
+    from talkface.motion.rules import RuleStream
+
+    root = files("talkface.assets")
+    meta = json.loads((root / META_FILE).read_text())
+    assert 0 < meta["calibration"]["rules_jaw"] < 1
+    cal = {k: v for k, v in meta["calibration"].items() if k != "jaw_curve"}
+    (tmp_path / MODEL_FILE).write_bytes((root / MODEL_FILE).read_bytes())
+    (tmp_path / META_FILE).write_text(json.dumps(dict(meta, calibration=dict(cal, rules_jaw=1.0))))
+    n = int(round(features.duration * 25))
+    ph = (Phoneme(0.0, features.duration, "a", heard=True),)  # heard: a held vowel throughout
+    mixed = run_stream(LearnedStream(25.0, MotionControls(), ph, tmp_path / MODEL_FILE), features, n)
+    rules = run_stream(RuleStream(25.0, MotionControls(), ()), features, n)
+    a, b = mixed.expression[:, JAW], rules.expression[:, JAW]
+    # The same up to the running voice references, which start one frame apart (the rules read 40 ms on)
+    np.testing.assert_allclose(a[5:], b[5:], atol=0.01)
+    assert np.corrcoef(a, b)[0, 1] > 0.999
+    shipped = run_stream(LearnedStream(25.0, MotionControls(), ph), features, n).expression[:, JAW]
+    assert np.corrcoef(shipped, b)[0, 1] > 0.5
+    # Given phonemes (text to speech, a transcript) are exact: no mix
+    given = (Phoneme(0.0, features.duration, "a"),)
+    mixed_given = run_stream(LearnedStream(25.0, MotionControls(), given, tmp_path / MODEL_FILE), features, n)
+    assert np.corrcoef(mixed_given.expression[:, JAW], b)[0, 1] < 0.5

@@ -296,8 +296,7 @@ def test_the_brow_filter_is_fitted_streams_and_keeps_its_response_at_any_frame_r
 
 
 def test_the_rules_acoustic_mouth_filter_streams_and_reads_nothing_ahead():
-    from talkface.motion.cues import mouth_filter_stream
-    from talkface.motion.rules import load_rules_mouth
+    from talkface.motion.cues import load_rules_mouth, mouth_filter_stream
 
     fitted_fps, f = load_rules_mouth()
     assert f.ahead == 0 and f.at_rate(fitted_fps, 60.0).ahead == 0

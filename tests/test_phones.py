@@ -34,6 +34,18 @@ def test_recognised_phones_tile_the_audio_and_follow_the_speech(speech):
     assert np.corrcoef(exact, rec)[0, 1] > 0.4
 
 
+def test_the_same_audio_gives_the_same_phones_whatever_came_before(speech):
+    """The decoder is shared in a process (a batch, the eval); its features' running state must not carry
+    from one recording into the next. Heard phonemes say so (Phoneme.heard)."""
+    _, audio = speech
+    first = P.recognize_phones(audio)
+    rng = np.random.default_rng(0)
+    loud = np.clip(audio.samples * 4.0 + 0.05 * rng.standard_normal(len(audio.samples)), -1, 1)
+    P.recognize_phones(from_samples(loud.astype(np.float32), 16000))
+    assert P.recognize_phones(audio) == first
+    assert all(p.heard for p in first)
+
+
 def test_silence_is_pause():
     quiet = np.random.default_rng(0).normal(0, 1e-4, 16000 * 2).astype(np.float32)
     heard = P.recognize_phones(from_samples(quiet, 16000))

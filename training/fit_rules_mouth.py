@@ -33,15 +33,17 @@ import numpy as np
 from talkface.audio.features import AudioFeatures, compute_features
 from talkface.audio.load import load_audio
 from talkface.motion.cues import (
+    RULES_MOUTH_FILE,
     HeldNotes,
     MouthCues,
     MouthFilter,
     SpeechLevels,
+    acoustic_mouth,
     held_ends,
     mouth_targets,
     window_rows,
 )
-from talkface.motion.rules import LIP_LEAD, RULES_MOUTH_FILE, acoustic_mouth, smooth_mouth
+from talkface.motion.rules import LIP_LEAD, smooth_mouth
 from training.learned_motion.dataset import ClipData, build_all
 from training.learned_motion.mouth import _r, ridge_filter, speaker_order
 

@@ -13,15 +13,16 @@ fit on it would close the mouth too often.
 
 How, from a `talkface eval --split train --generator learned ...` report (it saves each clip's real and
 rendered openings per frame, and the voicing, in REPORT/plots/mouth_*.npz):
-1. the jaw each frame was rendered with: the learned generator run again on each clip's audio with the
-   report's fps and seed (the motion does not depend on the portrait);
+1. the jaw of each frame before the curve: the learned generator (the shipped model without its curve) run
+   again on each clip's audio with the report's fps and seed (the motion does not depend on the portrait);
 2. per clip, the rendered opening as a monotone function of the jaw (medians over jaw bins, extended
    linearly): the renderer and tracker on that clip's portrait;
 3. for each candidate `a`, the openings the curve would render, and their share of closed voiced frames
    (opening < talkface.eval.metrics.CLOSED_MOUTH), per clip then averaged like the eval; `a` is where it
    meets the real share. Clips whose real mouth never opens to the tracker (median voiced opening below
    MIN_REAL_OPENING: a tracking failure on small, blurred faces) are left out.
-The curve composes with the one the report was made with.
+The new curve replaces the one the report was rendered with (the jaws are taken before it; the renderer's
+response is read through it).
 
 The rules' mouth needs none: it already renders closed in 26 % of voiced train frames (its stop closures
 and voice gate) against the real 20 % (`--generator rules` prints its table).
@@ -33,13 +34,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from talkface.eval import metrics as M
-from talkface.motion.learned import META_FILE
+from talkface.motion.learned import META_FILE, MODEL_FILE
 from training.learned_motion.export import ASSETS, CALIBRATION
 
 CANDIDATES = np.round(np.arange(0.0, 0.2001, 0.005), 3)  # the closing threshold `a` tried
@@ -48,24 +50,18 @@ MIN_REAL_OPENING = 0.01  # eye distances: a real voiced median below this is a t
 VOICED = 0.5
 
 
-def curve_knots(a: float, old: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Knots (x, y) of the curve with threshold a, composed with `old` (the curve already applied)."""
+def curve_knots(a: float) -> tuple[np.ndarray, np.ndarray]:
+    """Knots (x, y) of the curve with threshold a: shut below a, back to the jaw itself at 2a."""
     if a > 0:
-        x, y = np.array([0.0, a, 2 * a, 1.0]), np.array([0.0, 0.0, 2 * a, 1.0])
-    else:
-        x, y = np.array([0.0, 1.0]), np.array([0.0, 1.0])
-    if not old:
-        return x, y
-    ox, oy = np.asarray(old["x"]), np.asarray(old["y"])
-    knots = np.unique(np.concatenate([ox, np.interp(x, oy, ox)]))  # old's knots, and old^-1 of the new ones
-    return knots, np.interp(np.interp(knots, ox, oy), x, y)
+        return np.array([0.0, a, 2 * a, 1.0]), np.array([0.0, 0.0, 2 * a, 1.0])
+    return np.array([0.0, 1.0]), np.array([0.0, 1.0])
 
 
 @dataclass
 class Clip:
     name: str
     fps: float
-    jaw: np.ndarray  # (T,) as rendered
+    jaw: np.ndarray  # (T,) before the jaw curve
     ours: np.ndarray  # rendered opening per frame (NaN: no face)
     real: np.ndarray
     voiced: np.ndarray  # bool
@@ -81,17 +77,22 @@ class Clip:
         return np.where(np.isfinite(self.ours), out, np.nan)
 
 
-def load(report_dir: Path, jaws: dict[str, np.ndarray], generator: str) -> list[Clip]:
+def load(
+    report_dir: Path, jaws: dict[str, np.ndarray], generator: str, curve: dict | None = None
+) -> list[Clip]:
+    """The clips, with their jaws before the curve (`jaws`) and, through `curve` (the one the report was
+    rendered with), each clip's rendered opening as a function of the jaw as rendered."""
     clips = []
     for name, jaw in jaws.items():
         d = np.load(report_dir / "plots" / f"mouth_{Path(name).stem}.npz")
         n = min(len(jaw), len(d["real"]), len(d[f"gen_{generator}"]), len(d["voicing"]))
         jaw, ours = jaw[:n], d[f"gen_{generator}"][:n]
+        shown = np.interp(jaw, curve["x"], curve["y"]) if curve else jaw
         seen = np.isfinite(ours)
-        edges = np.unique(np.quantile(jaw[seen], np.linspace(0.0, 1.0, H_BINS + 1)))
-        which = np.clip(np.searchsorted(edges, jaw[seen], side="right") - 1, 0, len(edges) - 2)
+        edges = np.unique(np.quantile(shown[seen], np.linspace(0.0, 1.0, H_BINS + 1)))
+        which = np.clip(np.searchsorted(edges, shown[seen], side="right") - 1, 0, len(edges) - 2)
         bins = [b for b in range(len(edges) - 1) if (which == b).any()]
-        h_jaw = np.array([np.median(jaw[seen][which == b]) for b in bins])
+        h_jaw = np.array([np.median(shown[seen][which == b]) for b in bins])
         h_open = np.maximum.accumulate(np.array([np.median(ours[seen][which == b]) for b in bins]))
         mid = len(bins) // 2
         slope = (h_open[-1] - h_open[mid]) / max(h_jaw[-1] - h_jaw[mid], 1e-3)
@@ -152,8 +153,27 @@ def _r(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a[ok], b[ok])[0, 1]) if ok.sum() > 2 and np.std(b[ok]) > 0 else float("nan")
 
 
-def clip_jaws(report: dict, data: Path, generator: str) -> dict[str, np.ndarray]:
-    """{clip: the generator's jaw per frame (its output, as rendered)} for the report's clips."""
+MIXES = np.round(np.arange(0.0, 0.601, 0.05), 2)  # the rules' shares of the jaw tried (fit_mix)
+
+
+def fit_mix(report_dir: Path, clips: list[str]) -> tuple[float, dict]:
+    """The share of the rules' acoustic jaw in the learned jaw (calibration "rules_jaw") that gives the
+    best mean per-clip lip-sync r on the report's clips, mixing the rendered openings of the two
+    generators (the renderer is near linear in the jaw); and each share's r."""
+    series = []
+    for name in clips:
+        d = np.load(report_dir / "plots" / f"mouth_{Path(name).stem}.npz")
+        n = min(len(d["real"]), len(d["gen_learned"]), len(d["gen_rules"]))
+        series.append((d["real"][:n], d["gen_learned"][:n], d["gen_rules"][:n]))
+    table = {
+        float(m): float(np.nanmean([_r(real, (1 - m) * ours + m * rules) for real, ours, rules in series]))
+        for m in MIXES
+    }
+    return max(table, key=table.get), table
+
+
+def clip_jaws(report: dict, data: Path, generator: str, model: Path | None = None) -> dict[str, np.ndarray]:
+    """{clip: the generator's jaw per frame} for the report's clips (the learned one with `model`)."""
     from talkface.audio.load import AudioReader
     from talkface.config import AnimateOptions
     from talkface.engine import Engine
@@ -163,7 +183,9 @@ def clip_jaws(report: dict, data: Path, generator: str) -> dict[str, np.ndarray]
     for c in report["clips"]:
         if c.get("error"):
             continue
-        options = AnimateOptions(size=256, fps=c["fps"], seed=c["seed"], generator=generator)
+        options = AnimateOptions(
+            size=256, fps=c["fps"], seed=c["seed"], generator=generator, motion_model=model
+        )
         motion = engine.motion_windows(AudioReader(data / c["clip"]), options)
         jaws[c["clip"]] = np.concatenate([m.expression[:, 0] for m in motion])
         print(f"  {c['clip']}: {len(jaws[c['clip']])} frames", flush=True)
@@ -180,9 +202,31 @@ def main() -> None:
         default="learned",
         help="rules: print the table only (the rules' mouth has no curve)",
     )
+    ap.add_argument(
+        "--mix",
+        action="store_true",
+        help="fit the share of the rules' acoustic jaw in the learned jaw instead (needs both generators "
+        "in the report); refit the curve on a new report after it",
+    )
     args = ap.parse_args()
     report = json.loads((args.report / "report.json").read_text())
-    a, info = fit(load(args.report, clip_jaws(report, args.data, args.generator), args.generator))
+    if args.mix:
+        write_mix(args.report, report)
+        return
+    meta_path = ASSETS / META_FILE
+    meta = json.loads(meta_path.read_text())
+    cal = meta.setdefault("calibration", dict(CALIBRATION))
+    curve = cal.get("jaw_curve") if args.generator == "learned" else None
+    with tempfile.TemporaryDirectory() as tmp:
+        model = None
+        if curve:  # the jaws before the curve: the shipped model without it
+            model = Path(tmp) / MODEL_FILE
+            model.write_bytes((ASSETS / MODEL_FILE).read_bytes())
+            bare = dict(cal)
+            del bare["jaw_curve"]
+            model.with_suffix(".json").write_text(json.dumps(dict(meta, calibration=bare)))
+        jaws = clip_jaws(report, args.data, args.generator, model)
+    a, info = fit(load(args.report, jaws, args.generator, curve))
     for t in info["table"]:
         print(
             f"  a {t['a']:.3f}: voiced closed {t['voiced_closed']:.3f} "
@@ -192,20 +236,35 @@ def main() -> None:
     if args.generator != "learned":
         print(f"{args.generator}: closes below {a} would match the real rate (not written)")
         return
-    meta_path = ASSETS / META_FILE
-    meta = json.loads(meta_path.read_text())
-    cal = meta.setdefault("calibration", dict(CALIBRATION))
-    x, y = curve_knots(a, cal.get("jaw_curve"))
+    x, y = curve_knots(a)
     cal["jaw_curve"] = {
         "x": np.round(x, 4).tolist(),
         "y": np.round(y, 4).tolist(),
-        "how": f"training/learned_motion/jaw_curve.py: closes below {a} (composed with the previous "
-        f"curve) so that {100 * info['real_voiced_closed']:.0f} % of voiced frames render closed, as real "
-        f"mouths are, on {info['clips']} train-split clips (left out, the real mouth never opens to the "
-        f"tracker: {', '.join(info['left_out']) or 'none'})",
+        "how": f"training/learned_motion/jaw_curve.py: closes below {a} so that "
+        f"{100 * info['real_voiced_closed']:.0f} % of voiced frames render closed, as real mouths are, "
+        f"on {info['clips']} train-split clips (left out, the real mouth never opens to the tracker: "
+        f"{', '.join(info['left_out']) or 'none'})",
     }
     meta_path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     print(f"jaw curve: closes below {a}: {cal['jaw_curve']}")
+
+
+def write_mix(report_dir: Path, report: dict) -> None:
+    clips = [c["clip"] for c in report["clips"] if not c.get("error")]
+    mix, table = fit_mix(report_dir, clips)
+    for m, r in table.items():
+        print(f"  rules' share {m:.2f}: r {r:.3f}")
+    meta_path = ASSETS / META_FILE
+    meta = json.loads(meta_path.read_text())
+    cal = meta.setdefault("calibration", dict(CALIBRATION))
+    old = float(cal.get("rules_jaw", 0.0))
+    cal["rules_jaw"] = round(old + mix * (1.0 - old), 3)  # the report's learned jaw already held `old`
+    cal["rules_jaw_how"] = (
+        f"training/learned_motion/jaw_curve.py --mix: the best mean lip-sync r of {len(clips)} train-split "
+        f"clips (r {table[0.0]:.3f} unmixed, {table[mix]:.3f} at {mix:.2f} on top of {old:.2f})"
+    )
+    meta_path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    print(f"rules' share of the jaw: {cal['rules_jaw']}")
 
 
 if __name__ == "__main__":

@@ -347,10 +347,10 @@ def _pieces(samples: np.ndarray, prob: np.ndarray) -> list[_Piece]:
 
 
 def _to_phonemes(
-    phones: list[tuple[str, float, float]], duration: float, start: float = 0.0
+    phones: list[tuple[str, float, float]], duration: float, start: float = 0.0, heard: bool = False
 ) -> tuple[Phoneme, ...]:
     """(espeak symbol, start s, end s) spans -> Phonemes tiling [start, duration]: gaps become pauses,
-    touching pauses merge, nothing runs past the end or before the start."""
+    touching pauses merge, nothing runs past the end or before the start. heard: Phoneme.heard."""
     out: list[Phoneme] = []
     t = start
     for symbol, start, end in phones:
@@ -358,15 +358,15 @@ def _to_phonemes(
         if end <= start + 1e-6:
             continue
         if start > t + 1e-6:
-            out.append(Phoneme(t, start, PAUSE_SYMBOL))
-        out.append(Phoneme(start, end, symbol))
+            out.append(Phoneme(t, start, PAUSE_SYMBOL, heard))
+        out.append(Phoneme(start, end, symbol, heard))
         t = end
     if duration > t + 1e-6:
-        out.append(Phoneme(t, duration, PAUSE_SYMBOL))
+        out.append(Phoneme(t, duration, PAUSE_SYMBOL, heard))
     merged: list[Phoneme] = []
     for p in out:
         if merged and p.symbol == PAUSE_SYMBOL and merged[-1].symbol == PAUSE_SYMBOL:
-            merged[-1] = Phoneme(merged[-1].start, p.end, PAUSE_SYMBOL)
+            merged[-1] = Phoneme(merged[-1].start, p.end, PAUSE_SYMBOL, heard)
         else:
             merged.append(p)
     return tuple(merged)

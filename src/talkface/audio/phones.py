@@ -77,6 +77,10 @@ def recognize_phones(audio: Audio) -> tuple[Phoneme, ...]:
     spans: list[tuple[str, float, float]] = []
     with _lock:
         d = _get_decoder()
+        # The features' running state (cepstral mean, noise estimate) carries from one utterance into the
+        # next: start each call afresh, so that the same audio gives the same phones whatever was decoded
+        # before it in this process (a batch, the eval).
+        d.reinit_feat()
         for piece in pieces:
             offset = piece.start / SAMPLE_RATE
             d.start_utt()
@@ -86,7 +90,7 @@ def recognize_phones(audio: Audio) -> tuple[Phoneme, ...]:
                 symbol = ARPABET_TO_ESPEAK.get(s.word, PAUSE_SYMBOL)
                 start, end = s.start_frame / FRAME_RATE, (s.end_frame + 1) / FRAME_RATE
                 spans.append((symbol, offset + start, offset + end))
-    return _to_phonemes(spans, audio.duration)
+    return _to_phonemes(spans, audio.duration, heard=True)
 
 
 # Live recognition (LivePhones): an utterance is restarted once it is longer than UTTERANCE_S, from the audio
@@ -108,7 +112,7 @@ class LivePhones:
         import pocketsphinx
 
         model = Path(pocketsphinx.__file__).parent / "model" / "en-us"
-        self._decoder = _read_decoder(model)
+        self._decoder = _read_decoder(model)  # its own, fresh: a stream's phones depend on it alone
         self._final: list[Phoneme] = []  # settled phones, tiling [0, self._final_end]
         self._final_end = 0.0
         self._guess: tuple[Phoneme, ...] = ()  # the current best path after _final_end
@@ -163,10 +167,11 @@ class LivePhones:
         spans = [(sym, max(a, self._final_end), b) for sym, a, b in spans if b > self._final_end + 1e-6]
         done = [s for s in spans if s[2] <= settle]
         if done:
-            self._final.extend(_to_phonemes(done, done[-1][2], start=self._final_end))
+            self._final.extend(_to_phonemes(done, done[-1][2], start=self._final_end, heard=True))
             self._final_end = done[-1][2]
             del self._final[:-256]
-        self._guess = _to_phonemes([s for s in spans if s[2] > settle], edge, start=self._final_end)
+        guess = [s for s in spans if s[2] > settle]
+        self._guess = _to_phonemes(guess, edge, start=self._final_end, heard=True)
 
     def _times(self, seg) -> tuple[float, float]:
         return (

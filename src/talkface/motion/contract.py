@@ -39,11 +39,13 @@ __all__ = [
 @dataclass(frozen=True)
 class Phoneme:
     """One phoneme: start and end in seconds from the first sample; symbol is the espeak-ng mnemonic (other
-    sources, such as pocketsphinx's ARPAbet, are mapped to the same symbols; a pause starts with "_")."""
+    sources, such as pocketsphinx's ARPAbet, are mapped to the same symbols; a pause starts with "_").
+    heard: recognised in the audio without a transcript (audio.phones), so a guess, not text's phoneme."""
 
     start: float
     end: float
     symbol: str
+    heard: bool = False
 
 
 @dataclass(frozen=True)

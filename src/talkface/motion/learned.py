@@ -63,6 +63,8 @@ from talkface.motion.cues import (  # the mouth filters are shared with the rule
     HeldNotes,
     MouthCues,
     MouthFilter,
+    acoustic_mouth,
+    load_rules_mouth,
     voice_gate,
 )
 from talkface.motion.visemes import VisemeTrack
@@ -83,6 +85,7 @@ LIDS = slice(4, 6)  # blink_right, blink_left: the channels the blink process gi
 # PAUSE_CLOSE_S later (the lips close within ~100 ms of silence).
 PAUSE_OPEN_S, PAUSE_CLOSE_S = 0.04, 0.06
 VOICE_BACK = 4  # model frames of voice activity before a frame that keep its mouth free to open (_voiced)
+RULES_LEAD = 1  # model frames: the rules' acoustic mouth shows the audio 40 ms ahead (rules.LIP_LEAD)
 
 # Causal feature normalisation (FeatureNormalizer).
 N_MELS = 40
@@ -200,6 +203,10 @@ class ModelMeta:
     # Monotone map of the jaw after the gain (knots x, y): rendered voiced openings spread like real ones,
     # closing between syllables as real lips do (training/learned_motion/jaw_curve.py). None: identity.
     jaw_curve: tuple[np.ndarray, np.ndarray] | None
+    # Share of the rule generator's acoustic jaw mixed into the jaw read from heard phonemes (_rules_jaw):
+    # the two err differently, and the mix follows real lips better (training/learned_motion/jaw_curve.py
+    # --mix). Not with given phonemes (text to speech, a transcript): their timings are exact.
+    rules_jaw: float
     # Soft limit of the head's yaw, pitch and roll (degrees, after the gains): the range of real heads in
     # the training data. Audio unlike the training speech (singing) can swing the sampled head far beyond.
     rotation_limit: np.ndarray | None
@@ -236,6 +243,7 @@ def _read_model(model: Path):
         rotation_gain=np.asarray(cal.get("rotation_gain", [1.0, 1.0, 1.0]), np.float32),
         jaw_gain=float(cal.get("jaw_gain", 1.0)),
         jaw_curve=_jaw_curve(cal.get("jaw_curve")),
+        rules_jaw=float(np.clip(cal.get("rules_jaw", 0.0), 0.0, 1.0)),
         rotation_limit=np.asarray(cal["rotation_limit"], np.float32) if "rotation_limit" in cal else None,
         mouth={k: MouthFilter.from_json(meta_json["mouth"][k]) for k in MOUTH_KINDS if k in mouth},
         blinks=_blink_model(meta_json, cal),
@@ -313,6 +321,12 @@ class LearnedStream:
         if self._mouth is not None and not phonemes and self._mouth.ahead > m.lookahead:
             raise TalkfaceError("the acoustic mouth filter looks further ahead than the model waits for")
         self._cue_fn = MouthCues()
+        # The rules' acoustic mouth filter, for the jaw mix: when the phonemes are heard, not given (a
+        # transcript's or text to speech's timings are exact; the mix was measured on heard ones).
+        self._rules_mouth: MouthFilter | None = None
+        if m.rules_jaw > 0 and all(p.heard for p in self._phonemes):
+            fitted_fps, rules_mouth = load_rules_mouth()
+            self._rules_mouth = rules_mouth.at_rate(fitted_fps, MODEL_FPS)
         self._cues = np.zeros((0, CUE_DIM), np.float32)  # MouthCues of the model frames, aligned with _feat
         self._held_fn = HeldNotes(MODEL_FPS)
         self._voice = np.zeros((0, 2))  # voicing and HeldNotes of the model frames, aligned with _feat
@@ -525,7 +539,23 @@ class LearnedStream:
         gap = self._pause_distance((np.arange(w0, w0 + count) + 0.5) / MODEL_FPS)
         mouth[:, 0] *= np.clip(1.0 - (gap - PAUSE_OPEN_S) / PAUSE_CLOSE_S, 0.0, 1.0)
         # Then the song: a recogniser hears a long sung vowel as a pause as often as not.
-        return self._voiced(mouth, w0)
+        mouth = self._voiced(mouth, w0)
+        if self._rules_mouth is not None and (self._phonemes or self._live_phones is not None):
+            mix = self.meta.rules_jaw
+            mouth[:, 0] = (1.0 - mix) * mouth[:, 0] + mix * self._rules_jaw(w0, count)
+        return mouth
+
+    def _rules_jaw(self, w0: int, count: int) -> np.ndarray:
+        """The rule generator's acoustic jaw (motion.cues.acoustic_mouth: its fitted filter on the same
+        MouthCues, shut where the voice stops, held open on sung notes) of model frames w0.., read
+        RULES_LEAD frames later as the rules read it, in this model's jaw units (before the jaw gain)."""
+        f = self._rules_mouth
+        k = np.arange(w0 + RULES_LEAD - f.past, w0 + count + RULES_LEAD)
+        k = np.clip(k, 0, self._n_model_feat - 1) - self._feat_start
+        here = k[f.past :]
+        cues = self._cues[here]
+        jaw = acoustic_mouth(f.apply(self._cues[k]), cues, self._voice[here, 0], self._voice[here, 1])[:, 0]
+        return jaw / self.meta.jaw_gain
 
     def _voiced(self, mouth: np.ndarray, w0: int) -> np.ndarray:
         """mouth (count, 3) of model frames w0... with the jaw shut where there is no voice (music, noise: a
@@ -573,6 +603,8 @@ class LearnedStream:
         if self._mouth is not None:  # the mouth filter's window may reach further back than the context
             first = min(first, self._n_model_motion - self._mouth.past)
         first = min(first, self._n_model_motion - VOICE_BACK)
+        if self._rules_mouth is not None:
+            first = min(first, self._n_model_motion - self._rules_mouth.past)
         drop = first - self._feat_start
         if drop > 0:
             self._feat, self._cues, self._voice = self._feat[drop:], self._cues[drop:], self._voice[drop:]

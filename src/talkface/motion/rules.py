@@ -17,14 +17,11 @@ fitted to real talking faces (training/fit_brows.py, assets/brows.json).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from talkface.assets import load_model
 from talkface.audio.features import AudioFeatures
-from talkface.errors import TalkfaceError
 from talkface.face.expression import (
     BLINK_LEFT,
     BLINK_RIGHT,
@@ -36,33 +33,28 @@ from talkface.face.expression import (
 )
 from talkface.motion.contract import MotionControls, MotionSequence, Phoneme
 from talkface.motion.controls import emotion_rows, no_model
-from talkface.motion.cues import (
-    JAW_GAIN,
-    MAX_JAW,
-    SUNG_JAW,
+from talkface.motion.cues import (  # the acoustic mouth is shared with the learned generator's blend
     BrowStream,
     HeldNotes,
     HeldWindowStream,
-    MouthFilter,
     ProsodyCues,
     SpeechLevels,
+    acoustic_mouth,
     clip01,
     load_brows,
+    load_rules_mouth,
     mouth_cue_rows,
     mouth_filter_stream,
-    voice_gate,
 )
 from talkface.motion.stream import CausalSmoother, GaussianSmoother
 from talkface.motion.visemes import VisemeTrack
 
 LIP_LEAD = 0.04  # s: frame j shows the audio 40 ms ahead (lips lead the voice, never lag)
 
-RULES_MOUTH_FILE = "rules_mouth.json"  # the acoustic mouth's filter (training/fit_rules_mouth.py)
 # The hand-made acoustic mouth's smoothing, before the fitted filter replaced it (training/fit_rules.py still
 # fits the cues' constants through it): a zero-phase Gaussian that keeps the lips' 2-7 Hz motion.
 MOUTH_SMOOTH_S = 0.035
 MOUTH_REACH_S = 0.06  # smoothing looks at most this far ahead (one frame at 25 fps)
-HAND_JAW = 0.6  # the acoustic jaw is at least this share of the hand-made jaw target (acoustic_mouth)
 # The viseme table's jaw targets (an open vowel is 0.55) render about 0.41 eye distances of inner-lip gap, far
 # above real speech (voiced p90 0.24 in the eval's real clips): scaled down towards the acoustic path's
 # calibration, keeping open vowels clearly open (peaks ~0.2 eye distances).
@@ -82,38 +74,6 @@ SWAY_COMPONENTS = 10  # sinusoids per axis
 SWAY_SLOPE = 0.3  # amplitude ~ frequency**-SWAY_SLOPE
 NOD_DEG = 2.0  # pitch added by a full-strength stressed syllable
 GAZE_INTERVAL_S = 3.0  # median time between gaze shifts
-
-
-def acoustic_mouth(
-    filtered: np.ndarray, cues: np.ndarray, voicing: np.ndarray, held: np.ndarray
-) -> np.ndarray:
-    """The acoustic mouth (T, 3) from the fitted filter's output on MouthCues rows `cues` (T, CUE_DIM):
-    shut where the voice stops (the hand-made mouth's voice gate: pauses, stop closures); the jaw at least
-    HAND_JAW of the hand-made jaw target (its instant response: the filter, fitted to real lips, smooths
-    them) and, on a held note (`held`, HeldNotes), SUNG_JAW x the open cue (the filter learned from speech
-    that a jaw falls back within a syllable; a hummed m is held too, and stays shut); at most MAX_JAW.
-    Per-clip jaw r with real jaws on the train split, speaker-disjoint (training/fit_rules_mouth.py): 0.251
-    against the hand-made smoothed mouth's 0.240, with 40 ms less lookahead; the filter alone reaches 0.267
-    but never shuts the lips on a stop."""
-    gate = voice_gate(voicing)[:, None]
-    mouth = filtered * gate
-    floor = np.maximum(HAND_JAW * JAW_GAIN * cues[:, 2], held * SUNG_JAW * cues[:, 1])  # column 1: open cue
-    mouth[:, 0] = np.clip(mouth[:, 0], floor, MAX_JAW)
-    return mouth
-
-
-def load_rules_mouth(path: str | Path | None = None) -> tuple[float, MouthFilter]:
-    """(the frame rate it was fitted at, the acoustic mouth's filter): default the shipped
-    assets/rules_mouth.json, loaded once per process and path."""
-    return load_model(_read_rules_mouth, path, shipped=RULES_MOUTH_FILE)
-
-
-def _read_rules_mouth(path: Path) -> tuple[float, MouthFilter]:
-    d = json.loads(path.read_text(encoding="utf-8"))
-    mouth = MouthFilter.from_json(d["filter"])
-    if mouth.ahead:  # RuleStream gates each pushed frame's output with that frame's voice (acoustic_mouth)
-        raise TalkfaceError(f"{path}: the rules' mouth filter must not read frames ahead")
-    return float(d["fps"]), mouth
 
 
 def _gaussian(fps: float, seconds: float, reach_s: float | None = None, columns: int = 1) -> GaussianSmoother:
