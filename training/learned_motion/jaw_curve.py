@@ -27,7 +27,17 @@ response is read through it).
 The rules' mouth needs none: it already renders closed in 26 % of voiced train frames (its stop closures
 and voice gate) against the real 20 % (`--generator rules` prints its table).
 
-    .venv/bin/python -m training.learned_motion.jaw_curve REPORT_DIR ../shared/data/talking
+With --mix it fits the other calibration of the learned jaw instead: the share of the rule generator's
+acoustic jaw mixed into the jaw read from heard phones (calibration "rules_jaw"; motion.learned), the
+share whose mix of the two generators' rendered openings follows the real ones best (mean per-clip r).
+The two mouths err differently: on the 43 train clips r 0.307 unmixed, 0.348 at 0.35. Fit the mix first
+(a report with both generators), then the curve on a new report of the mixed jaw:
+
+    talkface eval ../shared/data/talking --split train --generator learned --generator rules \
+        --no-videos --no-reenact --report REPORT_DIR
+    .venv/bin/python -m training.learned_motion.jaw_curve REPORT_DIR ../shared/data/talking --mix
+    talkface eval ... --generator learned ... --report REPORT2_DIR
+    .venv/bin/python -m training.learned_motion.jaw_curve REPORT2_DIR ../shared/data/talking
 """
 
 from __future__ import annotations

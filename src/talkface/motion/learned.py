@@ -30,9 +30,11 @@ The lids of each window come from a renewal process fitted to the blinks of the 
 rounded the brief closures off and blinked at 19 per minute where the speakers blinked at 33, and at
 rates that followed the voice (one speaker's voice gave 55 per minute, another's 9).
 
-Outputs are calibrated (motion_model.json "calibration", training/learned_motion/export.py): jaw and head
-gains measured through the renderer and the tracker on the train split, head angles soft-limited to the
-range of real heads.
+Outputs are calibrated (motion_model.json "calibration", training/learned_motion/export.py and
+jaw_curve.py), each measured through the renderer and the tracker on the train split: jaw and head gains,
+head angles soft-limited to the range of real heads, the blink widths' stretch; with heard phones, a share
+of the rule generator's acoustic jaw mixed in (the two mouths err differently); and a jaw curve that shuts
+the lips below a small opening, so that they close in as many voiced frames as real lips do.
 
 Weights ship as assets/motion_model.onnx with assets/motion_model.json (sizes, feature and motion
 normalisation, sampling settings, and the data and validation numbers it was trained and checked with).
