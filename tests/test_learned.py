@@ -370,7 +370,7 @@ def test_jaw_curve_closes_the_low_jaws_and_keeps_the_rest(features, tmp_path):
 def test_rules_share_of_the_jaw_is_the_rule_generators_acoustic_jaw(features, tmp_path):
     """The calibration's rules_jaw mixes the rule generator's acoustic jaw into the jaw read from heard
     phonemes: at a share of 1 the learned jaw is the rules' own (same cues, filter, voice gate and lip
-    lead), and the shipped share moves the jaw towards it. Phonemes given by text are not mixed."""
+    lead), and the shipped share moves the jaw towards it. Text to speech's phonemes are not mixed."""
     from talkface.motion.rules import RuleStream
 
     root = files("talkface.assets")
@@ -389,7 +389,7 @@ def test_rules_share_of_the_jaw_is_the_rule_generators_acoustic_jaw(features, tm
     assert np.corrcoef(a, b)[0, 1] > 0.999
     shipped = run_stream(LearnedStream(25.0, MotionControls(), ph), features, n).expression[:, JAW]
     assert np.corrcoef(shipped, b)[0, 1] > 0.5
-    # Given phonemes (text to speech, a transcript) are exact: no mix
+    # Text to speech's phonemes have exact timings: no mix
     given = (Phoneme(0.0, features.duration, "a"),)
     mixed_given = run_stream(LearnedStream(25.0, MotionControls(), given, tmp_path / MODEL_FILE), features, n)
     assert np.corrcoef(mixed_given.expression[:, JAW], b)[0, 1] < 0.5

@@ -476,4 +476,4 @@ def align_transcript(audio: Audio, text: str) -> tuple[Phoneme, ...]:
         elapsed,
         elapsed / max(audio.duration, 1e-9),
     )
-    return _to_phonemes(spans, audio.duration)
+    return _to_phonemes(spans, audio.duration, heard=True)

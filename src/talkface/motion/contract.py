@@ -40,7 +40,8 @@ __all__ = [
 class Phoneme:
     """One phoneme: start and end in seconds from the first sample; symbol is the espeak-ng mnemonic (other
     sources, such as pocketsphinx's ARPAbet, are mapped to the same symbols; a pause starts with "_").
-    heard: recognised in the audio without a transcript (audio.phones), so a guess, not text's phoneme."""
+    heard: timed from the audio by the recogniser (audio.phones, or a transcript aligned by audio.align),
+    so a guess; text to speech's phonemes come with their exact timings."""
 
     start: float
     end: float

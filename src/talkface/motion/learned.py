@@ -207,7 +207,7 @@ class ModelMeta:
     jaw_curve: tuple[np.ndarray, np.ndarray] | None
     # Share of the rule generator's acoustic jaw mixed into the jaw read from heard phonemes (_rules_jaw):
     # the two err differently, and the mix follows real lips better (training/learned_motion/jaw_curve.py
-    # --mix). Not with given phonemes (text to speech, a transcript): their timings are exact.
+    # --mix). Not with text to speech's phonemes: their timings are exact.
     rules_jaw: float
     # Soft limit of the head's yaw, pitch and roll (degrees, after the gains): the range of real heads in
     # the training data. Audio unlike the training speech (singing) can swing the sampled head far beyond.
@@ -323,8 +323,8 @@ class LearnedStream:
         if self._mouth is not None and not phonemes and self._mouth.ahead > m.lookahead:
             raise TalkfaceError("the acoustic mouth filter looks further ahead than the model waits for")
         self._cue_fn = MouthCues()
-        # The rules' acoustic mouth filter, for the jaw mix: when the phonemes are heard, not given (a
-        # transcript's or text to speech's timings are exact; the mix was measured on heard ones).
+        # The rules' acoustic mouth filter, for the jaw mix: when the phonemes were timed from the audio
+        # (recognised, or a transcript aligned), not when text to speech gave their exact timings.
         self._rules_mouth: MouthFilter | None = None
         if m.rules_jaw > 0 and all(p.heard for p in self._phonemes):
             fitted_fps, rules_mouth = load_rules_mouth()
