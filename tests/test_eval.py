@@ -482,6 +482,8 @@ def test_eval_reports_upper_face_motion_against_a_still_photo(report):
     summary = result["summary"]
     assert summary["rules"]["brow_ratio"] == rules["brow_ratio"]  # the median of one clip
     assert summary["still"]["upper_face_ratio"] == still["upper_face_ratio"]
+    # the still photo's lips never close: no closures to match, whatever its closed frames score
+    assert still["closure_onset_f1"] == 0 and rules["closure_onset_f1"] > 0
     md = (folder / "report.md").read_text()
     assert "| brow_ratio |" in md and "| upper_face_ratio |" in md and "| still |" in md
 

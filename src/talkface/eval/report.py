@@ -121,8 +121,16 @@ REAL_CEILING = {
 # large, and one such clip would set the mean.
 MEDIAN_KEYS = ("brow_ratio", "upper_face_ratio")
 # Measured on a still photo too (the portrait crop on every frame, tracked like a video): the face mesh's
-# own noise, the floor of these metrics.
-STILL_KEYS = ("brow_motion", "brow_ratio", "upper_face_motion", "upper_face_ratio")
+# own noise, the floor of the upper-face metrics; and what a mouth that never moves from the (closed)
+# portrait scores on the closure metrics.
+STILL_KEYS = (
+    "brow_motion",
+    "brow_ratio",
+    "upper_face_motion",
+    "upper_face_ratio",
+    "closure_f1",
+    "closure_onset_f1",
+)
 
 
 def clip_seed(seed: int, clip_name: str) -> int:
@@ -277,7 +285,13 @@ def evaluate_clip(path: Path, options: EvalOptions, video_dir: Path, embedder) -
     rig = build_rig(portrait, options.size)
     neutral = track_frames([rig.image])[0]
     still = track_frames(rig.image for _ in range(t_real)).astype(np.float64)
-    record["still"] = {"brow_motion": M.brow_motion(still), "upper_face_motion": M.upper_face_motion(still)}
+    still_open = M.mouth_opening(still)
+    record["still"] = {
+        "brow_motion": M.brow_motion(still),
+        "upper_face_motion": M.upper_face_motion(still),
+        "closure_f1": M.closure_f1(real_open[:t_real], still_open, fps),
+        "closure_onset_f1": M.closure_onset_f1(real_open[:t_real], still_open, fps),
+    }
     record["still"].update(_upper_face_ratios(record["still"], record["real"]))
     for name in options.generators:
         out = video_dir / f"{path.stem}.{name}.mp4"
@@ -608,7 +622,8 @@ def write_markdown(report: dict, path: Path) -> None:
     if "still" in summ:
         lines += [
             "`still` is a still photo (the portrait crop on every frame, tracked like a video): the face "
-            "mesh's own noise, the floor of the upper-face metrics.",
+            "mesh's own noise, the floor of the upper-face metrics; on the closure metrics, a mouth that "
+            "never moves from the closed-mouth portrait.",
             "",
         ]
     lines += [
