@@ -144,6 +144,8 @@ def test_closure_onset_f1_matches_the_moments_the_lips_close():
     real[30:35] = 0.01
     assert M.closure_onsets(real) == [10, 30]
     assert M.closure_onsets(np.r_[0.0, 0.0, 0.2, np.nan, 0.0]) == []  # shut from the start; after no face
+    jitter = 0.03 + 0.008 * np.sin(np.arange(60))  # a still mouth about the threshold: no closures
+    assert M.closure_onsets(jitter) == [] and M.closure_onsets(np.r_[0.2, 0.04, 0.02, 0.04, 0.02]) == [2]
     assert M.closure_onset_f1(real, real, 25.0) == 1.0
     assert M.closure_onset_f1(real, np.roll(real, 2), 25.0) == 1.0  # 80 ms late
     assert M.closure_onset_f1(real, np.roll(real, 3), 25.0) == 0.0

@@ -368,12 +368,23 @@ def closure_f1(real: np.ndarray, gen: np.ndarray, fps: float, tolerance_s: float
     return float(2 * precision * recall / (precision + recall)) if precision + recall else 0.0
 
 
+OPEN_MOUTH = 0.045  # a closure counts once the lips were at least this far apart since the last one
+
+
 def closure_onsets(opening: np.ndarray) -> list[int]:
-    """Frames where the lips close: the opening falls below CLOSED_MOUTH from an open frame (NaN, no
-    face, counts as neither)."""
-    x = np.asarray(opening, np.float64)
-    shut, seen = np.isfinite(x) & (x < CLOSED_MOUTH), np.isfinite(x)
-    return (np.flatnonzero(shut[1:] & seen[:-1] & ~shut[:-1]) + 1).tolist()
+    """Frames where the lips close: the opening falls below CLOSED_MOUTH after it was at least OPEN_MOUTH
+    (hysteresis: the face mesh's jitter about the threshold on a still mouth is no closure). A frame
+    without a face (NaN) forgets the state."""
+    onsets, was_open = [], False
+    for i, v in enumerate(np.asarray(opening, np.float64)):
+        if not np.isfinite(v):
+            was_open = False
+        elif v >= OPEN_MOUTH:
+            was_open = True
+        elif v < CLOSED_MOUTH and was_open:
+            onsets.append(i)
+            was_open = False
+    return onsets
 
 
 def closure_onset_f1(real: np.ndarray, gen: np.ndarray, fps: float, tolerance_s: float = 0.08) -> float:
