@@ -20,6 +20,17 @@ os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="talkface-tests-config-"
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="talkface-tests-cache-")
 
 
+def load_script(name: str):
+    """The module scripts/NAME.py (the measurement scripts are not a package)."""
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def synth_speech(seconds: float, rate: int = 16000, seed: int = 0) -> np.ndarray:
     """Speech-like test signal: voiced syllables (a 120-220 Hz harmonic source shaped by two formants,
     4 per second) separated by short gaps, shape (N,) float32."""

@@ -8,19 +8,15 @@ the system Chromium's path.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_audio
+from conftest import load_script, write_audio
 
 from talkface.face import topology as T
 
@@ -57,40 +53,12 @@ def chromium() -> str:
     return find_chromium() or install_chromium()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server():
-    """`talkface serve` on a free port, as a user runs it; yields its base URL."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "talkface.cli", "serve", "--port", str(port)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 180  # the warm-up compiles the rasterizer on a cold cache
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"talkface serve exited: {proc.stdout.read()}")
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=1) as r:
-                    assert json.load(r)["status"] == "ok"
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise AssertionError("talkface serve did not answer /health within 180 s") from None
-                time.sleep(0.2)
+    """`talkface serve` on a free port, as a user runs it (scripts/av_sync.py starts it and waits for its
+    /health); yields its base URL."""
+    with load_script("av_sync").server(zero_rtp_origin=False) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="module")

@@ -334,20 +334,15 @@ def test_the_browser_plays_face_and_voice_in_sync(page_server, tmp_path):  # noq
     scripts/av_sync.py measures it (the generator's own lag is about -18 ms). A burst at the start of the
     stream used to put the voice 0.5 s behind the face, closing to 0.1 s over 8 s: a drifting offset shows as
     no correlation at any one lag (r 0.12 then, about 0.55 in sync)."""
-    import importlib.util
-    from pathlib import Path
 
     import test_browser
-    from conftest import write_audio
+    from conftest import load_script, write_audio
     from playwright.sync_api import sync_playwright
 
     chromium = test_browser.find_chromium()
     if chromium is None:
         pytest.skip("chromium is not installed (make test installs it)")
-    path = Path(__file__).parents[1] / "scripts" / "av_sync.py"
-    spec = importlib.util.spec_from_file_location("av_sync", path)
-    av_sync = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(av_sync)
+    av_sync = load_script("av_sync")
     wav = write_audio(tmp_path / "reply.wav", av_sync.speech(8.0), 16000)
     with contextlib.ExitStack() as stack:
         p = stack.enter_context(sync_playwright())
