@@ -45,7 +45,7 @@ import pocketsphinx
 
 from talkface.audio.align import ARPABET_TO_ESPEAK, FRAME_RATE, PAUSE_SYMBOL, _padding, _pieces, _to_phonemes
 from talkface.audio.load import SAMPLE_RATE, Audio, load_audio
-from talkface.audio.phones import BEAM, LANGUAGE_WEIGHT, PHONE_PENALTY
+from talkface.audio.phones import LANGUAGE_WEIGHT, PHONE_PENALTY, _read_decoder
 from talkface.audio.vad import speech_probability
 from talkface.motion.learned import MODEL_FPS
 from talkface.motion.visemes import viseme_targets
@@ -66,15 +66,7 @@ DECODERS = {
 
 
 def decoder(lw: float, pip: float):
-    return pocketsphinx.Decoder(
-        loglevel="FATAL",
-        lm=None,
-        allphone=str(MODEL / "en-us-phone.lm.bin"),
-        beam=BEAM,
-        pbeam=BEAM,
-        lw=lw,
-        pip=pip,
-    )
+    return _read_decoder(MODEL, lw=lw, pip=pip)
 
 
 def recognize(d, audio: Audio, shift_ms: float, pieces) -> tuple:

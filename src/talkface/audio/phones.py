@@ -53,7 +53,8 @@ def _get_decoder():
     return load_model(_read_decoder, Path(pocketsphinx.__file__).parent / "model" / "en-us")
 
 
-def _read_decoder(model: Path):
+def _read_decoder(model: Path, lw: float = LANGUAGE_WEIGHT, pip: float = PHONE_PENALTY):
+    """A phone decoder on the model folder; lw, pip: other search settings (training/experiments)."""
     import pocketsphinx
 
     return pocketsphinx.Decoder(
@@ -62,8 +63,8 @@ def _read_decoder(model: Path):
         allphone=str(model / "en-us-phone.lm.bin"),
         beam=BEAM,
         pbeam=BEAM,
-        lw=LANGUAGE_WEIGHT,
-        pip=PHONE_PENALTY,
+        lw=lw,
+        pip=pip,
     )
 
 
