@@ -160,6 +160,7 @@ def test_a_face_that_listens(portrait):
     on, off = stats[True], stats[False]
     assert on["jaw"] == 0.0 and on["blinks"] >= 1
     assert np.all(on["head_std"] > 0.3)  # not a photo
-    assert np.all(on["head_std"] < off["head_std"] * (LISTEN_SWAY + 0.2))  # calmer than a talker
+    # calmer than a talker: yaw and roll (the nods add pitch; the learned generator sways little in pitch)
+    assert np.all(on["head_std"][[0, 2]] < off["head_std"][[0, 2]] * (LISTEN_SWAY + 0.2))
     nods = on["pitch"] - off["pitch"] * LISTEN_SWAY  # what Listening added on top of the calmed sway
     assert nods.max() > 1.5  # at least one nod of a couple of degrees in 10 s

@@ -102,8 +102,10 @@ def test_the_page_talks_with_a_fake_microphone(chromium, server, mic_wav, rig, t
     from playwright.sync_api import sync_playwright
 
     mouth = box_around(rig.points[T.INNER_LIP], 0.15 * rig.eye_distance)
-    up = int(0.8 * rig.eye_distance)  # the same box on the nose: it moves with the head, not the jaw
-    nose = (slice(mouth[0].start - up, mouth[0].stop - up), mouth[1])
+    # As wide on the nose, between its tip and the upper lip: it moves with the head, not the jaw, and stays
+    # clear of the lower eyelids, where the blinks show
+    tip, lip = rig.points[T.NOSE_TIP][1], rig.points[T.OUTER_UPPER][:, 1].min()
+    nose = (slice(int(tip - 0.3 * rig.eye_distance), int(lip - 0.1 * rig.eye_distance)), mouth[1])
     args = [
         "--no-sandbox",  # tests run as root in a container
         "--use-fake-ui-for-media-stream",  # grant the microphone without a prompt

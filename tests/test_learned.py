@@ -312,12 +312,12 @@ def test_live_stream_reads_phones_recognised_as_the_audio_streams_in():
     live = concat_motion([*parts, source.finish()])
     jaw = live.expression[:, 0]
     assert len(jaw) == round(len(x) / 16000 * 25)
-    # Each frame is out as soon as its mouth's audio is in (the mouth filter's look-ahead: 80 ms), not a
-    # whole motion window later; the rest of the face follows the flow's windows _delay frames late, from
-    # the portrait's pose.
-    assert stream.lookahead_s == pytest.approx(0.08)
+    # Each frame is out as soon as its mouth's audio is in (the nearest live filter's look-ahead: 40 ms, as
+    # the rules wait), not a whole motion window later; the rest of the face follows the flow's windows
+    # _delay frames late, from the portrait's pose.
+    assert stream.lookahead_s == pytest.approx(0.04)
     assert max(trail) <= stream.lookahead_s + 0.04 + 0.02 + 1e-6  # + a frame + a push
-    assert 0 < stream._delay <= 4
+    assert 0 < stream._delay <= 5
     assert np.all(live.rotation[: stream._delay] == 0)
     assert live.rotation[stream._delay :].std(0).min() > 0.05  # then the head moves
     offline = generate(
@@ -393,3 +393,35 @@ def test_rules_share_of_the_jaw_is_the_rule_generators_acoustic_jaw(features, tm
     given = (Phoneme(0.0, features.duration, "a"),)
     mixed_given = run_stream(LearnedStream(25.0, MotionControls(), given, tmp_path / MODEL_FILE), features, n)
     assert np.corrcoef(mixed_given.expression[:, JAW], b)[0, 1] < 0.5
+
+
+def test_live_frames_read_as_far_ahead_as_the_audio_already_in():
+    """Audio fed in real time (20-ms pushes) gets each frame made with the filter one frame ahead, the
+    latency budget's; audio that arrives ahead of real time (200-ms pushes, as text to speech sends it)
+    gets most frames made with the filter two frames ahead, the better one."""
+    from talkface.audio.tts import synthesize
+    from talkface.motion.stream import AudioMotion
+
+    s = synthesize("Seventeen oranges on Thursday.", "en-us")
+    x = from_samples(s.samples, s.sample_rate).samples
+
+    def aheads(chunk: int) -> list[int]:
+        stream = LearnedStream(25.0, MotionControls(seed=1))
+        source = AudioMotion(stream, live_phones=True)
+        used: list[int] = []
+        mouth_of = stream._mouth_of
+
+        def spy(w0, count, f=None):
+            used.extend([f.ahead] * count)
+            return mouth_of(w0, count, f)
+
+        stream._mouth_of = spy
+        for k in range(0, len(x), chunk):
+            source.push(x[k : k + chunk])
+        n_streamed = len(used)
+        source.finish()
+        return used[:n_streamed]
+
+    assert set(aheads(320)) == {1}
+    bursts = aheads(3200)
+    assert set(bursts) == {1, 2} and np.mean(np.array(bursts) == 2) > 0.7

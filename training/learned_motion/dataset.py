@@ -60,8 +60,9 @@ VARIANTS = (
 )
 JAW_REST_PERCENTILE = 3.0
 # Part of every cached clip's file name: bump it when the extraction or FeatureNormalizer changes, so that
-# a stale cache is never mixed into a new training run.
-CACHE_VERSION = f"v5-f{FEATURE_DIM}-c{CUE_DIM}-{len(VARIANTS)}"
+# a stale cache is never mixed into a new training run. v6: phones decoded with fresh decoder state per clip
+# (audio.phones.recognize_phones resets pocketsphinx's running cepstral mean and noise estimate).
+CACHE_VERSION = f"v6-f{FEATURE_DIM}-c{CUE_DIM}-{len(VARIANTS)}"
 MIN_FACE_SHARE = 0.8  # a clip whose face is found in fewer frames is left out
 
 

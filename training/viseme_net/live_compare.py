@@ -22,7 +22,7 @@ import torch
 from talkface.eval.split import train_clips
 from talkface.motion.cues import CUE_DIM, held_ends, window_rows
 from training.learned_motion.dataset import CACHE as LM_CACHE
-from training.learned_motion.dataset import build_all
+from training.learned_motion.dataset import CACHE_VERSION, build_all
 from training.learned_motion.mouth import MOUTH, _r, ridge_filter, speaker_order
 from training.viseme_net.data import CACHE
 from training.viseme_net.evaluate import load_model, pooled, real_inputs
@@ -50,7 +50,7 @@ def main() -> None:
     net = load_model(args.model)
     live, ours = {}, {}
     for c in talk:
-        z = np.load(LM_CACHE / "live_mouth" / f"{c.name}.w1.p5a2.npz")
+        z = np.load(LM_CACHE / "live_mouth" / f"{c.name}.{CACHE_VERSION}.w1.p5a2.npz")
         live[c.name] = {v: z[v].reshape(len(z[v]), LIVE_SPAN, 3 + CUE_DIM) for v in z.files}
         feats = real_inputs(paths[c.name], CACHE / "real")
         ours[c.name] = {v: pooled(predict(net, feats[v]), len(c.cues[v]))[:, :3] for v in c.cues}

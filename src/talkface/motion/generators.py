@@ -2,10 +2,10 @@
 is imported when the generator is first asked for; they implement motion.contract.Generator and never import
 each other.
 
-rules     the phonetic/acoustic rule generator (motion.rules): always available, the live default.
+rules     the phonetic/acoustic rule generator (motion.rules): always available, the lightest live.
 learned   a small flow-matching transformer trained on real talking faces (motion.learned, ONNX) with a
           learned mouth that reads phonemes: offline, phones recognised from the audio when no text is
-          given (its needs_phonemes). The offline default.
+          given (its needs_phonemes), live, phones recognised as the audio streams in. The default.
 loudness  a naive baseline for evaluation (motion.loudness): loudness opens the jaw, nothing else moves.
 
 A new generator: a module with a class satisfying motion.contract.Generator, one line in GENERATORS, and its

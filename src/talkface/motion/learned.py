@@ -81,13 +81,20 @@ GAZE = slice(N_EXPR + 5, N_EXPR + 7)
 MOTION_DIM = N_EXPR + 7
 MODEL_FILE, META_FILE = "motion_model.onnx", "motion_model.json"  # the .json is always the .onnx's name
 MOUTH = slice(0, 3)  # jaw_open, lip_round, lip_spread: the channels MouthFilter gives
-MOUTH_KINDS = ("visemes", "acoustic", "live")
+MOUTH_KINDS = ("visemes", "acoustic", "live", "live_edge")
 LIDS = slice(4, 6)  # blink_right, blink_left: the channels the blink process gives
 # Given phonemes, the jaw closes when the nearest spoken phoneme is more than PAUSE_OPEN_S away, fully
 # PAUSE_CLOSE_S later (the lips close within ~100 ms of silence).
 PAUSE_OPEN_S, PAUSE_CLOSE_S = 0.04, 0.06
 VOICE_BACK = 4  # model frames of voice activity before a frame that keep its mouth free to open (_voiced)
 RULES_LEAD = 1  # model frames: the rules' acoustic mouth shows the audio 40 ms ahead (rules.LIP_LEAD)
+# Live, the lip shape (rounding, spreading) is smoothed causally, x += LIVE_SHAPE_SMOOTHING * (new - x): read
+# from the recogniser's guesses, which change from frame to frame at its edge, the live filters' shapes jitter
+# 1.6-1.8x as much as real lips (train split, per clip mean |frame-to-frame change| of the filter one frame
+# ahead: round 0.073, spread 0.087 against the real 0.041, 0.054); smoothed, 0.042 and 0.053, for r with the
+# real shape 0.230 -> 0.212 and 0.131 -> 0.125 (`training/learned_motion/live_mouth.py --cv-only`). The jaw is
+# not smoothed: its timing is the lip sync, and it jitters no more than the rules' jaw.
+LIVE_SHAPE_SMOOTHING = 0.5
 
 # Causal feature normalisation (FeatureNormalizer).
 N_MELS = 40
@@ -345,9 +352,11 @@ class LearnedStream:
         self._blinks = BlinkTrack(m.blinks) if m.blinks is not None else None
         self._finished = False
         self._live_phones: LivePhoneSource | None = None  # set by listen()
+        self._live_filters: list[MouthFilter] = []  # listen(): the live mouth filters, most ahead first
         # Live: the mouth of model frames _live_start... (made frame by frame, ahead of the flow's windows),
         # and how many model frames the rest of the face is late (listen()).
         self._live_mouth = np.zeros((0, 3), np.float32)
+        self._live_shape: np.ndarray | None = None  # the smoothed lip shape of the last live mouth made
         self._live_start = 0
         self._n_live_mouth = 0
         self._delay = 0
@@ -357,33 +366,38 @@ class LearnedStream:
         """At most: a window's first frame waits for the whole window and the model's lookahead; live, a
         frame waits for its mouth filter's look-ahead only."""
         if self._live_phones is not None:
-            return self._mouth.ahead / MODEL_FPS
+            return self._live_filters[-1].ahead / MODEL_FPS
         return (self.meta.window + self.meta.lookahead) / MODEL_FPS
 
     def listen(self, phones: LivePhoneSource) -> None:
         """Go live: read the mouth from phones recognised as the audio streams in (audio.phones.LivePhones,
         fed by whoever feeds this stream the same audio) and make each frame as soon as its mouth is known.
 
-        The mouth is the "live" filter's (training/learned_motion/live_mouth.py), fitted on the phones the
-        recogniser guesses by the time a frame is made, beside the acoustic cues; it reads two frames
-        ahead (the shipped filter), so a frame waits for 80 ms of audio past its end, 40 ms more than the
-        rules' live mouth (one frame ahead, the phones at the decoder's edge are worth little: see
-        live_mouth.py). The rest of the face (head, gaze, brows, blinks) comes from the flow model's windows,
-        which need the audio of a whole window and the model's look-ahead: it is shown `_delay` model frames
-        late (3 frames, 120 ms, with the shipped filter; the rest pose before the first window). Waiting for
-        settled phones instead (0.3 s) would give back the offline mouth's r, at 0.3 s more latency."""
+        The mouth comes from the live filters (training/learned_motion/live_mouth.py), fitted on the phones
+        the recogniser guesses by the time a frame is made, beside the acoustic cues. Each frame is made with
+        the filter that reads furthest ahead among those whose audio is in: "live" (two frames past the
+        frame) when the audio arrives ahead of real time, as text to speech sends it, else "live_edge" (one
+        frame past, as the rules' live mouth waits): a frame fed in real time waits for 40 ms of audio past
+        its end, and no more. The rest of the face (head, gaze, brows, blinks) comes from the flow model's
+        windows, which need the audio of a whole window and the model's look-ahead: it is shown `_delay`
+        model frames late (4 frames, 160 ms, with the shipped filters; the rest pose before the first
+        window). Waiting for settled phones instead (0.3 s) would give back the offline mouth's r, at 0.3 s
+        more latency."""
         if self._n_in:
             raise TalkfaceError("listen() must come before the first push()")
-        live = self.meta.mouth.get("live")
-        if live is None:
+        filters = [f for f in (self.meta.mouth.get(k) for k in ("live", "live_edge")) if f is not None]
+        if not filters:
             raise TalkfaceError("this motion model has no live mouth filter (live_mouth.py)")
-        self._live_phones, self._mouth = phones, live
         m = self.meta
-        # Frame k's mouth needs model features up to k + ahead; the window holding frame k - delay needs
-        # them up to its end + the model's look-ahead: the delay that makes the second never later.
-        if live.ahead > m.lookahead:
+        if max(f.ahead for f in filters) > m.lookahead:
             raise TalkfaceError("the live mouth filter looks further ahead than the model waits for")
-        self._delay = m.window + m.lookahead - 1 - live.ahead
+        self._live_filters = sorted(filters, key=lambda f: -f.ahead)
+        # The widest past, for the phones heard and the frames kept (_hear, _trim).
+        self._live_phones, self._mouth = phones, max(filters, key=lambda f: f.past)
+        # Frame k's mouth needs model features up to k + ahead (at least the nearest filter's); the window
+        # holding frame k - delay needs them up to its end + the model's look-ahead: the delay that makes
+        # the second never later.
+        self._delay = m.window + m.lookahead - 1 - self._live_filters[-1].ahead
 
     def _hear(self, w0: int) -> None:
         """The live phones around window w0's mouth filter windows, as known now."""
@@ -454,19 +468,34 @@ class LearnedStream:
             self._motion_append(self._generate(w0))
 
     def _live_mouths(self, final: bool) -> None:
-        """Live: the mouth of every model frame whose filter window has arrived, as the phones are known
-        now (when final: of every frame the last window holds)."""
-        f, k0 = self._mouth, self._n_live_mouth
+        """Live: the mouth of every model frame whose nearest filter's window has arrived, each with the
+        filter that reads furthest ahead among those whose audio is in, as the phones are known now (when
+        final: of every frame the last window holds, with the furthest)."""
+        k0 = self._n_live_mouth
+        parts: list[tuple[int, int, MouthFilter]] = []
         if final:
             w = self.meta.window
-            k_end = -(-self._model_frames_needed() // w) * w
+            parts.append((k0, -(-self._model_frames_needed() // w) * w, self._live_filters[0]))
         else:
-            k_end = self._n_model_feat - f.ahead
-        if k_end <= k0:
+            start = k0
+            for f in self._live_filters:
+                stop = self._n_model_feat - f.ahead
+                if stop > start:
+                    parts.append((start, stop, f))
+                    start = stop
+        parts = [(a, b, f) for a, b, f in parts if b > a]
+        if not parts:
             return
         self._hear(k0)
-        self._live_mouth = np.concatenate([self._live_mouth, self._mouth_of(k0, k_end - k0)])
-        self._n_live_mouth = k_end
+        mouth = np.concatenate([self._mouth_of(a, b - a, f) for a, b, f in parts])
+        shape = mouth[:, 1:3]  # LIVE_SHAPE_SMOOTHING, frame by frame
+        state = shape[0].copy() if self._live_shape is None else self._live_shape
+        for i in range(len(shape)):
+            state += LIVE_SHAPE_SMOOTHING * (shape[i] - state)
+            shape[i] = state
+        self._live_shape = state
+        self._live_mouth = np.concatenate([self._live_mouth, mouth])
+        self._n_live_mouth = parts[-1][1]
 
     def _model_frames_needed(self) -> int:
         """Model frames whose motion the output frames need (up to the last output frame's centre)."""
@@ -521,16 +550,16 @@ class LearnedStream:
         self._motion = np.concatenate([self._motion, x])
         self._n_model_motion += len(x)
 
-    def _mouth_of(self, w0: int, count: int) -> np.ndarray:
-        """The learned mouth (count, 3) of model frames w0 .. w0+count-1, from their filter windows: viseme
-        targets of the phonemes at the frames' times, or the acoustic cues (frames before the start hold
-        the first frame, frames past the known audio the last known one), shut where no voice is and held
-        open on sung notes (_voiced)."""
-        f = self._mouth
+    def _mouth_of(self, w0: int, count: int, f: MouthFilter | None = None) -> np.ndarray:
+        """The learned mouth (count, 3) of model frames w0 .. w0+count-1, from their windows of filter f
+        (default: the stream's): viseme targets of the phonemes at the frames' times, or the acoustic cues
+        (frames before the start hold the first frame, frames past the known audio the last known one), shut
+        where no voice is and held open on sung notes (_voiced)."""
+        f = f or self._mouth
         idx = np.arange(w0 - f.past, w0 + count + f.ahead)
         if not self._phonemes and self._live_phones is None:
             mouth = f.apply(self._cues[np.clip(idx, 0, self._n_model_feat - 1) - self._feat_start])
-            return self._voiced(mouth, w0)
+            return self._voiced(mouth, w0, self.meta.lookahead)
         visemes = self._visemes((np.maximum(idx, 0) + 0.5) / MODEL_FPS)
         if f.in_mean.size == f.span * (3 + CUE_DIM):  # the live filter reads the acoustic cues as well
             cues = self._cues[np.clip(idx, 0, self._n_model_feat - 1) - self._feat_start]
@@ -541,7 +570,7 @@ class LearnedStream:
         gap = self._pause_distance((np.arange(w0, w0 + count) + 0.5) / MODEL_FPS)
         mouth[:, 0] *= np.clip(1.0 - (gap - PAUSE_OPEN_S) / PAUSE_CLOSE_S, 0.0, 1.0)
         # Then the song: a recogniser hears a long sung vowel as a pause as often as not.
-        mouth = self._voiced(mouth, w0)
+        mouth = self._voiced(mouth, w0, f.ahead if self._live_phones is not None else self.meta.lookahead)
         if self._rules_mouth is not None and (self._phonemes or self._live_phones is not None):
             mix = self.meta.rules_jaw
             mouth[:, 0] = (1.0 - mix) * mouth[:, 0] + mix * self._rules_jaw(w0, count)
@@ -559,16 +588,15 @@ class LearnedStream:
         jaw = acoustic_mouth(f.apply(self._cues[k]), cues, self._voice[here, 0], self._voice[here, 1])[:, 0]
         return jaw / self.meta.jaw_gain
 
-    def _voiced(self, mouth: np.ndarray, w0: int) -> np.ndarray:
+    def _voiced(self, mouth: np.ndarray, w0: int, ahead: int) -> np.ndarray:
         """mouth (count, 3) of model frames w0... with the jaw shut where there is no voice (music, noise: a
         recogniser finds phones in anything; the voice gate is the rules', motion.cues.voice_gate) and held
         open on sung notes: at least SUNG_JAW x the open cue where HeldNotes says a note is held (in the
         jaw's units before the output's jaw_gain). The gate reads the most voice over the VOICE_BACK frames
         before and the look-ahead frames after (the voice-activity detector dips inside words; gating on the
-        frame alone cost 0.03 of lip-sync r on the validation clips, this gains 0.003). Live, the look-ahead
-        is the live mouth filter's."""
+        frame alone cost 0.03 of lip-sync r on the validation clips, this gains 0.003). The look-ahead,
+        `ahead` frames, is the model's, or live, the mouth filter's."""
         count = len(mouth)
-        ahead = self._mouth.ahead if self._live_phones is not None else self.meta.lookahead
         k = (
             np.clip(np.arange(w0 - VOICE_BACK, w0 + count + ahead), 0, self._n_model_feat - 1)
             - self._feat_start

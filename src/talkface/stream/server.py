@@ -28,7 +28,7 @@ WebSocket protocol. Client -> server:
            (once, first, within `start_deadline`; it takes one of the `max_sessions` slots, or gets "busy";
            options are fields of talkface.config.AnimateOptions, see START_OPTIONS; "emotion"
            is a name or a track as `talkface animate --emotion` takes it, e.g. "neutral@0,happy:0.8@2.5";
-           "generator" is "rules" (the default, lowest latency) or "learned" (phones recognised live))
+           "generator" is "learned" (the default: phones recognised live) or "rules" (less CPU))
            optional "motion": "arkit" adds a {"type": "motion", ...} message of ARKit blendshape weights, head
            and eye rotation per frame, before its JPEG, and "video": false sends those instead of the JPEGs
            (talkface.export.live; the ready message then lists the 52 names as "blendshapes")
@@ -510,7 +510,7 @@ def _parse_start(message: dict, state: _ServerState) -> tuple[object, dict, int,
         if value is None:
             raise ClientError(f"option {key!r} has a bad value {_echo(raw[key])}")
         options[key] = value
-    if options.get("generator", "rules") not in LIVE_GENERATORS:
+    if options.get("generator", "learned") not in LIVE_GENERATORS:
         raise ClientError(
             f"generator must be one of {', '.join(LIVE_GENERATORS)}, got {_echo(options['generator'])}"
         )

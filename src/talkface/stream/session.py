@@ -40,26 +40,24 @@ MAX_FLUSH_S = 1.0  # flushing never adds more silence than this
 HUSH_S = 0.08
 MOUTH = [JAW_OPEN, LIP_ROUND, LIP_SPREAD]
 
-# The live default. Both generators stream. The rules' mouth reads no audio ahead of the frame beyond the lip
-# lead (a filter of the last 200 ms of acoustic cues fitted to real lips, training/fit_rules_mouth.py): a
-# frame is drawn 80 ms of audio after its start (it spans 40 ms, leads by 40), 90 ms median latency at
-# 512 px (`talkface bench --json`). "learned" reads phones recognised as the audio arrives
-# (audio.phones.LivePhones) through a mouth filter fitted on the guesses the recogniser has by the time a
-# frame is made (training/learned_motion/live_mouth.py); it needs 40 ms more audio, two frames past the
-# frame, since the phones at the decoder's very edge are worth little: 132 ms median latency, with the
-# head and the rest of the face 120 ms late (LearnedStream.listen). Its jaw follows the real one somewhat
-# better before rendering (validation clips, scripts/live_lipsync.py: r 0.293 against the rules' 0.267,
-# paired difference +0.026, -0.028..+0.084, not settled); read one frame ahead, as the rules wait, it
-# follows worse (0.242). So a client that can wait 40 ms more asks for it with generator="learned".
-LIVE_GENERATOR = "rules"
+# The live default, as offline: the learned generator, on phones recognised as the audio arrives
+# (audio.phones.LivePhones), through mouth filters fitted on the recogniser's guesses as they stand when a
+# frame is made (training/learned_motion/live_mouth.py). Each frame reads as far ahead as the audio already in
+# allows, up to two frames: audio fed in real time (a microphone) gets one frame, as the rules' mouth waits
+# (a frame is drawn 80 ms of audio after its start: 90 ms median latency at 512 px, `talkface bench --json`),
+# and its jaw follows real lips as closely as the rules' (validation clips, scripts/live_lipsync.py: r 0.267
+# both); audio that arrives ahead of real time (text to speech) gets two, and follows them better (r 0.306
+# against 0.267, paired +0.039, 95 % +0.006..+0.074). The head and the rest of the face come from the flow
+# model, 160 ms late. It costs about 50 % more CPU per session than "rules" (the recogniser and the flow
+# model), which serves more sessions per core.
+LIVE_GENERATOR = "learned"
 
 
 class Session:
     """A live talking-face stream from one portrait. options: fields of AnimateOptions (size, fps, seed,
     motion_scale, gaze, emotion, ...); raises TalkfaceError for bad options or a portrait without a face.
-    The generator defaults to LIVE_GENERATOR (the rules: the lowest latency), not the offline default;
-    generator="learned" gives the learned mouth on phones recognised as the audio streams in, at about 40 ms
-    more latency (see LIVE_GENERATOR).
+    The generator defaults to LIVE_GENERATOR (the learned one, on phones recognised as the audio streams
+    in); generator="rules" gives the rule generator, at the same latency and less CPU (see LIVE_GENERATOR).
 
     push_audio() and frames() may be called from two different threads (one producer, one consumer), and
     set_emotion() from any thread."""
