@@ -277,6 +277,37 @@ def test_live_avatar_pairs_frames_with_their_audio(portrait, speech):
     assert sum(voiced) == 25
 
 
+def test_live_avatar_gets_the_learned_lips_two_frames_ahead_as_early(portrait, speech):
+    """LiveAvatar pushes its audio one frame period ahead of its clock and asks the learned session to wait
+    for it (Session.set_lookahead): each frame's mouth is made with the filter that reads two frames ahead,
+    and the frames come out as early as from a session fed at the clock, with the one-ahead filter (within
+    a frame at every step: the voice activity's 32-ms windows make the frames' steps uneven either way)."""
+
+    def run(ahead: bool) -> tuple[list[int], list[int]]:
+        with talkface.Session(portrait, size=SIZE) as session:
+            stream, used = session._motion._stream, []
+            mouth_of = stream._mouth_of
+
+            def spy(w0, count, f=None):
+                used.extend([f.ahead] * count)
+                return mouth_of(w0, count, f)
+
+            stream._mouth_of = spy
+            avatar = LiveAvatar(session)
+            if not ahead:
+                avatar._lead = 0
+                assert session.set_lookahead(0.0) == pytest.approx(0.04)
+            avatar.push_audio(speech[:32000], 16000)
+            return [len(avatar.step()) for _ in range(60)], used
+
+    steps_ahead, used_ahead = run(True)
+    steps_clock, used_clock = run(False)
+    behind = np.cumsum(steps_clock) - np.cumsum(steps_ahead)
+    assert np.abs(behind).max() <= 1 and sum(steps_ahead) >= 60 - 4
+    # At the clock, the frames a push completes two at a time get the better filter for the first of them
+    assert set(used_ahead) == {2} and np.mean(np.array(used_clock) == 1) > 0.5
+
+
 def test_the_page_over_webrtc_in_chromium(page_server, tmp_path):  # noqa: F811
     """The page's WebRTC mode in headless Chromium against `talkface serve`: an agent's reply (a WAV) sent at
     once over the data channel comes back as a video track and an audio track that the browser plays; the

@@ -360,14 +360,26 @@ class LearnedStream:
         self._live_start = 0
         self._n_live_mouth = 0
         self._delay = 0
+        self._wait = 0  # live: model frames of audio past a frame before it is made (listen, set_lookahead)
 
     @property
     def lookahead_s(self) -> float:
         """At most: a window's first frame waits for the whole window and the model's lookahead; live, a
-        frame waits for its mouth filter's look-ahead only."""
+        frame waits for its mouth's look-ahead only (set_lookahead)."""
         if self._live_phones is not None:
-            return self._live_filters[-1].ahead / MODEL_FPS
+            return self._wait / MODEL_FPS
         return (self.meta.window + self.meta.lookahead) / MODEL_FPS
+
+    def set_lookahead(self, seconds: float) -> float:
+        """Live: make each frame once the audio `seconds` past it is in (rounded to model frames, within the
+        live filters' look-aheads), any time; returns the look-ahead now in effect. By default a frame is
+        made as soon as the nearest filter's audio is in (40 ms); a feeder that pushes audio ahead of the
+        clock (stream.avatar.LiveAvatar) asks for the furthest filter's (80 ms) and gets better lips at the
+        same latency. Offline it changes nothing."""
+        if self._live_phones is not None:
+            near, far = self._live_filters[-1].ahead, self._live_filters[0].ahead
+            self._wait = int(np.clip(round(seconds * MODEL_FPS), near, far))
+        return self.lookahead_s
 
     def listen(self, phones: LivePhoneSource) -> None:
         """Go live: read the mouth from phones recognised as the audio streams in (audio.phones.LivePhones,
@@ -398,6 +410,7 @@ class LearnedStream:
         # holding frame k - delay needs them up to its end + the model's look-ahead: the delay that makes
         # the second never later.
         self._delay = m.window + m.lookahead - 1 - self._live_filters[-1].ahead
+        self._wait = self._live_filters[-1].ahead
 
     def _hear(self, w0: int) -> None:
         """The live phones around window w0's mouth filter windows, as known now."""
@@ -468,18 +481,18 @@ class LearnedStream:
             self._motion_append(self._generate(w0))
 
     def _live_mouths(self, final: bool) -> None:
-        """Live: the mouth of every model frame whose nearest filter's window has arrived, each with the
-        filter that reads furthest ahead among those whose audio is in, as the phones are known now (when
-        final: of every frame the last window holds, with the furthest)."""
+        """Live: the mouth of every model frame whose audio `_wait` frames past it has arrived, each with
+        the filter that reads furthest ahead among those whose audio is in, as the phones are known now
+        (when final: of every frame the last window holds, with the furthest)."""
         k0 = self._n_live_mouth
         parts: list[tuple[int, int, MouthFilter]] = []
         if final:
             w = self.meta.window
             parts.append((k0, -(-self._model_frames_needed() // w) * w, self._live_filters[0]))
         else:
-            start = k0
+            start, last = k0, self._n_model_feat - self._wait
             for f in self._live_filters:
-                stop = self._n_model_feat - f.ahead
+                stop = min(self._n_model_feat - f.ahead, last)
                 if stop > start:
                     parts.append((start, stop, f))
                     start = stop

@@ -146,6 +146,13 @@ class AudioMotion:
         """Audio past a frame's end needed before the frame is final (the generator's look-ahead)."""
         return self._stream.lookahead_s
 
+    def set_lookahead(self, seconds: float) -> float:
+        """Ask the stream to wait for `seconds` of audio past each frame's end before making it, where it
+        can use more than it needs (LearnedStream.set_lookahead); returns the look-ahead now in effect."""
+        if hasattr(self._stream, "set_lookahead"):
+            return self._stream.set_lookahead(seconds)
+        return self.lookahead_s
+
     @property
     def samples_received(self) -> int:
         return self._features.samples_received

@@ -7,12 +7,14 @@ sends its replies in bursts, faster than real time, with silences between them. 
     voice in (any rate, any pace) -> queue -> step(): one frame period of it (silence when the queue is empty)
     -> Session -> AvatarFrame(index, timestamp, image, the audio of that frame)
 
-Call step() once per frame period (1 / fps) and play what it returns: each frame comes with the audio it
-shows (the voice delayed by the generator's look-ahead: a player that plays both as they come keeps them in
-sync). When no voice comes the face listens: silence goes in, the generator's blinks and gaze shifts go on
-with the mouth shut, and motion.listening calms the head and adds small nods (listen=False: the generator
-alone). interrupt() (barge-in) empties the queue, drops the frames not shown yet and closes the mouth
-(Session.interrupt); the audio of the frames still in the look-ahead is silenced, so the voice stops at once.
+Call step() once per frame period (1 / fps) and play what it returns: each frame comes with the audio it shows
+(the voice delayed by the generator's look-ahead: a player that plays both as they come keeps them in sync).
+The voice goes to the session one frame period ahead of the clock when the generator reads better lips with a
+longer look-ahead (the learned one: LOOKAHEAD_S), so the frames come as early as they would without. When no
+voice comes the face listens: silence goes in, the generator's blinks and gaze shifts go on with the mouth
+shut, and motion.listening calms the head and adds small nods (listen=False: the generator alone). interrupt()
+(barge-in) empties the queue, drops the frames not shown yet and closes the mouth (Session.interrupt); the
+audio of the frames still in the look-ahead is silenced, so the voice stops at once.
 
     avatar = LiveAvatar(talkface.Session("me.jpg", size=512))
     avatar.push_audio(tts_pcm, 24000)          # any time, from any thread
@@ -37,6 +39,11 @@ from talkface.stream.session import Session, _mono_float
 
 SAMPLE_RATE = 48000  # Hz of the audio given back (WebRTC's Opus rate)
 MAX_QUEUED_S = 120.0  # seconds of voice that may wait to be played (a long reply sent at once)
+# The look-ahead asked of the session (Session.set_lookahead): the learned generator's lips are better read
+# two frames ahead (80 ms) than one (40 ms, its default, to keep a microphone's latency low). The avatar
+# pushes its audio ahead of the clock by the difference (one frame period of the queued voice, or of
+# silence), so its frames come out as early as with the default, with the better lips.
+LOOKAHEAD_S = 0.08
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,12 @@ class LiveAvatar:
         # Audio pushed to the session, per frame, waiting for its frame: (index, samples, voiced).
         self._delay: deque[tuple[int, np.ndarray, bool]] = deque()
         self._steps = 0  # frame periods pushed to the session
+        self._ticks = 0  # step() calls
+        self._lead = 0  # frame periods pushed ahead of the clock (LOOKAHEAD_S)
+        if hasattr(session, "set_lookahead"):
+            before = session.set_lookahead(0.0)  # the generator's least
+            extra = session.set_lookahead(LOOKAHEAD_S) - before
+            self._lead = int(np.ceil(extra * self.fps - 1e-6))
         self.voiced_frames = 0  # frames whose audio was voice, since the start
         if listen:
             self._listening = Listening(self.fps, session.options.seed)
@@ -144,13 +157,15 @@ class LiveAvatar:
         """One frame period: take its samples of voice from the queue (silence for what is missing), give
         them to the session, and return the frames ready (one a step once the look-ahead is filled)."""
         with self._lock:
-            j = self._steps
+            self._ticks += 1
             rate = self.sample_rate
-            n = _samples_before(j + 1, self.fps, rate) - _samples_before(j, self.fps, rate)
-            chunk, voiced = self._take(n), self._queued_before > 0
-            self._steps += 1
-            self._delay.append((j, chunk, voiced))
-            self.session.push_audio(chunk, self.sample_rate)
+            while self._steps < self._ticks + self._lead:  # this period, and the lead's
+                j = self._steps
+                n = _samples_before(j + 1, self.fps, rate) - _samples_before(j, self.fps, rate)
+                chunk, voiced = self._take(n), self._queued_before > 0
+                self._steps += 1
+                self._delay.append((j, chunk, voiced))
+                self.session.push_audio(chunk, self.sample_rate)
         out = []
         for t, image in self.session.frames():
             index = round(t * self.fps)

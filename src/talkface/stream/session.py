@@ -47,9 +47,10 @@ MOUTH = [JAW_OPEN, LIP_ROUND, LIP_SPREAD]
 # (a frame is drawn 80 ms of audio after its start: 90 ms median latency at 512 px, `talkface bench --json`),
 # and its jaw follows real lips as closely as the rules' (validation clips, scripts/live_lipsync.py: r 0.267
 # both); audio that arrives ahead of real time (text to speech) gets two, and follows them better (r 0.306
-# against 0.267, paired +0.039, 95 % +0.006..+0.074). The head and the rest of the face come from the flow
-# model, 160 ms late. It costs about 50 % more CPU per session than "rules" (the recogniser and the flow
-# model), which serves more sessions per core.
+# against 0.267, paired +0.039, 95 % +0.006..+0.074), as does a feeder that asks for them (set_lookahead:
+# stream.avatar.LiveAvatar, 0.301, +0.034, +0.003..+0.069). The head and the rest of the face come from the
+# flow model, 160 ms late. It costs about 50 % more CPU per session than "rules" (the recogniser and the
+# flow model), which serves more sessions per core.
 LIVE_GENERATOR = "learned"
 
 
@@ -77,6 +78,7 @@ class Session:
         # Called with (frame index, that frame's motion as a one-row MotionSequence) before each frame
         # renders, to return it adjusted (stream.avatar.LiveAvatar adds listening this way); None: as made.
         self.adjust: Callable[[int, MotionSequence], MotionSequence] | None = None
+        self._lookahead: float | None = None  # set_lookahead()
         self.reset()
 
     def reset(self) -> None:
@@ -95,6 +97,20 @@ class Session:
             self._resampler: soxr.ResampleStream | None = None
             self._rate: int | None = None
             self._hush: tuple[int, int] | None = None  # (first frame hushed, first frame free of it)
+            if self._lookahead is not None:
+                self._motion.set_lookahead(self._lookahead)
+
+    def set_lookahead(self, seconds: float) -> float:
+        """Wait for `seconds` of audio past each frame's end before making the frame, where the generator
+        can use it: the learned one makes each frame as soon as the audio one frame past it is in (40 ms) and
+        reads better lips with two (80 ms; see LIVE_GENERATOR), the rules use 40 ms whatever is asked. For
+        a feeder that pushes audio ahead of real time (talkface.stream.avatar.LiveAvatar pushes its queued
+        voice one frame period ahead): the frames then come as early as before, with the better lips. It
+        outlasts reset(); returns the look-ahead now in effect, in seconds."""
+        with self._lock:
+            self._check_open()
+            self._lookahead = float(seconds)
+            return self._motion.set_lookahead(self._lookahead)
 
     def push_audio(self, pcm: np.ndarray, sample_rate: int) -> None:
         """Add audio: float in [-1, 1] or int16, mono (N,) or multichannel (N, C), at sample_rate Hz
