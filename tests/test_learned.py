@@ -425,3 +425,11 @@ def test_live_frames_read_as_far_ahead_as_the_audio_already_in():
     assert set(aheads(320)) == {1}
     bursts = aheads(3200)
     assert set(bursts) == {1, 2} and np.mean(np.array(bursts) == 2) > 0.7
+    # Asked before the first push to wait for the better filter (LiveAvatar does), the rest of the face is a
+    # frame less late; out of range, the look-ahead is clipped to the filters'
+    stream = LearnedStream(25.0, MotionControls(seed=1))
+    AudioMotion(stream, live_phones=True)
+    late = stream._delay
+    assert stream.set_lookahead(0.08) == pytest.approx(0.08) and stream._delay == late - 1
+    assert stream.set_lookahead(1.0) == pytest.approx(0.08)
+    assert stream.set_lookahead(0.0) == pytest.approx(0.04)

@@ -375,10 +375,13 @@ class LearnedStream:
         live filters' look-aheads), any time; returns the look-ahead now in effect. By default a frame is
         made as soon as the nearest filter's audio is in (40 ms); a feeder that pushes audio ahead of the
         clock (stream.avatar.LiveAvatar) asks for the furthest filter's (80 ms) and gets better lips at the
-        same latency. Offline it changes nothing."""
+        same latency; asked before the first push, the rest of the face is then shown that much less late
+        (`_delay`: 120 ms instead of 160). Offline it changes nothing."""
         if self._live_phones is not None:
             near, far = self._live_filters[-1].ahead, self._live_filters[0].ahead
             self._wait = int(np.clip(round(seconds * MODEL_FPS), near, far))
+            if self._n_in == 0:  # before the first frame, the rest of the face can be that much less late
+                self._delay = self.meta.window + self.meta.lookahead - 1 - self._wait
         return self.lookahead_s
 
     def listen(self, phones: LivePhoneSource) -> None:
