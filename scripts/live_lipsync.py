@@ -6,8 +6,8 @@ mouth). Per clip: the real mouth opening (the clip tracked with the face mesh) a
   in real time: each frame is made one frame ahead, with the "live_edge" filter),
 - learned, live in bursts: 200-ms pushes (audio ahead of real time, as text to speech sends it: most frames
   are made two frames ahead, with the "live" filter),
-- learned, live as LiveAvatar feeds it: 20-ms pushes with an 80-ms look-ahead asked (Session.set_lookahead:
-  every frame two frames ahead; the avatar pushes its queued voice one frame period ahead of its clock),
+- learned, live as LiveAvatar(lookahead_s=LOOKAHEAD_S) feeds it: 20-ms pushes with an 80-ms look-ahead asked
+  (Session.set_lookahead: every frame two frames ahead; the avatar pushes its voice a frame period ahead),
 - rules, live: the acoustic mouth, 20-ms pushes,
 
 as Pearson r at lag 0 and at the best lag within +-200 ms, in motion space (before rendering: r is
@@ -40,7 +40,7 @@ from talkface.stream.avatar import LOOKAHEAD_S
 
 CHUNK = 320  # 20 ms at 16 kHz, as the live benchmark pushes
 BURST = 3200  # 200 ms: audio that arrives ahead of real time
-AVATAR_S = LOOKAHEAD_S  # the look-ahead LiveAvatar asks for
+AVATAR_S = LOOKAHEAD_S  # the look-ahead LiveAvatar(lookahead_s=LOOKAHEAD_S) asks for
 PAIRS = (
     ("learned live", "rules live"),
     ("learned live, bursts", "rules live"),

@@ -17,7 +17,7 @@ import numpy as np
 from livekit import rtc
 from livekit.agents.voice.avatar import AvatarOptions, AvatarRunner, QueueAudioOutput
 
-from talkface.integrations.livekit import SAMPLE_RATE, TalkfaceVideoGenerator
+from talkface.integrations.livekit import LOOKAHEAD_S, SAMPLE_RATE, TalkfaceVideoGenerator
 
 SIZE = 128
 
@@ -53,7 +53,9 @@ class Room(rtc.EventEmitter):
 
 async def main(url: str, speech_path: str) -> dict:
     speech = np.fromfile(speech_path, np.int16)
-    gen = TalkfaceVideoGenerator(url, options={"size": SIZE, "seed": 1}, sample_rate=SAMPLE_RATE)
+    gen = TalkfaceVideoGenerator(
+        url, options={"size": SIZE, "seed": 1}, sample_rate=SAMPLE_RATE, lookahead_s=LOOKAHEAD_S
+    )
     await gen.start()
     audio = QueueAudioOutput(sample_rate=SAMPLE_RATE)
     room = Room()
@@ -122,6 +124,7 @@ async def main(url: str, speech_path: str) -> dict:
         "video_after_clear": len(between(t_clear + 0.3, t_end, "video")),
         "finished": finished,
         "first_voice_delay_s": min((p[0] for p in between(t_say, t_second, "audio")), default=t_say) - t_say,
+        "lead_frames": gen._lead,
     }
 
 

@@ -87,6 +87,8 @@ def test_livekit_avatar_runner_with_talkface(server, tmp_path):
     assert seen["finished"][0]["interrupted"] is False
     assert seen["finished"][0]["position"] == pytest.approx(3.0, abs=0.1)
     assert seen["first_voice_delay_s"] < 0.6
+    # Asked for the learned lips' 80-ms look-ahead, the voice goes one frame period ahead (lead_frames)
+    assert seen["lead_frames"] == 1
     # The second (4 s) was cut after 1.2 s: its voice stopped, the face went on (listening).
     assert 0.8 < seen["audio_second_s"] < 1.8
     assert seen["audio_after_clear_s"] == 0

@@ -155,6 +155,21 @@ def test_upload_a_portrait_then_start_a_session_with_it(client):
         assert ready["type"] == "ready" and (ready["width"], ready["height"]) == (SIZE, SIZE)
 
 
+def test_a_start_may_ask_for_the_learned_lips_look_ahead(client):
+    """ "lookahead": the session waits for that much audio past each frame where its generator can use it;
+    ready says how many frame periods ahead to send the audio for the frames to come as early."""
+    for generator, lead in (("learned", 1), ("rules", 0)):
+        with ws_connect(client) as ws:
+            ws.send_json({**start_message(options={"size": SIZE, "generator": generator}), "lookahead": 0.08})
+            ready = ws.receive_json()
+            assert ready["type"] == "ready" and ready["lead_frames"] == lead, ready
+    for bad in ("0.08", -0.01, 0.5, True):
+        with ws_connect(client) as ws:
+            ws.send_json({**start_message(), "lookahead": bad})
+            reply = ws.receive_json()
+            assert reply["type"] == "error" and "lookahead must be" in reply["message"], reply
+
+
 @pytest.mark.parametrize(
     "content, ctype, status, text",
     [

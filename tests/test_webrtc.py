@@ -16,7 +16,7 @@ import pytest
 import talkface
 from talkface.audio.load import load_audio
 from talkface.config import ServerSettings
-from talkface.stream.avatar import LiveAvatar
+from talkface.stream.avatar import LOOKAHEAD_S, LiveAvatar
 from talkface.stream.server import create_app
 
 aiortc = pytest.importorskip("aiortc", reason="needs requirements.lock (aiortc)")
@@ -278,8 +278,9 @@ def test_live_avatar_pairs_frames_with_their_audio(portrait, speech):
 
 
 def test_live_avatar_gets_the_learned_lips_two_frames_ahead_as_early(portrait, speech):
-    """LiveAvatar pushes its audio one frame period ahead of its clock and asks the learned session to wait
-    for it (Session.set_lookahead): each frame's mouth is made with the filter that reads two frames ahead,
+    """LiveAvatar(lookahead_s=LOOKAHEAD_S) pushes its audio one frame period ahead of its clock and asks the
+    learned session to wait for it (Session.set_lookahead): each frame's mouth is made with the filter that
+    reads two frames ahead,
     and the frames come out as early as from a session fed at the clock, with the one-ahead filter (within
     a frame at every step: the voice activity's 32-ms windows make the frames' steps uneven either way)."""
 
@@ -293,10 +294,8 @@ def test_live_avatar_gets_the_learned_lips_two_frames_ahead_as_early(portrait, s
                 return mouth_of(w0, count, f)
 
             stream._mouth_of = spy
-            avatar = LiveAvatar(session)
-            if not ahead:
-                avatar._lead = 0
-                assert session.set_lookahead(0.0) == pytest.approx(0.04)
+            avatar = LiveAvatar(session, lookahead_s=LOOKAHEAD_S if ahead else None)
+            assert avatar._lead == (1 if ahead else 0)
             avatar.push_audio(speech[:32000], 16000)
             return [len(avatar.step()) for _ in range(60)], used
 
@@ -359,12 +358,16 @@ def test_the_page_over_webrtc_in_chromium(page_server, tmp_path):  # noqa: F811
     assert interrupted["dropped_s"] > 1.0  # most of the 16-s reply was still queued
 
 
+MIN_R = 0.2  # the browser A/V test's least r of the mouth on screen with the voice played (see its docstring)
+
+
 def test_the_browser_plays_face_and_voice_in_sync(page_server, tmp_path):  # noqa: F811
     """Headless Chromium plays an agent's reply over WebRTC: the mouth on screen (each frame's darkness at
     its display time) follows the voice as played out (the packets' audio level) within 100 ms, as
     scripts/av_sync.py measures it (the generator's own lag is about -18 ms). A burst at the start of the
     stream used to put the voice 0.5 s behind the face, closing to 0.1 s over 8 s: a drifting offset shows as
-    no correlation at any one lag (r 0.12 then, about 0.55 in sync)."""
+    no correlation at any one lag (r 0.12 then). In sync, the rules' mouth gave r about 0.55 and the learned
+    one, the live default, 0.30-0.31: it follows the phones, not the loudness (without transport, 0.27)."""
 
     import test_browser
     from conftest import load_script, write_audio
@@ -391,9 +394,9 @@ def test_the_browser_plays_face_and_voice_in_sync(page_server, tmp_path):  # noq
             result = av_sync.browser_lag(rec)
             print(f"A/V: {result}; jitter buffers: {rec['stats']}")
             lag, r = result["level"]
-            if r > 0.3 and abs(lag) < 100:
+            if r > MIN_R and abs(lag) < 100:
                 break
     assert not errors, errors
     assert rec["rtc"]["error"] is None, rec["rtc"]
-    assert r > 0.3, result  # the mouth did follow the voice
+    assert r > MIN_R, result  # the mouth did follow the voice
     assert abs(lag) < 100, result  # ms; ITU-R BT.1359 detects -125 (voice late)

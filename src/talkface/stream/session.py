@@ -43,14 +43,14 @@ MOUTH = [JAW_OPEN, LIP_ROUND, LIP_SPREAD]
 # The live default, as offline: the learned generator, on phones recognised as the audio arrives
 # (audio.phones.LivePhones), through mouth filters fitted on the recogniser's guesses as they stand when a
 # frame is made (training/learned_motion/live_mouth.py). Each frame reads as far ahead as the audio already in
-# allows, up to two frames: audio fed in real time (a microphone) gets one frame, as the rules' mouth waits
-# (a frame is drawn 80 ms of audio after its start: 90 ms median latency at 512 px, `talkface bench --json`),
-# and its jaw follows real lips as closely as the rules' (validation clips, scripts/live_lipsync.py: r 0.267
+# allows, up to two frames: audio fed in real time (a microphone) gets one frame, as the rules' mouth waits (a
+# frame is drawn 80 ms of audio after its start: 90 ms median latency at 512 px, `talkface bench --json`), and
+# its jaw follows real lips as closely as the rules' (validation clips, scripts/live_lipsync.py: r 0.267
 # both); audio that arrives ahead of real time (text to speech) gets two, and follows them better (r 0.306
 # against 0.267, paired +0.039, 95 % +0.006..+0.074), as does a feeder that asks for them (set_lookahead:
-# stream.avatar.LiveAvatar, 0.301, +0.034, +0.003..+0.069). The head and the rest of the face come from the
-# flow model, 160 ms late. It costs about 50 % more CPU per session than "rules" (the recogniser and the
-# flow model), which serves more sessions per core.
+# LiveAvatar(lookahead_s=0.08), 0.301, +0.034, +0.003..+0.069). The head and the rest of the face come from
+# the flow model, 160 ms late (120 when the look-ahead is asked before the first frame). It costs about 50 %
+# more CPU per session than "rules" (the recogniser and the flow model), which serves more sessions per core.
 LIVE_GENERATOR = "learned"
 
 

@@ -193,6 +193,9 @@ class _Host:
     def reset(self) -> None:
         self.session.reset()
 
+    def set_lookahead(self, seconds: float) -> float:
+        return self.session.set_lookahead(seconds)
+
     def backlog(self) -> tuple[float, int]:
         return self.session.backlog()
 
@@ -303,10 +306,10 @@ class _Proxy:
 
 
 class ProcessSession(_Proxy):
-    """talkface.Session's interface (push_audio, frames, set_emotion, flush, interrupt, backlog, drop, reset,
-    close) with the Session in its own process. Same arguments and errors as Session; frames() yields
-    (timestamp in seconds, RGB uint8 (H, W, 3)) rendered in the child. push_audio() returns at once: a
-    chunk it refuses raises at the next push_audio()."""
+    """talkface.Session's interface (push_audio, frames, set_emotion, flush, interrupt, backlog, drop,
+    reset, set_lookahead, close) with the Session in its own process. Same arguments and errors as
+    Session; frames() yields (timestamp in seconds, RGB uint8 (H, W, 3)) rendered in the child.
+    push_audio() returns at once: a chunk it refuses raises at the next push_audio()."""
 
     kind = "session"
 
@@ -320,6 +323,9 @@ class ProcessSession(_Proxy):
 
     def reset(self) -> None:
         self._worker.call("reset")
+
+    def set_lookahead(self, seconds: float) -> float:
+        return self._worker.call("set_lookahead", float(seconds))
 
     def backlog(self) -> tuple[float, int]:
         return self._worker.call("backlog")
