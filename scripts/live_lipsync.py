@@ -16,16 +16,22 @@ latency: how far the last final frame's end trails the audio received, median ov
 differences between the live mouths with a 95 % bootstrap interval over clips.
 
     .venv/bin/python scripts/live_lipsync.py ../shared/data/talking [--limit N] [--tracks /tmp/live_tracks]
+        [--record]
+
+--record writes the summary into the shipped motion_model.json as mouth.live_validation (the mouth filters'
+provenance; training/learned_motion/mouth.py drops it when it refits them).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 from pathlib import Path
 
 import numpy as np
 
+from talkface.assets import asset_path
 from talkface.audio.features import compute_features
 from talkface.audio.load import SAMPLE_RATE, load_audio
 from talkface.audio.phones import recognize_phones
@@ -35,6 +41,7 @@ from talkface.eval.split import load_split
 from talkface.face.geometry import mouth_opening
 from talkface.face.tracking import track_video
 from talkface.motion.generators import generate, make_stream
+from talkface.motion.learned import META_FILE
 from talkface.motion.stream import AudioMotion
 from talkface.stream.avatar import LOOKAHEAD_S
 
@@ -78,6 +85,7 @@ def main() -> None:
     ap.add_argument("data", type=Path)
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--tracks", type=Path, default=Path("/tmp/live_tracks"))
+    ap.add_argument("--record", action="store_true", help="write the summary into motion_model.json")
     args = ap.parse_args()
     args.tracks.mkdir(parents=True, exist_ok=True)
     names = load_split()["validation"][: args.limit or None]
@@ -116,6 +124,7 @@ def main() -> None:
             flush=True,
         )
     print(f"\nmean over {len(rows)} clips:")
+    summary: dict = {"jaw": {}, "paired_r": {}}
     for k in rows[0]:
         if k in ("clip", "seconds", "trail"):
             continue
@@ -123,16 +132,34 @@ def main() -> None:
         rb = np.mean([r[k][1] for r in rows])
         lags = [r[k][2] for r in rows if np.isfinite(r[k][2])]
         print(f"  {k:20s} r {r0:.3f}  best-lag r {rb:.3f}  lag {np.mean(lags):+.0f} ms")
+        summary["jaw"][k] = {"r": round(r0, 3), "r_best": round(rb, 3), "lag_ms": round(np.mean(lags), 1)}
     for a, b in PAIRS:
         d = np.array([r[a][0] - r[b][0] for r in rows])
         boot = d[np.random.default_rng(0).integers(0, len(d), (2000, len(d)))].mean(1)
         lo, hi = np.percentile(boot, [2.5, 97.5])
         print(f"  r, {a} - {b}: {d.mean():+.3f} ({lo:+.3f}..{hi:+.3f})")
+        summary["paired_r"][f"{a} - {b}"] = [round(d.mean(), 3), round(lo, 3), round(hi, 3)]
+    if args.record:
+        record(summary, len(rows))
     print(
         "  live trail (median over pushes, mean over clips): learned "
         f"{1000 * np.mean([r['trail'][0] for r in rows]):.0f} ms, rules "
         f"{1000 * np.mean([r['trail'][1] for r in rows]):.0f} ms"
     )
+
+
+def record(summary: dict, clips: int) -> None:
+    """The summary into the shipped motion_model.json's mouth section (live_validation)."""
+    path = asset_path(META_FILE)
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    meta["mouth"]["live_validation"] = {
+        "command": "python scripts/live_lipsync.py ../shared/data/talking --record",
+        "what": "jaw r with the real jaw before rendering, validation split; paired: mean, 95 % bootstrap",
+        "clips": clips,
+        **summary,
+    }
+    path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    print(f"recorded into {path}")
 
 
 if __name__ == "__main__":
