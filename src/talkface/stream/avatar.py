@@ -43,9 +43,9 @@ MAX_QUEUED_S = 120.0  # seconds of voice that may wait to be played (a long repl
 # generator's lips are better read two frames ahead (80 ms) than one (40 ms, its default, to keep a
 # microphone's latency low). The avatar then pushes its audio ahead of the clock by the difference (one frame
 # period of the queued voice, or of silence), so its frames come out as early as with the default, with the
-# better lips. Not the default: in headless Chromium over WebRTC (tests/test_webrtc.py's A/V measure) the
-# voice then played 60-80 ms later against the face than without, which the avatar alone does not show
-# (scripts/av_sync.py's reference: -17 ms both); not understood yet.
+# better lips. Not the default: in headless Chromium over WebRTC the voice then plays later against the face
+# (scripts/av_sync.py, 256 px, 3 runs: median -82 ms against -46 without; the browser shows audio and video
+# media times further apart, -68 against -32 ms), though the avatar alone shows the same lag (-19 / -17 ms).
 LOOKAHEAD_S = 0.08
 
 
