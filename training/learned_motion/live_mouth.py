@@ -43,7 +43,8 @@ import numpy as np
 from talkface.audio.load import SAMPLE_RATE, load_audio
 from talkface.audio.phones import LivePhones
 from talkface.motion.cues import CUE_DIM, MouthFilter, window_rows
-from talkface.motion.learned import LIVE_SHAPE_SMOOTHING, META_FILE, MODEL_FPS
+from talkface.motion.learned import LIVE_SHAPE_TAU, META_FILE, MODEL_FPS
+from talkface.motion.stream import CausalSmoother
 from talkface.motion.visemes import VisemeTrack
 from training.learned_motion.dataset import (
     CACHE,
@@ -144,19 +145,10 @@ def _columns(x: np.ndarray, columns: slice | None) -> np.ndarray:
     return x.reshape(len(x), -1, k)[:, :, columns].reshape(len(x), -1)
 
 
-def smoothed(y: np.ndarray, alpha: float) -> np.ndarray:
-    """y (T,) through the causal one-pole smoother the live stream applies to the lip shape."""
-    out, state = np.empty(len(y)), float(y[0])
-    for i, v in enumerate(y):
-        state += alpha * (v - state)
-        out[i] = state
-    return out
-
-
 def cross_validate(clips: list[ClipData], inputs: dict[str, dict], ahead: int, folds: int) -> dict:
     """Per held-out clip: the jaw r of the live filter, of its viseme and acoustic halves alone and of the
     rules; and of the live filter's lip shape (rounding, spreading) raw and smoothed as the stream smooths it
-    (motion.learned.LIVE_SHAPE_SMOOTHING), with its mean frame-to-frame change beside the real lips'."""
+    (motion.learned.LIVE_SHAPE_TAU), with its mean frame-to-frame change beside the real lips'."""
     kinds = {"live": None, "live_visemes_only": slice(0, 3), "acoustic_only": slice(3, 3 + CUE_DIM)}
     order = speaker_order(clips)
     rows, shapes = [], []
@@ -175,7 +167,9 @@ def cross_validate(clips: list[ClipData], inputs: dict[str, dict], ahead: int, f
                 rows.append(row)
                 shape = filters["live"].of_windows(x)[:, 1:3]
                 real_shape = c.motion["orig"][: len(x), 1:3]
-                smooth = np.column_stack([smoothed(shape[:, k], LIVE_SHAPE_SMOOTHING) for k in range(2)])
+                smooth = np.column_stack(
+                    [CausalSmoother(LIVE_SHAPE_TAU, stages=1)(shape[:, k]) for k in range(2)]
+                )
                 shapes.append(
                     [
                         *(_r(shape[:, k], real_shape[:, k]) for k in range(2)),

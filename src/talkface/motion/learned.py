@@ -69,6 +69,7 @@ from talkface.motion.cues import (  # the mouth filters are shared with the rule
     load_rules_mouth,
     voice_gate,
 )
+from talkface.motion.stream import CausalSmoother
 from talkface.motion.visemes import VisemeTrack
 
 MODEL_FPS = 25.0  # the model's frame rate; other video rates are interpolated to and from it
@@ -88,13 +89,15 @@ LIDS = slice(4, 6)  # blink_right, blink_left: the channels the blink process gi
 PAUSE_OPEN_S, PAUSE_CLOSE_S = 0.04, 0.06
 VOICE_BACK = 4  # model frames of voice activity before a frame that keep its mouth free to open (_voiced)
 RULES_LEAD = 1  # model frames: the rules' acoustic mouth shows the audio 40 ms ahead (rules.LIP_LEAD)
-# Live, the lip shape (rounding, spreading) is smoothed causally, x += LIVE_SHAPE_SMOOTHING * (new - x): read
-# from the recogniser's guesses, which change from frame to frame at its edge, the live filters' shapes jitter
-# 1.6-1.8x as much as real lips (train split, per clip mean |frame-to-frame change| of the filter one frame
-# ahead: round 0.073, spread 0.087 against the real 0.041, 0.054); smoothed, 0.042 and 0.053, for r with the
-# real shape 0.230 -> 0.212 and 0.131 -> 0.125 (`training/learned_motion/live_mouth.py --cv-only`). The jaw is
-# not smoothed: its timing is the lip sync, and it jitters no more than the rules' jaw.
-LIVE_SHAPE_SMOOTHING = 0.5
+# Live, the lip shape (rounding, spreading) is smoothed causally by a one-pole low-pass
+# (motion.stream.CausalSmoother, one stage) of time constant LIVE_SHAPE_TAU frames: each frame moves half way
+# to the new value (x += 0.5 * (new - x)). Read from the recogniser's guesses, which change from frame to
+# frame at its edge, the live filters' shapes jitter 1.6-1.8x as much as real lips (train split, per clip mean
+# |frame-to-frame change| of the filter one frame ahead: round 0.073, spread 0.087 against the real 0.041,
+# 0.054); smoothed, 0.042 and 0.053, for r with the real shape 0.230 -> 0.212 and 0.131 -> 0.125
+# (`training/learned_motion/live_mouth.py --cv-only`). The jaw is not smoothed: its timing is the lip sync,
+# and it jitters no more than the rules' jaw.
+LIVE_SHAPE_TAU = 1.0 / math.log(2.0)
 
 # Causal feature normalisation (FeatureNormalizer).
 N_MELS = 40
@@ -356,7 +359,8 @@ class LearnedStream:
         # Live: the mouth of model frames _live_start... (made frame by frame, ahead of the flow's windows),
         # and how many model frames the rest of the face is late (listen()).
         self._live_mouth = np.zeros((0, 3), np.float32)
-        self._live_shape: np.ndarray | None = None  # the smoothed lip shape of the last live mouth made
+        # Live: the lip shape's smoothers (rounding, spreading), LIVE_SHAPE_TAU
+        self._live_shape = [CausalSmoother(LIVE_SHAPE_TAU, stages=1) for _ in range(2)]
         self._live_start = 0
         self._n_live_mouth = 0
         self._delay = 0
@@ -504,12 +508,8 @@ class LearnedStream:
             return
         self._hear(k0)
         mouth = np.concatenate([self._mouth_of(a, b - a, f) for a, b, f in parts])
-        shape = mouth[:, 1:3]  # LIVE_SHAPE_SMOOTHING, frame by frame
-        state = shape[0].copy() if self._live_shape is None else self._live_shape
-        for i in range(len(shape)):
-            state += LIVE_SHAPE_SMOOTHING * (shape[i] - state)
-            shape[i] = state
-        self._live_shape = state
+        for column, smooth in zip((1, 2), self._live_shape, strict=True):
+            mouth[:, column] = smooth(mouth[:, column])
         self._live_mouth = np.concatenate([self._live_mouth, mouth])
         self._n_live_mouth = parts[-1][1]
 

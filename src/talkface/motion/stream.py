@@ -86,16 +86,18 @@ class GaussianSmoother:
 
 
 class CausalSmoother:
-    """Two one-pole low-passes in cascade (a critically damped response: smooth, no overshoot), time
-    constant `tau` frames each: delay about 2 tau, spread about sqrt(2) tau, the same as a Gaussian of
-    sigma = sqrt(2) tau would smooth but using the past only. Starts settled on the first value."""
+    """`stages` one-pole low-passes in cascade, time constant `tau` frames each. Two (the default) give a
+    critically damped response (smooth, no overshoot): delay about 2 tau, spread about sqrt(2) tau, the same
+    as a Gaussian of sigma = sqrt(2) tau would smooth but using the past only. Starts settled on the first
+    value."""
 
-    def __init__(self, tau: float):
+    def __init__(self, tau: float, stages: int = 2):
         self._a = float(np.exp(-1.0 / max(tau, 1e-6)))
+        self._stages = stages
         self.reset()
 
     def reset(self) -> None:
-        self._zi: tuple[np.ndarray, np.ndarray] | None = None
+        self._zi: list[np.ndarray] | None = None
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         from talkface.audio.iir import lfilter  # scipy.signal's, without its 0.5-1.5 s import
@@ -105,12 +107,10 @@ class CausalSmoother:
             return x
         b, a = [1.0 - self._a], [1.0, -self._a]
         if self._zi is None:
-            z = np.array([self._a * x[0]])
-            self._zi = (z, z.copy())
-        y1, z1 = lfilter(b, a, x, self._zi[0])
-        y2, z2 = lfilter(b, a, y1, self._zi[1])
-        self._zi = (z1, z2)
-        return y2
+            self._zi = [np.array([self._a * x[0]]) for _ in range(self._stages)]
+        for k in range(self._stages):
+            x, self._zi[k] = lfilter(b, a, x, self._zi[k])
+        return x
 
 
 class AudioMotion:
