@@ -35,7 +35,7 @@ import soxr
 from talkface.errors import TalkfaceError
 from talkface.motion.contract import MotionSequence
 from talkface.motion.listening import Listening
-from talkface.stream.session import Session, _mono_float
+from talkface.stream.session import Session, _mono_float, lead_frames
 
 SAMPLE_RATE = 48000  # Hz of the audio given back (WebRTC's Opus rate)
 MAX_QUEUED_S = 120.0  # seconds of voice that may wait to be played (a long reply sent at once)
@@ -95,9 +95,7 @@ class LiveAvatar:
         self._ticks = 0  # step() calls
         self._lead = 0  # frame periods pushed ahead of the clock (LOOKAHEAD_S)
         if lookahead_s is not None:
-            before = session.set_lookahead(0.0)  # the generator's least
-            extra = session.set_lookahead(lookahead_s) - before
-            self._lead = int(np.ceil(extra * self.fps - 1e-6))
+            self._lead = lead_frames(session, lookahead_s)
         self.voiced_frames = 0  # frames whose audio was voice, since the start
         if listen:
             self._listening = Listening(self.fps, session.options.seed)

@@ -515,7 +515,7 @@ def _parse_start(message: dict, state: _ServerState) -> tuple[object, dict, int,
         if value is None:
             raise ClientError(f"option {key!r} has a bad value {_echo(raw[key])}")
         options[key] = value
-    if options.get("generator", "learned") not in LIVE_GENERATORS:
+    if "generator" in options and options["generator"] not in LIVE_GENERATORS:
         raise ClientError(
             f"generator must be one of {', '.join(LIVE_GENERATORS)}, got {_echo(options['generator'])}"
         )
@@ -833,10 +833,11 @@ class _Connection:
         width, height = self.session.frame_size
         log.info("session started: %dx%d at %g fps, audio %d Hz", width, height, self.session.fps, self.rate)
         ready = {"type": "ready", "fps": self.session.fps, "width": width, "height": height, "generation": 0}
-        if lookahead is not None and hasattr(self.session, "set_lookahead"):  # the look-ahead gained
-            least = await self.loop.run_in_executor(self.feeder, self.session.set_lookahead, 0.0)
-            now = await self.loop.run_in_executor(self.feeder, self.session.set_lookahead, float(lookahead))
-            ready["lead_frames"] = math.ceil((now - least) * self.session.fps - 1e-6)
+        if lookahead is not None and hasattr(self.session, "set_lookahead"):
+            from talkface.stream.session import lead_frames
+
+            lead = await self.loop.run_in_executor(self.feeder, lead_frames, self.session, float(lookahead))
+            ready["lead_frames"] = lead
         if motion is not None:  # blendshape frames (export.live)
             from talkface.export.live import LiveMotion
 

@@ -271,6 +271,15 @@ def _hushed(motion: MotionSequence, index: int, hush: tuple[int, int], fps: floa
     return dataclasses.replace(motion, expression=expression)
 
 
+def lead_frames(session, seconds: float) -> int:
+    """Ask `session` (a Session or a process proxy of one) for `seconds` of look-ahead (set_lookahead) and
+    return the frame periods of audio a feeder that paces its audio should push ahead of its clock, for the
+    frames to come as early as with the generator's least look-ahead: what the look-ahead gained."""
+    least = session.set_lookahead(0.0)
+    gained = session.set_lookahead(seconds) - least
+    return int(np.ceil(gained * session.fps - 1e-6))
+
+
 def _mono_float(pcm: np.ndarray) -> np.ndarray:
     """PCM as mono float32 (N,): int16 scaled to [-1, 1], channels averaged, non-finite values zeroed."""
     x = np.asarray(pcm)
