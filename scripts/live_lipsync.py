@@ -47,7 +47,6 @@ from talkface.stream.avatar import LOOKAHEAD_S
 
 CHUNK = 320  # 20 ms at 16 kHz, as the live benchmark pushes
 BURST = 3200  # 200 ms: audio that arrives ahead of real time
-AVATAR_S = LOOKAHEAD_S  # the look-ahead LiveAvatar(lookahead_s=LOOKAHEAD_S) asks for
 PAIRS = (
     ("learned live", "rules live"),
     ("learned live, bursts", "rules live"),
@@ -110,7 +109,7 @@ def main() -> None:
         }
         jaws["learned live"], trail_learned = live_jaw("learned", audio.samples, fps, n, phones=True)
         jaws["learned live, bursts"], _ = live_jaw("learned", audio.samples, fps, n, True, BURST)
-        jaws["learned live, avatar"], _ = live_jaw("learned", audio.samples, fps, n, True, CHUNK, AVATAR_S)
+        jaws["learned live, avatar"], _ = live_jaw("learned", audio.samples, fps, n, True, CHUNK, LOOKAHEAD_S)
         jaws["rules live"], trail_rules = live_jaw("rules", audio.samples, fps, n, phones=False)
         row = {"clip": name, "seconds": n / fps, "trail": (trail_learned, trail_rules)}
         for k, jaw in jaws.items():
