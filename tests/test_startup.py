@@ -4,6 +4,7 @@ bit, the command runs BLAS on one thread, and analysing the portrait beside the 
 order."""
 
 import ast
+import json
 import os
 import subprocess
 import sys
@@ -79,6 +80,29 @@ def test_the_command_runs_blas_on_one_thread_unless_told_otherwise(asked):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split()[-2:] == [asked or "1", "False"]  # set before numpy (and its OpenBLAS) loads
+
+
+@pytest.mark.parametrize("asked", [None, "2"])
+def test_a_session_in_a_program_runs_blas_on_one_thread_unless_told_otherwise(asked, portrait):
+    """A program that imported numpy before talkface (so the command's environment variable is too late):
+    the Engine limits the loaded OpenBLAS to one thread, unless the program chose a count itself."""
+    code = (
+        "import json, numpy, sys\n"
+        "from threadpoolctl import threadpool_info\n"
+        "def blas(): return [p['num_threads'] for p in threadpool_info() if 'numpy' in p['filepath']]\n"
+        "before = blas()\n"
+        "from talkface.stream.session import Session\n"
+        "Session(sys.argv[1], size=128, generator='rules').close()\n"
+        "print(json.dumps([before, blas()]))"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    if asked:
+        env["OPENBLAS_NUM_THREADS"] = asked
+    r = subprocess.run([sys.executable, "-c", code, str(portrait)], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    before, after = json.loads(r.stdout.strip().splitlines()[-1])
+    assert len(before) == 1, "numpy's BLAS not found by threadpoolctl"
+    assert after == (before if asked else [1])
 
 
 def test_mediapipes_unused_solutions_load_on_first_use():

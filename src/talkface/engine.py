@@ -43,6 +43,7 @@ from talkface.motion.stream import AudioMotion
 from talkface.outputs import check_output
 from talkface.render.paste import PasteBack
 from talkface.render.renderer import Renderer
+from talkface.threads import single_thread_blas
 from talkface.video.encode import Mp4Writer
 from talkface.video.label import draw_label
 from talkface.video.provenance import ingredient
@@ -100,6 +101,7 @@ class Engine:
         rig: FaceRig | None = None,
         cached: bool = False,
     ):
+        single_thread_blas()
         self.options = options
         self._clock = clock or _untimed
         self._portrait = portrait  # named, by its hash, in each MP4's C2PA manifest
