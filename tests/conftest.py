@@ -45,6 +45,44 @@ def synth_speech(seconds: float, rate: int = 16000, seed: int = 0) -> np.ndarray
     return (0.3 * y / np.abs(y).max()).astype(np.float32)
 
 
+def synth_band(seconds: float, seed: int = 0, rate: int = 16000) -> np.ndarray:
+    """Instrumental test music, no voice: sustained sawtooth triads (a four-chord loop, two seconds each), a
+    melody of plucked square-wave eighth notes, and a kick on every beat with a noise snare on every other,
+    shape (N,) float32 peaking at 0.3."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * rate)
+    out = np.zeros(n)
+
+    def tone(f0: float, dur: float, square: bool) -> np.ndarray:
+        t = np.arange(int(dur * rate)) / rate
+        ks = range(1, int(min(40, 6000 / f0)) + 1)
+        return sum(
+            ((k % 2) if square else 1) / k * np.sin(2 * np.pi * k * f0 * t + rng.uniform(0, 6.3)) for k in ks
+        )
+
+    def add(x: np.ndarray, start_s: float) -> None:
+        s = int(start_s * rate)
+        out[s : s + len(x)] += x[: max(0, n - s)]
+
+    for i, start in enumerate(np.arange(0, seconds, 2.0)):
+        root = (220.0, 174.6, 261.6, 196.0)[i % 4]
+        for ratio in (1.0, 1.26, 1.5):
+            pad = tone(root * ratio, 2.0, False) * 0.08
+            edge = np.minimum(1, np.minimum(np.arange(len(pad)), len(pad) - np.arange(len(pad))) / 800)
+            add(pad * edge, start)
+        for j in range(8):
+            note = tone(root * 2 * (1.0, 1.26, 1.5, 2.0)[rng.integers(4)], 0.25, True)
+            add(note * 0.15 * np.exp(-np.arange(len(note)) / rate / 0.08), start + j * 0.25)
+    hit = int(0.15 * rate)
+    decay = np.exp(-np.arange(hit) / rate / 0.05)
+    kick = np.sin(2 * np.pi * np.cumsum(np.linspace(120, 45, hit)) / rate) * decay
+    for b, beat in enumerate(np.arange(0, seconds, 0.5)):
+        add(0.5 * kick, beat)
+        if b % 2:
+            add(0.2 * rng.standard_normal(hit) * np.exp(-np.arange(hit) / rate / 0.04), beat)
+    return (0.3 * out / np.abs(out).max()).astype(np.float32)
+
+
 def write_audio(
     path: Path, samples: np.ndarray, rate: int, codec: str | None = None, channels: int = 1
 ) -> Path:

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from conftest import synth_speech, write_audio
+from conftest import synth_band, synth_speech, write_audio
 
 from talkface.audio.features import FEATURE_RATE, compute_features, n_video_frames
 from talkface.audio.load import SAMPLE_RATE, from_samples, load_audio
@@ -70,6 +70,34 @@ def test_voicing_separates_speech_from_silence():
     assert np.median(f.energy_db[120:280]) > -40
     assert f.pitch_hz[120:280][f.pitch_hz[120:280] > 0].size > 50
     assert np.all(f.pitch_hz[:90] == 0)
+
+
+def test_a_voice_sung_over_music_is_heard_and_music_alone_is_not():
+    """audio.music: silero-vad loses much of a voice under a loud band; the separated voice brings most of it
+    back. The band alone stays silent, separated or not, and a voice alone keeps silero-vad's activity to the
+    bit."""
+    from talkface.assets import asset_path
+    from talkface.audio.music import HEARD_SHARE, MUSIC_SHARE, loud_shares, separated_voice, voice_activity
+    from talkface.audio.vad import speech_probability
+
+    voice = load_audio(asset_path("speech.flac")).samples[: 8 * SAMPLE_RATE]
+    speaking = speech_probability(voice) > 0.5
+    np.testing.assert_array_equal(voice_activity(voice), speech_probability(voice))
+    for seed in (1, 2):
+        band = synth_band(len(voice) / SAMPLE_RATE, seed) * 5.0  # 5x as loud as synth_band makes it
+        mix = voice + band
+        silero = speech_probability(mix)
+        heard_share, unheard_share = loud_shares(mix, silero)
+        assert heard_share >= HEARD_SHARE and unheard_share >= MUSIC_SHARE
+        heard_before = np.mean(silero[speaking] > 0.5)
+        heard = np.mean(voice_activity(mix)[speaking] > 0.5)
+        assert heard_before < 0.5 and heard > heard_before + 0.3, (seed, heard_before, heard)
+        # The band alone: the separation finds no voice in it (a window in a few hundred may pass), and no
+        # voice is heard, so no mouth.
+        assert np.mean(speech_probability(separated_voice(band)) > 0.5) < 0.02
+        assert np.mean(voice_activity(band) > 0.5) < 0.02
+        f = compute_features(from_samples(band, SAMPLE_RATE))
+        assert np.mean(f.voicing > 0.5) < 0.02
 
 
 def test_a_missing_voice_activity_model_is_a_clean_error(monkeypatch):

@@ -3,7 +3,7 @@ window borders cannot show, and live and offline output agree."""
 
 import numpy as np
 import pytest
-from conftest import synth_speech
+from conftest import synth_band, synth_speech
 
 from talkface.audio.features import FeatureStream, FramePooler, compute_features, concat_features
 from talkface.audio.load import from_samples
@@ -86,6 +86,29 @@ def test_motion_windows_equal_the_whole_signal(generator, window):
     assert len(windowed) == n
     for name in FIELDS:
         np.testing.assert_allclose(getattr(windowed, name), getattr(whole, name), atol=1e-5)
+
+
+def test_offline_motion_hears_a_voice_sung_over_music(portrait):
+    """A voice under a loud band: the offline paths (compute_features, Engine.motion_windows on audio in
+    memory) take audio.music's voice activity and open the mouth where silero-vad alone, as a stream hears
+    it, keeps it shut; both offline paths give the same motion."""
+    from talkface.assets import asset_path
+    from talkface.audio.load import load_audio
+    from talkface.config import AnimateOptions
+    from talkface.engine import Engine
+
+    voice = load_audio(asset_path("speech.flac")).samples
+    x = voice + 5.0 * synth_band(len(voice) / 16000, seed=1)
+    n = round(len(x) / 16000 * FPS)
+    options = AnimateOptions(size=128, generator="rules", seed=3)
+    offline = generate("rules", compute_features(from_samples(x, 16000)), n, FPS, options.controls())
+    windows = Engine(portrait, options).motion_windows(from_samples(x, 16000), options, phonemes=())
+    engine = concat_motion(list(windows))
+    np.testing.assert_allclose(engine.expression, offline.expression, atol=1e-5)
+    streamed = AudioMotion(make_stream("rules", FPS, options.controls()))
+    live = concat_motion([streamed.push(x[i : i + 320]) for i in range(0, len(x), 320)] + [streamed.finish()])
+    opened = lambda m: np.mean(m.expression[:, 0] > 0.1)  # noqa: E731
+    assert opened(offline) > opened(live) + 0.15, (opened(offline), opened(live))
 
 
 def test_no_jump_at_window_borders():

@@ -31,6 +31,7 @@ import numpy as np
 
 from talkface import __version__
 from talkface.audio.load import SAMPLE_RATE, Audio, AudioReader
+from talkface.audio.music import voice_activity
 from talkface.config import AnimateOptions, RenderOptions
 from talkface.face.action_units import AU, FACS
 from talkface.face.cache import portrait_rig
@@ -128,16 +129,21 @@ class Engine:
     # -- audio -> motion ------------------------------------------------------------------------------
 
     def audio_motion(
-        self, options: AnimateOptions, phonemes: tuple[Phoneme, ...] = (), live: bool = False
+        self,
+        options: AnimateOptions,
+        phonemes: tuple[Phoneme, ...] = (),
+        live: bool = False,
+        voice: np.ndarray | None = None,
     ) -> AudioMotion:
         """16 kHz samples in, motion out, push by push: options.generator's stream at options.fps with the
         options' controls (live sessions push what arrives; offline, motion_windows pushes windows).
         live: no phonemes can be known in advance; a generator that reads them (needs_phonemes) listens to
-        phones recognised as the audio arrives (audio.phones.LivePhones)."""
+        phones recognised as the audio arrives (audio.phones.LivePhones). voice: the whole signal's voice
+        activity, when it is known in advance (AudioMotion)."""
         make = generator(options.generator)
         stream = make(options.fps, options.controls(), tuple(phonemes), options.motion_model)
         listen = live and not phonemes and make.needs_phonemes
-        return AudioMotion(stream, clock=self._clock, live_phones=listen)
+        return AudioMotion(stream, clock=self._clock, live_phones=listen, voice=voice)
 
     def phonemes_for(
         self, options: AnimateOptions, audio: AudioReader | Audio, transcript: str | None = None
@@ -154,13 +160,19 @@ class Engine:
     ) -> Iterator[MotionSequence]:
         """Motion for `audio` (a file being read, or samples in memory), pushed in windows of WINDOW_S: the
         same motion as for any other window size. phonemes: known timings (say); else phonemes_for finds
-        them when the generator or a transcript needs them."""
+        them when the generator or a transcript needs them. Audio in memory (the learned generator's, say's,
+        a transcript's) has its voice activity found first, over the whole of it, so that a voice sung over
+        music is heard (audio.music); a file streamed (the rules without a transcript) has silero-vad's."""
         if phonemes is None:
             phonemes, whole = self.phonemes_for(options, audio, transcript)
             if whole is not None:
                 audio = whole
+        voice = None
+        if isinstance(audio, Audio):
+            with self._clock("audio"):
+                voice = voice_activity(audio.samples)
         chunks = _in_windows(audio.samples) if isinstance(audio, Audio) else iter(audio)
-        source = self.audio_motion(options, phonemes)
+        source = self.audio_motion(options, phonemes, voice=voice)
         window = int(WINDOW_S * SAMPLE_RATE)
         pending: list[np.ndarray] = []
         count = 0

@@ -275,18 +275,25 @@ class FeatureStream:
     samples (and voice activity) have all arrived, finish() the rest. Frame i is centred at i / 100 s and
     needs 20 ms of audio after its centre (the pitch window) and the 32 ms voice-activity window around
     it, so a frame is out about 50 ms after its centre was pushed. The same samples give the same
-    features whatever the chunking (compute_features is this stream run on the whole signal)."""
+    features whatever the chunking (compute_features is this stream run on the whole signal).
 
-    def __init__(self):
+    voice: the voice activity of the whole signal per vad window, known before it streams (offline:
+    audio.music.voice_activity, which hears a voice sung over music), used instead of running silero-vad as
+    the audio comes; it holds for the first signal only (reset() goes back to silero-vad)."""
+
+    def __init__(self, voice: np.ndarray | None = None):
         self._spectra = _Spectra()
         self._vad = VoiceActivity()
         # Loud-voice levels for the periodic-voice gate, over the last 20 s of speech / periodic frames.
         self._speech_level = RunningReference(95, VOICE_LEVEL_PRIOR_DB, 2000, 25, 50)
         self._periodic_level = RunningReference(95, VOICE_LEVEL_PRIOR_DB, 2000, 25, 10)
         self.reset()
+        self._voice = None if voice is None else np.asarray(voice, np.float32)
 
     def reset(self) -> None:
         """Start a new signal (time 0)."""
+        self._voice: np.ndarray | None = None
+        self._voice_fed = 0  # samples (with finish()'s padding) that _voice_for has seen
         self._vad.reset()
         self._speech_level.reset()
         self._periodic_level.reset()
@@ -306,7 +313,7 @@ class FeatureStream:
         samples = np.asarray(samples, np.float32).reshape(-1)
         self._received += len(samples)
         self._x = np.concatenate([self._x, samples])
-        self._add_vad(self._vad.push(samples))
+        self._add_vad(self._voice_for(samples))
         self._vad_tail = (self._vad_tail + len(samples)) % VAD_WINDOW
         # Frame i needs samples up to i * HOP + PITCH_WIN // 2 and the voice activity window that holds its
         # centre (_speech reads each window's probability at the window's end).
@@ -318,10 +325,20 @@ class FeatureStream:
     def finish(self) -> AudioFeatures:
         """The remaining frames, as if the signal were followed by silence: ceil(N / HOP) frames in all."""
         if self._vad_tail:
-            self._add_vad(self._vad.push(np.zeros(VAD_WINDOW - self._vad_tail, np.float32)))
+            self._add_vad(self._voice_for(np.zeros(VAD_WINDOW - self._vad_tail, np.float32)))
             self._vad_tail = 0
         self._x = np.concatenate([self._x, np.zeros(PITCH_WIN // 2 + HOP, np.float32)])
         return self._emit(-(-self._received // HOP))
+
+    def _voice_for(self, samples: np.ndarray) -> np.ndarray:
+        """The voice activity of the vad windows that `samples` complete: silero-vad's, or the given."""
+        if self._voice is None:
+            return self._vad.push(samples)
+        self._voice_fed += len(samples)
+        done = self._vad_first + len(self._vad_probs)  # windows already in
+        upto = self._voice_fed // VAD_WINDOW
+        probs = self._voice[done:upto]
+        return np.concatenate([probs, np.zeros(max(0, upto - done - len(probs)), np.float32)])
 
     def _add_vad(self, probs: np.ndarray) -> None:
         self._vad_probs = np.concatenate([self._vad_probs, probs])
@@ -406,8 +423,11 @@ def concat_features(parts: list[AudioFeatures]) -> AudioFeatures:
 
 def compute_features(audio: Audio) -> AudioFeatures:
     """100 Hz features of a whole 16 kHz signal; T = ceil(N / HOP) frames, frame i centred at i / 100 s.
-    This is FeatureStream fed the whole signal, so offline and live features agree."""
-    stream = FeatureStream()
+    This is FeatureStream fed the whole signal, so offline and live features agree, but for the voice
+    activity, which is audio.music.voice_activity's: it also hears a voice sung over music."""
+    from talkface.audio.music import voice_activity
+
+    stream = FeatureStream(voice_activity(audio.samples))
     chunk = BLOCK * HOP  # bounded temporary arrays on long inputs
     parts = [stream.push(audio.samples[i : i + chunk]) for i in range(0, len(audio.samples), chunk)]
     parts.append(stream.finish())

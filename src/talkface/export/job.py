@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from talkface.audio.load import SAMPLE_RATE, Audio, AudioReader
+from talkface.audio.music import voice_activity
 from talkface.config import MotionControls, MotionExportOptions
 from talkface.errors import TalkfaceError
 from talkface.motion.contract import MotionSequence, Phoneme, concat_motion
@@ -122,7 +123,9 @@ def motion_for(
         **{f.name: getattr(options, f.name) for f in dataclasses.fields(MotionControls)}
     )
     heard = tuple(phonemes) if known or make.needs_phonemes else ()
-    stream = AudioMotion(make(options.fps, controls, heard, options.motion_model))
+    stream = AudioMotion(
+        make(options.fps, controls, heard, options.motion_model), voice=voice_activity(audio.samples)
+    )
     window = int(WINDOW_S * SAMPLE_RATE)
     parts = [stream.push(audio.samples[i : i + window]) for i in range(0, len(audio.samples), window)]
     parts.append(stream.finish())

@@ -122,11 +122,13 @@ class AudioMotion:
         stream: MotionStream,
         clock: Callable[[str], AbstractContextManager] | None = None,
         live_phones: bool = False,
+        voice: np.ndarray | None = None,
     ):
         """clock: times the "audio" (features), "phones" and "motion" stages of each push (engine.StageClock).
         live_phones: for a stream that reads phonemes (it has listen(): LearnedStream), recognise them in the
-        audio as it is pushed (audio.phones.LivePhones) and let the stream listen to them."""
-        self._features = FeatureStream()
+        audio as it is pushed (audio.phones.LivePhones) and let the stream listen to them. voice: the whole
+        signal's voice activity known in advance (FeatureStream's; offline, audio.music.voice_activity)."""
+        self._features = FeatureStream(voice)
         self._pooler = FramePooler(stream.fps, stream.lead_s)
         self._stream = stream
         self._clock = clock or (lambda stage: contextlib.nullcontext())
