@@ -18,26 +18,30 @@ The voice probability of a window is the larger of silero-vad's on the recording
 windows. Instrumental music alone stays silent to it: a synthetic band, a lead line with vibrato, both
 together. Speech seldom looks like a voice over music: of the 63 talking clips of the shared data none (the
 singer reaches MUSIC_SHARE, but silero-vad hears no speech in it, separated or not); of its 96 recordings two
-MultiTalk songs, a speaker with music under the second half, and an expressive voice
-(vexpress_emo_talk_jocker_aud). Elsewhere the voice activity stays silero-vad's alone, to the bit. A voice
-silero-vad hears nowhere (a synthetic test voice, a singer it takes for music throughout) is left to the
-features' periodic-voice path: the separation adds next to nothing there. Live sessions hear silero-vad
-alone: the separation needs a quarter second of audio past each frame.
+MultiTalk songs, a speaker with music under the second half, and two expressive voices
+(vexpress_emo_talk_jocker, openvoice_demo_speaker1). Elsewhere the voice activity stays silero-vad's alone, to
+the bit. A voice silero-vad hears nowhere (a synthetic test voice, a singer it takes for music throughout) is
+left to the features' periodic-voice path: the separation adds next to nothing there. Live sessions hear
+silero-vad alone: the separation needs a quarter second of audio past each frame.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from talkface.audio.load import SAMPLE_RATE
 from talkface.audio.vad import WINDOW, speech_probability
 
 MUSIC_SHARE = 0.3  # loud windows silero-vad does not hear as speech (< NOT_SPEECH), at least: music
 NOT_SPEECH = 0.3
 HEARD_SHARE = 0.1  # loud windows silero-vad does hear as speech (>= 0.5), at least: a voice is there
+PIECE_S = 160 * WINDOW / SAMPLE_RATE  # 5.12 s: silero-vad heard from a fresh state this long at a time
 LOUD_BELOW_DB = 15.0  # a loud window: within this of the recording's 95th-percentile window level
 # The two separations: (window, hop, time median in hops, frequency median in bins).
 ACCOMPANIMENT = (2048, 256, 31, 17)
 DRUMS = (512, 128, 17, 17)
+SEGMENT_S = 30.0  # separated this much at a time,
+MARGIN_S = 1.0  # with this much more on either side (the filters reach 0.4 s)
 
 
 def voice_activity(samples: np.ndarray) -> np.ndarray:
@@ -45,8 +49,17 @@ def voice_activity(samples: np.ndarray) -> np.ndarray:
     raised where a voice sings over music (see the module's doc)."""
     speech = speech_probability(samples)
     heard, unheard = loud_shares(samples, speech)
-    if unheard < MUSIC_SHARE or heard < HEARD_SHARE:
+    if unheard < MUSIC_SHARE:
         return speech
+    if heard < HEARD_SHARE:
+        # Over a long song silero-vad's state settles on "music" and it stops hearing the voice at all (the
+        # song multitalk_multi_2_1 looped: 22 % heard in its first 7 s, 0 % from the fourth loop on); heard
+        # afresh every PIECE_S it hears 19 %.
+        step = int(PIECE_S * SAMPLE_RATE)
+        fresh = [speech_probability(samples[i : i + step]) for i in range(0, len(samples), step)]
+        heard, _ = loud_shares(samples, np.concatenate(fresh)[: len(speech)])
+        if heard < HEARD_SHARE:
+            return speech
     sung = speech_probability(separated_voice(samples))[: len(speech)]
     # Only what silero-vad is fairly sure of: its faint guesses on what the separation leaves of a band
     # (up to 0.27 on the validation singer, where it hears no voice either way) would half-open the mouth.
@@ -67,10 +80,20 @@ def loud_shares(samples: np.ndarray, speech: np.ndarray) -> tuple[float, float]:
     return float(np.mean(loud >= 0.5)), float(np.mean(loud < NOT_SPEECH))
 
 
-def separated_voice(samples: np.ndarray) -> np.ndarray:
-    """The voice of a 16 kHz song pulled out of its accompaniment and drums (same length)."""
-    rest = _keep(samples, *ACCOMPANIMENT, harmonic=False)
-    return _keep(rest, *DRUMS, harmonic=True)[: len(samples)]
+def separated_voice(samples: np.ndarray, segment_s: float = SEGMENT_S) -> np.ndarray:
+    """The voice of a 16 kHz song pulled out of its accompaniment and drums (same length), segment_s seconds
+    at a time with MARGIN_S of the signal on either side (what the filters reach is well inside it), so that
+    the memory it takes does not grow with the song (a 30-minute one whole: several GB)."""
+    x = np.asarray(samples, np.float32)
+    grid = ACCOMPANIMENT[1] * DRUMS[1] // np.gcd(ACCOMPANIMENT[1], DRUMS[1])  # segments start on both hops
+    seg, margin = (max(1, round(s * SAMPLE_RATE / grid)) * grid for s in (segment_s, MARGIN_S))
+    out = np.zeros_like(x)
+    for start in range(0, len(x), seg):
+        a, b = max(0, start - margin), min(len(x), start + seg + margin)
+        rest = _keep(x[a:b], *ACCOMPANIMENT, harmonic=False)
+        voice = _keep(rest, *DRUMS, harmonic=True)
+        out[start : start + seg] = voice[start - a : start - a + seg]
+    return out
 
 
 def _keep(x: np.ndarray, n: int, hop: int, in_time: int, in_freq: int, harmonic: bool) -> np.ndarray:
