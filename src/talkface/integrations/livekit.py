@@ -48,10 +48,9 @@ log = logging.getLogger(__name__)
 
 FRAME_HEADER = struct.Struct("<IId")  # as talkface.stream.server sends it: generation, index, timestamp
 SAMPLE_RATE = 24000  # Hz of the voice sent and played back (TTS services' usual rate)
-# A look-ahead to ask of the server (lookahead_s=LOOKAHEAD_S: its start message's "lookahead"): the learned
-# generator reads better lips 80 ms ahead than 40; the voice then goes out the ready message's lead_frames
-# ahead of real time, so the frames come as early as they would without (as talkface.stream.avatar.LiveAvatar
-# does with the same option, and not by default: see there).
+# The look-ahead asked of the server by default (its start message's "lookahead"): the learned generator reads
+# better lips 80 ms ahead than 40; the voice then goes out the ready message's lead_frames ahead of real time,
+# so the frames come as early as they would without (as talkface.stream.avatar.LiveAvatar does: see there).
 LOOKAHEAD_S = 0.08
 
 
@@ -61,7 +60,8 @@ class TalkfaceVideoGenerator(VideoGenerator):
     url: the server's WebSocket (ws://host:port/ws); portrait: "bundled" or an id from POST /portraits;
     options: the session's options (size, fps, seed, emotion, ...); sample_rate: of the audio frames pushed
     (AvatarOptions.audio_sample_rate; QueueAudioOutput resamples the agent's voice to it); lookahead_s: the
-    look-ahead to ask of the server, the voice then sent ahead of real time by what it gains (LOOKAHEAD_S)."""
+    look-ahead to ask of the server, the voice then sent ahead of real time by what it gains (None: the
+    server's own)."""
 
     def __init__(
         self,
@@ -69,7 +69,7 @@ class TalkfaceVideoGenerator(VideoGenerator):
         portrait: str = "bundled",
         options: dict | None = None,
         sample_rate: int = SAMPLE_RATE,
-        lookahead_s: float | None = None,
+        lookahead_s: float | None = LOOKAHEAD_S,
     ):
         self.url, self.portrait, self.options = url, portrait, dict(options or {})
         self.lookahead_s = lookahead_s

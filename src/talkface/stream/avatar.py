@@ -9,12 +9,13 @@ sends its replies in bursts, faster than real time, with silences between them. 
 
 Call step() once per frame period (1 / fps) and play what it returns: each frame comes with the audio it shows
 (the voice delayed by the generator's look-ahead: a player that plays both as they come keeps them in sync).
-With lookahead_s=LOOKAHEAD_S the voice goes to the session one frame period ahead of the clock, and the
-learned generator reads better lips with its longer look-ahead, the frames coming as early as they would
-without. When no voice comes the face listens: silence goes in, the generator's blinks and gaze shifts go on
-with the mouth shut, and motion.listening calms the head and adds small nods (listen=False: the generator
-alone). interrupt() (barge-in) empties the queue, drops the frames not shown yet and closes the mouth
-(Session.interrupt); the audio of the frames still in the look-ahead is silenced, so the voice stops at once.
+By default (lookahead_s=LOOKAHEAD_S) the voice goes to the session one frame period ahead of the clock, and
+the learned generator reads better lips with its longer look-ahead, the frames coming as early as they would
+without (lookahead_s=None). When no voice comes the face listens: silence goes in, the generator's blinks and
+gaze shifts go on with the mouth shut, and motion.listening calms the head and adds small nods (listen=False:
+the generator alone). interrupt() (barge-in) empties the queue, drops the frames not shown yet and closes the
+mouth (Session.interrupt); the audio of the frames still in the look-ahead is silenced, so the voice stops at
+once.
 
     avatar = LiveAvatar(talkface.Session("me.jpg", size=512))
     avatar.push_audio(tts_pcm, 24000)          # any time, from any thread
@@ -39,13 +40,14 @@ from talkface.stream.session import Session, _mono_float, lead_frames
 
 SAMPLE_RATE = 48000  # Hz of the audio given back (WebRTC's Opus rate)
 MAX_QUEUED_S = 120.0  # seconds of voice that may wait to be played (a long reply sent at once)
-# The look-ahead a LiveAvatar(lookahead_s=...) may ask of its session (Session.set_lookahead): the learned
-# generator's lips are better read two frames ahead (80 ms) than one (40 ms, its default, to keep a
-# microphone's latency low). The avatar then pushes its audio ahead of the clock by the difference (one frame
-# period of the queued voice, or of silence), so its frames come out as early as with the default, with the
-# better lips. Not the default: in headless Chromium over WebRTC the voice then plays later against the face
-# (scripts/av_sync.py, 256 px, 3 runs: median -82 ms against -46 without; the browser shows audio and video
-# media times further apart, -68 against -32 ms), though the avatar alone shows the same lag (-19 / -17 ms).
+# The look-ahead a LiveAvatar asks of its session by default (Session.set_lookahead): the learned generator's
+# lips are better read two frames ahead (80 ms) than one (40 ms, a Session's own, to keep a microphone's
+# latency low): on the validation clips r 0.301 against 0.267 (paired +0.034, 95 % +0.003..+0.069;
+# scripts/live_lipsync.py). The avatar pushes its audio ahead of the clock by the difference (one frame period
+# of the queued voice, or of silence), so its frames come out as early as without, with the better lips. In
+# headless Chromium over WebRTC it plays face and voice as closely together as without (scripts/av_sync.py,
+# 256 px, 9 runs each: the voice as played out -47 ms against -62 without, medians; difference +16, 95 %
+# -37..+53; run to run the lag spreads over 50-80 ms either way; an earlier -82 against -46 was 3 runs each).
 LOOKAHEAD_S = 0.08
 
 
@@ -77,10 +79,11 @@ class LiveAvatar:
         sample_rate: int = SAMPLE_RATE,
         max_queued_s: float = MAX_QUEUED_S,
         listen: bool = True,
-        lookahead_s: float | None = None,
+        lookahead_s: float | None = LOOKAHEAD_S,
     ):
-        """lookahead_s: ask the session to wait for that much audio past each frame (Session.set_lookahead,
-        e.g. LOOKAHEAD_S) and push the audio ahead of the clock by what it gains; None: the session's own."""
+        """lookahead_s: ask the session to wait for that much audio past each frame (Session.set_lookahead)
+        and push the audio ahead of the clock by what it gains (nothing for the rules); None: the session's
+        own look-ahead."""
         self.session = session
         self.fps = session.fps
         self.sample_rate = int(sample_rate)

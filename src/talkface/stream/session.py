@@ -48,7 +48,7 @@ MOUTH = [JAW_OPEN, LIP_ROUND, LIP_SPREAD]
 # its jaw follows real lips as closely as the rules' (validation clips, scripts/live_lipsync.py: r 0.267
 # both); audio that arrives ahead of real time (text to speech) gets two, and follows them better (r 0.306
 # against 0.267, paired +0.039, 95 % +0.006..+0.074), as does a feeder that asks for them (set_lookahead:
-# LiveAvatar(lookahead_s=0.08), 0.301, +0.034, +0.003..+0.069). The head and the rest of the face come from
+# LiveAvatar does by default, 0.301, +0.034, +0.003..+0.069). The head and the rest of the face come from
 # the flow model, 160 ms late (120 when the look-ahead is asked before the first frame). It costs about 50 %
 # more CPU per session than "rules" (the recogniser and the flow model), which serves more sessions per core.
 LIVE_GENERATOR = "learned"
