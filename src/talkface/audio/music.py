@@ -61,8 +61,9 @@ def voice_activity(samples: np.ndarray) -> np.ndarray:
         if heard < HEARD_SHARE:
             return speech
     sung = speech_probability(separated_voice(samples))[: len(speech)]
-    # Only what silero-vad is fairly sure of: its faint guesses on what the separation leaves of a band
-    # (up to 0.27 on the validation singer, where it hears no voice either way) would half-open the mouth.
+    # Only what silero-vad is fairly sure of: its faint guesses on what the separation leaves of a band (up
+    # to 0.27 on the validation singer's separated song, where it hears no voice at all) half-opened the
+    # mouth, and made the singer's jaw follow hers worse (pre-render r 0.230 -> 0.217).
     sure = np.clip((sung - NOT_SPEECH) / (0.5 - NOT_SPEECH), 0.0, 1.0)
     return np.maximum(speech, sung * sure)
 
