@@ -103,11 +103,19 @@ def test_a_voice_sung_over_music_is_heard_and_music_alone_is_not():
 def test_the_voice_is_separated_a_segment_at_a_time_as_if_whole():
     """audio.music.separated_voice works on SEGMENT_S at a time (bounded memory on a long song): what it gives
     is what the whole signal separated at once gives."""
-    from talkface.audio.music import separated_voice
+    from talkface import stages
+    from talkface.audio.music import SEPARATION_STAGE, separated_voice
 
     x = synth_speech(7.0) + 3.0 * synth_band(7.0, seed=4)
     whole = separated_voice(x, segment_s=60.0)
     assert np.abs(whole).max() > 0.01
+    reports = []
+    with stages.listening(lambda stage, fraction: reports.append((stage, fraction))):
+        separated_voice(x, segment_s=2.5)
+    # It says how far it is (talkface.stages: the command's progress line), a segment at a time.
+    assert {stage for stage, _ in reports} == {SEPARATION_STAGE}
+    fractions = [f for _, f in reports]
+    assert len(fractions) == 4 and fractions == sorted(fractions) and fractions[-1] == 1.0
     for segment_s in (2.5, 3.1):
         np.testing.assert_allclose(
             separated_voice(x, segment_s=segment_s), whole, atol=1e-4 * np.abs(whole).max()

@@ -558,7 +558,7 @@ def test_ctrl_c_mid_render_leaves_nothing(tmp_path, portrait, speech, capsys, mo
         if done == 5:  # the encoder holds frames and the temporary file is open
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(talkface.cli, "_progress_bar", lambda enabled: (interrupt, lambda: None))
+    monkeypatch.setattr(talkface.cli, "_progress_bar", lambda enabled: (interrupt, None, lambda: None))
     out = tmp_path / "out" / "video.mp4"
     if existing:
         out.parent.mkdir()

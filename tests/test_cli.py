@@ -256,3 +256,20 @@ def test_animate_with_a_transcript(tmp_path, portrait, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "transcript" in err[0]
     assert not out.exists()
+
+
+def test_the_progress_line_shows_the_stages_then_the_frames():
+    """The command's progress callbacks: a stage report (talkface.stages) before the frames, the frames after;
+    a late stage report once frames have started is ignored. Off a terminal the bars are off, but the calls
+    are the same."""
+    from talkface.cli import _progress_bar
+
+    update, stage, close = _progress_bar(True)
+    stage("recognising phones", 0.0)
+    stage("recognising phones", 0.5)
+    stage("separating the voice from the music", 1.0)
+    update(1, 10)
+    stage("recognising phones", 1.0)
+    update(10, 10)
+    close()
+    assert _progress_bar(False)[:2] == (None, None)

@@ -21,8 +21,15 @@ def speech():
 
 
 def test_recognised_phones_tile_the_audio_and_follow_the_speech(speech):
+    from talkface import stages
+
     s, audio = speech
-    heard = P.recognize_phones(audio)
+    reports = []
+    with stages.listening(lambda stage, fraction: reports.append((stage, fraction))):
+        heard = P.recognize_phones(audio)
+    # It says how far it is, a piece of speech at a time (talkface.stages: the command's progress line).
+    fractions = [f for stage, f in reports if stage == P.PHONES_STAGE]
+    assert len(fractions) == len(reports) >= 2 and fractions == sorted(fractions) and fractions[-1] == 1.0
     assert heard[0].start == 0 and abs(heard[-1].end - audio.duration) < 1e-6
     assert all(abs(a.end - b.start) < 1e-6 for a, b in zip(heard, heard[1:], strict=False))
     spoken = [p for p in heard if p.symbol != P.PAUSE_SYMBOL]

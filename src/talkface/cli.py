@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
@@ -109,32 +110,51 @@ def _options(args, cls):
 
 
 def _progress_bar(enabled: bool):
+    """(frame progress callback, stage listener (talkface.stages), close): on a terminal, a bar for each
+    slow stage before the first frame (percent of the audio), then one for the frames."""
     if not enabled:
-        return None, lambda: None
+        return None, None, lambda: None
     from tqdm import tqdm
 
-    bar = None
+    bars: dict = {"stage": None, "frames": None, "stage_name": None}  # a disabled tqdm keeps no desc
+
+    def new_bar(**kwargs):
+        return tqdm(disable=None, leave=False, file=sys.stderr, **kwargs)
+
+    def stage(name: str, fraction: float) -> None:
+        bar = bars["stage"]
+        if bars["frames"] is not None:
+            return
+        if bar is None or bars["stage_name"] != name:
+            if bar is not None:
+                bar.close()
+            bar = bars["stage"] = new_bar(total=100, unit="%", desc=name)
+            bars["stage_name"] = name
+        bar.update(round(100 * fraction) - bar.n)
 
     def update(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(
-                total=total, unit="frame", desc="rendering", disable=None, leave=False, file=sys.stderr
-            )
-        bar.update(done - bar.n)
+        if bars["frames"] is None:
+            if bars["stage"] is not None:
+                bars["stage"].close()
+            bars["frames"] = new_bar(total=total, unit="frame", desc="rendering")
+        bars["frames"].update(done - bars["frames"].n)
 
     def close():
-        if bar is not None:
-            bar.close()
+        for bar in (bars["stage"], bars["frames"]):
+            if bar is not None:
+                bar.close()
 
-    return update, close
+    return update, stage, close
 
 
 def _run_with_progress(job, quiet: bool, *args, **kwargs) -> None:
-    """Run a pipeline function job(*args, **kwargs, progress=...) with a progress bar on a terminal."""
-    update, close = _progress_bar(not quiet)
+    """Run a pipeline function job(*args, **kwargs, progress=...) with progress bars on a terminal."""
+    from talkface import stages
+
+    update, stage, close = _progress_bar(not quiet)
     try:
-        path = job(*args, **kwargs, progress=update)
+        with stages.listening(stage) if stage else contextlib.nullcontext():
+            path = job(*args, **kwargs, progress=update)
     finally:
         close()
     if not quiet:

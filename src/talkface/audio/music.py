@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from talkface import stages
 from talkface.audio.load import SAMPLE_RATE
 from talkface.audio.vad import WINDOW, speech_probability
 
@@ -42,6 +43,7 @@ ACCOMPANIMENT = (2048, 256, 31, 17)
 DRUMS = (512, 128, 17, 17)
 SEGMENT_S = 30.0  # separated this much at a time,
 MARGIN_S = 1.0  # with this much more on either side (the filters reach 0.4 s)
+SEPARATION_STAGE = "separating the voice from the music"  # the stage separated_voice reports
 
 
 def voice_activity(samples: np.ndarray) -> np.ndarray:
@@ -90,10 +92,12 @@ def separated_voice(samples: np.ndarray, segment_s: float = SEGMENT_S) -> np.nda
     seg, margin = (max(1, round(s * SAMPLE_RATE / grid)) * grid for s in (segment_s, MARGIN_S))
     out = np.zeros_like(x)
     for start in range(0, len(x), seg):
+        stages.report(SEPARATION_STAGE, start / len(x))
         a, b = max(0, start - margin), min(len(x), start + seg + margin)
         rest = _keep(x[a:b], *ACCOMPANIMENT, harmonic=False)
         voice = _keep(rest, *DRUMS, harmonic=True)
         out[start : start + seg] = voice[start - a : start - a + seg]
+    stages.report(SEPARATION_STAGE, 1.0)
     return out
 
 

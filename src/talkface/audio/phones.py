@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from talkface import stages
 from talkface.assets import load_model
 from talkface.audio.align import ARPABET_TO_ESPEAK, FRAME_RATE, PAUSE_SYMBOL, _padding, _pieces, _to_phonemes
 from talkface.audio.load import SAMPLE_RATE, Audio
@@ -68,6 +69,9 @@ def _read_decoder(model: Path, lw: float = LANGUAGE_WEIGHT, pip: float = PHONE_P
     )
 
 
+PHONES_STAGE = "recognising phones"  # the stage recognize_phones reports (talkface.stages)
+
+
 def recognize_phones(audio: Audio) -> tuple[Phoneme, ...]:
     """Phonemes (espeak-ng mnemonics, "_" for pauses and noise) tiling [0, audio.duration] of 16 kHz
     `audio`, recognised without a transcript."""
@@ -83,6 +87,7 @@ def recognize_phones(audio: Audio) -> tuple[Phoneme, ...]:
         # before it in this process (a batch, the eval).
         d.reinit_feat()
         for piece in pieces:
+            stages.report(PHONES_STAGE, piece.start / len(pcm))
             offset = piece.start / SAMPLE_RATE
             d.start_utt()
             d.process_raw(np.concatenate([pcm[piece.start : piece.end], _padding()]).tobytes(), full_utt=True)
@@ -91,6 +96,7 @@ def recognize_phones(audio: Audio) -> tuple[Phoneme, ...]:
                 symbol = ARPABET_TO_ESPEAK.get(s.word, PAUSE_SYMBOL)
                 start, end = s.start_frame / FRAME_RATE, (s.end_frame + 1) / FRAME_RATE
                 spans.append((symbol, offset + start, offset + end))
+    stages.report(PHONES_STAGE, 1.0)
     return _to_phonemes(spans, audio.duration, heard=True)
 
 
