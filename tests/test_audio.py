@@ -122,6 +122,22 @@ def test_the_voice_is_separated_a_segment_at_a_time_as_if_whole():
         )
 
 
+def test_voice_activity_of_a_long_signal_says_how_far_it_is():
+    """speech_probability reports its progress (talkface.stages) on a signal longer than a piece, not on a
+    short one; the probabilities are the same either way."""
+    from talkface import stages
+    from talkface.audio.vad import VOICE_STAGE, speech_probability
+
+    x = np.tile(synth_speech(5.0), 8)  # 40 s: two pieces
+    reports = []
+    with stages.listening(lambda stage, fraction: reports.append((stage, fraction))):
+        long = speech_probability(x)
+        speech_probability(x[: 16000 * 5])
+    assert [stage for stage, _ in reports] == [VOICE_STAGE] * 3
+    assert [round(f, 2) for _, f in reports] == [0.0, round(524288 / len(x), 2), 1.0]
+    np.testing.assert_array_equal(long, speech_probability(x))
+
+
 def test_a_missing_voice_activity_model_is_a_clean_error(monkeypatch):
     from talkface.audio import vad
 
