@@ -138,6 +138,27 @@ def test_voice_activity_of_a_long_signal_says_how_far_it_is():
     np.testing.assert_array_equal(long, speech_probability(x))
 
 
+def test_the_same_signal_asked_twice_in_a_row_is_heard_once(monkeypatch):
+    """recognize_phones and audio.music.voice_activity both ask for the learned generator's whole audio:
+    silero-vad runs once. Another signal, even one sample off, is heard afresh; callers get their own
+    arrays."""
+    from talkface.audio import vad
+
+    heard = []
+    work = vad._heard
+    monkeypatch.setattr(vad, "_heard", lambda x: heard.append(len(x)) or work(x))
+    x = synth_speech(3.0)
+    first = vad.speech_probability(x)
+    first[:] = -1.0  # the caller's array, not the memo's
+    second = vad.speech_probability(x.copy())
+    assert heard == [len(x)] and second.min() >= 0.0
+    y = x.copy()
+    y[1000] += 1e-3
+    np.testing.assert_allclose(vad.speech_probability(y), second, atol=0.05)
+    vad.speech_probability(x)
+    assert heard == [len(x)] * 3
+
+
 def test_a_missing_voice_activity_model_is_a_clean_error(monkeypatch):
     from talkface.audio import vad
 
