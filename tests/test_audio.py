@@ -138,6 +138,22 @@ def test_voice_activity_of_a_long_signal_says_how_far_it_is():
     np.testing.assert_array_equal(long, speech_probability(x))
 
 
+def test_features_of_a_long_signal_say_how_far_they_are():
+    """compute_features reports its progress (talkface.stages) on a signal longer than 30 s (the learned
+    generator's heard jaw waits for them before the first frame), not on a short one."""
+    from talkface import stages
+    from talkface.audio.features import FEATURES_STAGE
+
+    x = np.tile(synth_speech(5.0), 8)  # 40 s: four blocks
+    reports = []
+    with stages.listening(lambda stage, fraction: reports.append((stage, fraction))):
+        compute_features(from_samples(x, 16000))
+        compute_features(from_samples(x[: 16000 * 5], 16000))
+    fractions = [f for stage, f in reports if stage == FEATURES_STAGE]
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0
+    assert len(fractions) == 5
+
+
 def test_the_same_signal_asked_twice_in_a_row_is_heard_once(monkeypatch):
     """recognize_phones and audio.music.voice_activity both ask for the learned generator's whole audio:
     silero-vad runs once. Another signal, even one sample off, is heard afresh; callers get their own

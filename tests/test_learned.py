@@ -3,6 +3,7 @@ natural in range, seeded, chunk-invariant as a stream, and windows join without 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from importlib.resources import files
 
@@ -56,6 +57,11 @@ def test_model_files_ship_small_with_meta():
     cv = meta["mouth"]["cross_validation"]
     assert set(MOUTH_KINDS) <= set(meta["mouth"])
     assert cv["visemes_jaw_round_spread"][0] > max(cv["rules_acoustic_jaw"], cv["rules_visemes_jaw"])
+    # The heard jaw's net ships small, pinned by its digest, with the cross-validation of its stack.
+    net = (root / "heard_jaw.onnx").read_bytes()
+    heard = meta["mouth"]["heard_jaw"]
+    assert 100_000 < len(net) < 5e6 and hashlib.sha256(net).hexdigest() == heard["sha256"]
+    assert heard["cross_validation"]["stack"] > heard["cross_validation"]["viseme_filter"]
 
 
 def test_onnx_model_runs_with_the_runtime_shapes():
@@ -433,3 +439,55 @@ def test_live_frames_read_as_far_ahead_as_the_audio_already_in():
     assert stream.set_lookahead(0.08) == pytest.approx(0.08) and stream._delay == late - 1
     assert stream.set_lookahead(1.0) == pytest.approx(0.08)
     assert stream.set_lookahead(0.0) == pytest.approx(0.04)
+
+
+def _heard_phonemes(duration: float) -> tuple[Phoneme, ...]:
+    """Recogniser-like phonemes (heard) alternating an open vowel and a closed consonant."""
+    t = np.arange(0.0, duration, 0.15)
+    ends = np.r_[t[1:], duration]
+    spans = enumerate(zip(t, ends, strict=True))
+    return tuple(Phoneme(a, b, "a" if i % 2 == 0 else "m", heard=True) for i, (a, b) in spans)
+
+
+def test_the_heard_jaw_in_pieces_equals_the_whole(features, monkeypatch):
+    """audio.heard_jaw runs its net over a long recording in pieces with margins: the same as whole; one
+    value per video frame (past the end too), unit-spread, and lower in the pause than in the speech."""
+    from talkface.audio import heard_jaw as H
+
+    n = int(round(features.duration * 25)) + 3
+    whole = H.heard_jaw(features, 25.0, n)
+    monkeypatch.setattr(H, "CHUNK", 170)
+    np.testing.assert_allclose(H.heard_jaw(features, 25.0, n), whole, atol=1e-4)
+    assert whole.shape == (n,) and abs(whole.mean()) < 1e-3 and abs(whole.std() - 1.0) < 0.01
+    assert whole[5 * 25 + 5 : 7 * 25 - 5].mean() < whole[: 5 * 25].mean() - 0.5
+
+
+def test_offline_learned_jaw_stacks_the_heard_jaw(features, tmp_path):
+    """With phonemes heard in a recording known whole, the jaw stacks the viseme filter's with the heard
+    jaw (motion_model.json mouth.heard_jaw): generate() hears the recording, a stream that never heard it
+    keeps the filter's jaw. Text to speech's exact phonemes and a stream without phonemes do not hear."""
+    n = int(round(features.duration * 25))
+    ph = _heard_phonemes(features.duration)
+    controls = MotionControls(seed=1)
+    assert LearnedStream(25.0, controls, ph).hears
+    assert not LearnedStream(25.0, controls, tuple(Phoneme(p.start, p.end, p.symbol) for p in ph)).hears
+    assert not LearnedStream(25.0, controls, ()).hears
+    stacked = generate("learned", features, n, 25.0, controls, ph)
+    plain = run_stream(LearnedStream(25.0, controls, ph), features, n)
+    assert np.abs(stacked.expression[:, JAW] - plain.expression[:, JAW]).max() > 0.02
+    # Another motion model uses the net beside it, else the shipped one if that is the net its stack was
+    # fitted with (pinned by sha256); any other is refused.
+    root = files("talkface.assets")
+    (tmp_path / MODEL_FILE).write_bytes((root / MODEL_FILE).read_bytes())
+    meta = json.loads((root / META_FILE).read_text())
+    meta["mouth"]["heard_jaw"]["sha256"] = "0" * 64
+    (tmp_path / META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(TalkfaceError, match="not the heard jaw net its motion model was fitted with"):
+        LearnedStream(25.0, controls, ph, tmp_path / MODEL_FILE).hear(features)
+    other = tmp_path / "other"  # a new folder: models load once per path
+    other.mkdir()
+    (other / MODEL_FILE).write_bytes((root / MODEL_FILE).read_bytes())
+    (other / META_FILE).write_text((root / META_FILE).read_text())
+    stream = LearnedStream(25.0, controls, ph, other / MODEL_FILE)
+    stream.hear(features)
+    np.testing.assert_allclose(run_stream(stream, features, n).expression, stacked.expression, atol=1e-5)

@@ -111,6 +111,26 @@ def test_offline_motion_hears_a_voice_sung_over_music(portrait):
     assert opened(offline) > opened(live) + 0.15, (opened(offline), opened(live))
 
 
+def test_offline_learned_motion_hears_the_whole_recording(portrait):
+    """The learned generator offline, with phonemes heard in the audio: Engine.motion_windows (audio in
+    memory) gives the stream the whole recording (AudioMotion.hear: the heard jaw) as generate() does on
+    the whole signal's features, so the two agree; motion export goes through AudioMotion.hear too."""
+    from talkface.config import AnimateOptions
+    from talkface.engine import Engine
+    from talkface.motion.contract import Phoneme
+
+    x = _speech_with_pauses(6.0, seed=2)
+    t = np.arange(0.0, 6.0, 0.2)
+    ph = tuple(Phoneme(a, a + 0.2, "a" if i % 2 else "p", heard=True) for i, a in enumerate(t))
+    options = AnimateOptions(size=128, generator="learned", seed=3)
+    n = round(len(x) / 16000 * FPS)
+    whole = generate("learned", compute_features(from_samples(x, 16000)), n, FPS, options.controls(), ph)
+    windows = Engine(portrait, options).motion_windows(from_samples(x, 16000), options, phonemes=ph)
+    engine = concat_motion(list(windows))
+    for name in FIELDS:
+        np.testing.assert_allclose(getattr(engine, name), getattr(whole, name), atol=1e-4)
+
+
 def test_no_jump_at_window_borders():
     x = _speech_with_pauses(20.0)
     f = compute_features(from_samples(x, 16000))

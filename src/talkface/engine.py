@@ -173,6 +173,8 @@ class Engine:
                 voice = voice_activity(audio.samples)
         chunks = _in_windows(audio.samples) if isinstance(audio, Audio) else iter(audio)
         source = self.audio_motion(options, phonemes, voice=voice)
+        if isinstance(audio, Audio):
+            source.hear(audio, voice)
         window = int(WINDOW_S * SAMPLE_RATE)
         pending: list[np.ndarray] = []
         count = 0

@@ -38,6 +38,9 @@ The two mouths err differently: on the 43 train clips r 0.307 unmixed, 0.348 at 
     .venv/bin/python -m training.learned_motion.jaw_curve REPORT_DIR ../shared/data/talking --mix
     talkface eval ... --generator learned ... --report REPORT2_DIR
     .venv/bin/python -m training.learned_motion.jaw_curve REPORT2_DIR ../shared/data/talking
+
+The shipped model's offline jaw now stacks the heard jaw, whose net was fine-tuned on the train clips: its
+calibrations are refitted out of fold by training/viseme_net/calibrate.py, with this script's fits.
 """
 
 from __future__ import annotations
@@ -237,26 +240,35 @@ def main() -> None:
             model.with_suffix(".json").write_text(json.dumps(dict(meta, calibration=bare)))
         jaws = clip_jaws(report, args.data, args.generator, model)
     a, info = fit(load(args.report, jaws, args.generator, curve))
+    print_table(info)
+    if args.generator != "learned":
+        print(f"{args.generator}: closes below {a} would match the real rate (not written)")
+        return
+    cal["jaw_curve"] = curve_json(a, info, "training/learned_motion/jaw_curve.py", "train-split clips")
+    meta_path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    print(f"jaw curve: closes below {a}: {cal['jaw_curve']}")
+
+
+def print_table(info: dict) -> None:
+    """fit()'s table, a line per candidate threshold."""
     for t in info["table"]:
         print(
             f"  a {t['a']:.3f}: voiced closed {t['voiced_closed']:.3f} "
             f"(real {info['real_voiced_closed']:.3f}), simulated closed-mouth F1 {t['closure_f1']:.3f}, "
             f"r {t['r']:.3f}"
         )
-    if args.generator != "learned":
-        print(f"{args.generator}: closes below {a} would match the real rate (not written)")
-        return
+
+
+def curve_json(a: float, info: dict, script: str, clips: str) -> dict:
+    """The calibration's jaw_curve entry for threshold a, fitted by `script` on `clips` (fit()'s info)."""
     x, y = curve_knots(a)
-    cal["jaw_curve"] = {
+    return {
         "x": np.round(x, 4).tolist(),
         "y": np.round(y, 4).tolist(),
-        "how": f"training/learned_motion/jaw_curve.py: closes below {a} so that "
-        f"{100 * info['real_voiced_closed']:.0f} % of voiced frames render closed, as real mouths are, "
-        f"on {info['clips']} train-split clips (left out, the real mouth never opens to the tracker: "
-        f"{', '.join(info['left_out']) or 'none'})",
+        "how": f"{script}: closes below {a} so that {100 * info['real_voiced_closed']:.0f} % of voiced "
+        f"frames render closed, as real mouths are, on {info['clips']} {clips} (left out, the real mouth "
+        f"never opens to the tracker: {', '.join(info['left_out']) or 'none'})",
     }
-    meta_path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
-    print(f"jaw curve: closes below {a}: {cal['jaw_curve']}")
 
 
 def write_mix(report_dir: Path, report: dict) -> None:

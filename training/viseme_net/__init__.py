@@ -1,6 +1,7 @@
 r"""A small phone/viseme network trained on synthetic speech (espeak-ng, exact timings), tested as a
-phonetic front-end for the learned mouth (issue 16). Training code only: the runtime never imports it, and
-nothing it makes is shipped, because it did not beat pocketsphinx on real speech.
+phonetic front-end for the learned mouth (issue 16). Training code only: the runtime never imports it. As a
+front-end it did not beat pocketsphinx on real speech (below); fine-tuned on the real jaws and stacked with
+the phones' filter it does, and that ships as the heard jaw (finetune.py, calibrate.py; audio.heard_jaw).
 
 What was measured (speaker-disjoint 4-fold cross-validation on the 43 real train clips, all 5 audio
 variants, mean per-clip r of the ridge mouth filter's jaw with the real jaw, as

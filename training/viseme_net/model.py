@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from talkface.audio.heard_jaw import normalise  # the runtime's: one definition for both
+
 
 @dataclass(frozen=True)
 class Config:
@@ -27,13 +29,6 @@ class Config:
 
 def lookahead(cfg: Config) -> int:
     return 2 + sum(b[2] for b in cfg.blocks)
-
-
-def normalise(inputs: np.ndarray) -> np.ndarray:
-    """(T, 42) features -> the net's inputs: log-mel minus its per-band mean over the utterance, / 3."""
-    x = inputs.astype(np.float32).copy()
-    x[:, :40] = (x[:, :40] - x[:, :40].mean(0, keepdims=True)) / 3.0
-    return x
 
 
 class _Conv(nn.Module):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from talkface import stages
 from talkface.audio.load import SAMPLE_RATE, Audio
 from talkface.audio.vad import VAD_RATE, VoiceActivity
 from talkface.audio.vad import WINDOW as VAD_WINDOW
@@ -34,6 +35,10 @@ PERIODIC_FLOOR_DB = -45.0
 # ../shared/data/talking (10-90 %: -21 to -11 dBFS).
 VOICE_LEVEL_PRIOR_DB = -16.7
 assert SAMPLE_RATE % FEATURE_RATE == 0
+# What compute_features reports on a signal longer than LONG_BLOCKS blocks (30 s; about 5 ms of CPU per second
+# of it): offline, the learned generator's heard jaw needs the whole recording's features before its first
+# frame (talkface.stages).
+FEATURES_STAGE, LONG_BLOCKS = "listening to the voice", 3
 
 
 @dataclass(frozen=True)
@@ -421,16 +426,26 @@ def concat_features(parts: list[AudioFeatures]) -> AudioFeatures:
     return AudioFeatures(rate=last.rate, duration=last.duration, **arrays)
 
 
-def compute_features(audio: Audio) -> AudioFeatures:
+def compute_features(audio: Audio, voice: np.ndarray | None = None) -> AudioFeatures:
     """100 Hz features of a whole 16 kHz signal; T = ceil(N / HOP) frames, frame i centred at i / 100 s.
     This is FeatureStream fed the whole signal, so offline and live features agree, but for the voice
-    activity, which is audio.music.voice_activity's: it also hears a voice sung over music."""
-    from talkface.audio.music import voice_activity
+    activity, which is audio.music.voice_activity's (`voice`, when the caller has it): it also hears a voice
+    sung over music."""
+    if voice is None:
+        from talkface.audio.music import voice_activity
 
-    stream = FeatureStream(voice_activity(audio.samples))
+        voice = voice_activity(audio.samples)
+    stream = FeatureStream(voice)
     chunk = BLOCK * HOP  # bounded temporary arrays on long inputs
-    parts = [stream.push(audio.samples[i : i + chunk]) for i in range(0, len(audio.samples), chunk)]
+    n = len(audio.samples)
+    parts = []
+    for i in range(0, n, chunk):
+        if n > LONG_BLOCKS * chunk:
+            stages.report(FEATURES_STAGE, i / n)
+        parts.append(stream.push(audio.samples[i : i + chunk]))
     parts.append(stream.finish())
+    if n > LONG_BLOCKS * chunk:
+        stages.report(FEATURES_STAGE, 1.0)
     return dataclasses.replace(concat_features(parts), duration=audio.duration)
 
 

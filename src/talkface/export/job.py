@@ -123,9 +123,9 @@ def motion_for(
         **{f.name: getattr(options, f.name) for f in dataclasses.fields(MotionControls)}
     )
     heard = tuple(phonemes) if known or make.needs_phonemes else ()
-    stream = AudioMotion(
-        make(options.fps, controls, heard, options.motion_model), voice=voice_activity(audio.samples)
-    )
+    voice = voice_activity(audio.samples)
+    stream = AudioMotion(make(options.fps, controls, heard, options.motion_model), voice=voice)
+    stream.hear(audio, voice)
     window = int(WINDOW_S * SAMPLE_RATE)
     parts = [stream.push(audio.samples[i : i + window]) for i in range(0, len(audio.samples), window)]
     parts.append(stream.finish())

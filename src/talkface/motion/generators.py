@@ -64,6 +64,8 @@ def generate(
 ) -> MotionSequence:
     """Run the generator called `name` on a whole signal's 100 Hz features: n_frames frames of motion."""
     stream = make_stream(name, fps, controls or MotionControls(), phonemes)
+    if getattr(stream, "hears", False):  # the whole recording is known (LearnedStream.hear)
+        stream.hear(features)
     motion = run_stream(stream, features, n_frames)
     assert motion.expression.shape == (n_frames, len(EXPRESSIONS)) and np.isfinite(motion.expression).all()
     return motion

@@ -23,7 +23,9 @@ own drifting past decorrelate them. The filter reads the coarticulated viseme ta
 (from text to speech, a transcript, or recognised in the audio by pocketsphinx: audio.phones) over 3 frames
 back and 3 ahead, or, when no phonemes are known (a live stream), the rules' causal acoustic mouth cues
 (MouthCues) over 4 back and 2 ahead; it was fitted to real talking faces of the train split
-(training/learned_motion/mouth.py, which also reports its speaker-disjoint cross-validation).
+(training/learned_motion/mouth.py, which also reports its speaker-disjoint cross-validation). Offline, when
+the phonemes were heard in a recording known whole, its jaw is stacked with the heard jaw (audio.heard_jaw: a
+net trained on synthetic speech and fine-tuned on the same real faces; training/viseme_net/finetune.py).
 
 The lids of each window come from a renewal process fitted to the blinks of the same real faces
 (motion.blinks, training/learned_motion/blinks.py) rather than from the flow: the flow's sampled lids
@@ -217,13 +219,20 @@ class ModelMeta:
     jaw_curve: tuple[np.ndarray, np.ndarray] | None
     # Share of the rule generator's acoustic jaw mixed into the jaw read from heard phonemes (_rules_jaw):
     # the two err differently, and the mix follows real lips better (training/learned_motion/jaw_curve.py
-    # --mix). Not with text to speech's phonemes: their timings are exact.
+    # --mix; with the heard jaw, training/viseme_net/calibrate.py --mix). Not with text to speech's phonemes:
+    # their timings are exact. Live (phones recognised as the audio streams in, no heard jaw): rules_jaw_live.
     rules_jaw: float
+    rules_jaw_live: float
     # Soft limit of the head's yaw, pitch and roll (degrees, after the gains): the range of real heads in
     # the training data. Audio unlike the training speech (singing) can swing the sampled head far beyond.
     rotation_limit: np.ndarray | None
     mouth: dict[str, MouthFilter]  # "visemes" (phonemes known) and "acoustic"; empty: the flow's own mouth
     blinks: BlinkModel | None  # the lids' blink process; None: the flow's own lids
+    # With phonemes heard in a recording known whole (offline): the jaw of frame t is a * the "visemes"
+    # filter's + sum over k of b[k] * the heard jaw (audio.heard_jaw, unit-spread) of frame t + taps[k], + c
+    # (training/viseme_net/finetune.py). None: the filter's alone.
+    heard_jaw: HeardJawStack | None = None
+    heard_jaw_sha256: str | None = None  # the heard jaw net's digest, pinned with its stack
 
 
 def load_model(path: str | Path | None = None):
@@ -256,9 +265,12 @@ def _read_model(model: Path):
         jaw_gain=float(cal.get("jaw_gain", 1.0)),
         jaw_curve=_jaw_curve(cal.get("jaw_curve")),
         rules_jaw=float(np.clip(cal.get("rules_jaw", 0.0), 0.0, 1.0)),
+        rules_jaw_live=float(np.clip(cal.get("rules_jaw_live", cal.get("rules_jaw", 0.0)), 0.0, 1.0)),
         rotation_limit=np.asarray(cal["rotation_limit"], np.float32) if "rotation_limit" in cal else None,
         mouth={k: MouthFilter.from_json(meta_json["mouth"][k]) for k in MOUTH_KINDS if k in mouth},
         blinks=_blink_model(meta_json, cal),
+        heard_jaw=_heard_jaw(mouth.get("heard_jaw")),
+        heard_jaw_sha256=mouth.get("heard_jaw", {}).get("sha256"),
     )
     opts = ort.SessionOptions()
     # Small matrices: one thread per op is fastest and leaves the other core to the renderer.
@@ -266,6 +278,31 @@ def _read_model(model: Path):
     opts.inter_op_num_threads = 1
     session = ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
     return session, meta
+
+
+@dataclass(frozen=True)
+class HeardJawStack:
+    """ModelMeta.heard_jaw: jaw(t) = filter * filter's jaw(t) + sum_k net[k] * heard(t + taps[k]) + offset."""
+
+    filter: float
+    net: np.ndarray  # (K,)
+    taps: np.ndarray  # (K,) frames, >= 0
+    offset: float
+
+
+def _heard_jaw(d: dict | None) -> HeardJawStack | None:
+    if d is None:
+        return None
+    try:
+        net = np.atleast_1d(np.asarray(d["net"], np.float64))
+        taps = np.asarray(d.get("net_taps", [0]), np.int64)
+        if net.shape != taps.shape or (taps < 0).any():
+            raise ValueError
+        return HeardJawStack(float(d["filter"]), net, taps, float(d["offset"]))
+    except (KeyError, TypeError, ValueError):
+        raise TalkfaceError(
+            "motion model: mouth heard_jaw must give filter, net (one weight per tap of net_taps) and offset"
+        ) from None
 
 
 def _jaw_curve(d: dict | None) -> tuple[np.ndarray, np.ndarray] | None:
@@ -323,12 +360,14 @@ class LearnedStream:
         self.fps = float(fps)
         self.controls = controls
         self._session, self.meta = load_model(model)
+        self._model = model
         m = self.meta
         self._span = m.context + m.window + m.lookahead
         self._norm = FeatureNormalizer()
         self._phonemes = tuple(phonemes)
         self._visemes = VisemeTrack(self._phonemes)
         self._spans: np.ndarray | None = None  # (start, end) s of the spoken stretches, made when needed
+        self._heard: np.ndarray | None = None  # hear(): the heard jaw per model frame (audio.heard_jaw)
         self._mouth = m.mouth.get("visemes" if phonemes else "acoustic")
         if self._mouth is not None and not phonemes and self._mouth.ahead > m.lookahead:
             raise TalkfaceError("the acoustic mouth filter looks further ahead than the model waits for")
@@ -336,7 +375,7 @@ class LearnedStream:
         # The rules' acoustic mouth filter, for the jaw mix: when the phonemes were timed from the audio
         # (recognised, or a transcript aligned), not when text to speech gave their exact timings.
         self._rules_mouth: MouthFilter | None = None
-        if m.rules_jaw > 0 and all(p.heard for p in self._phonemes):
+        if max(m.rules_jaw, m.rules_jaw_live) > 0 and all(p.heard for p in self._phonemes):
             fitted_fps, rules_mouth = load_rules_mouth()
             self._rules_mouth = rules_mouth.at_rate(fitted_fps, MODEL_FPS)
         self._cues = np.zeros((0, CUE_DIM), np.float32)  # MouthCues of the model frames, aligned with _feat
@@ -387,6 +426,28 @@ class LearnedStream:
             if self._n_in == 0:  # before the first frame, the rest of the face can be that much less late
                 self._delay = self.meta.window + self.meta.lookahead - 1 - self._wait
         return self.lookahead_s
+
+    @property
+    def hears(self) -> bool:
+        """Whether hear() would use a whole recording: phonemes heard in it (recognised, or a transcript
+        aligned), the phonemes' filter, and a model with a heard jaw (ModelMeta.heard_jaw)."""
+        heard = bool(self._phonemes) and all(p.heard for p in self._phonemes)
+        return heard and self.meta.heard_jaw is not None and self._mouth is self.meta.mouth.get("visemes")
+
+    def hear(self, features: AudioFeatures) -> None:
+        """The whole recording's 100 Hz features, known before it streams (offline): when `hears`, the jaw
+        read from the phonemes is stacked with the heard jaw of audio.heard_jaw (ModelMeta.heard_jaw)."""
+        if not self.hears:
+            return
+        from talkface.audio.features import n_video_frames
+        from talkface.audio.heard_jaw import HEARD_JAW_FILE, heard_jaw
+
+        n = n_video_frames(features.duration, MODEL_FPS) + self.meta.lookahead
+        # Another motion model's net is the heard_jaw.onnx beside it; without one, the shipped net, if it is
+        # the one the model's stack was fitted with (its digest, which heard_jaw checks).
+        beside = Path(self._model).with_name(HEARD_JAW_FILE) if self._model is not None else None
+        net = beside if beside is not None and beside.is_file() else None
+        self._heard = heard_jaw(features, MODEL_FPS, n, net, self.meta.heard_jaw_sha256)
 
     def listen(self, phones: LivePhoneSource) -> None:
         """Go live: read the mouth from phones recognised as the audio streams in (audio.phones.LivePhones,
@@ -581,6 +642,11 @@ class LearnedStream:
             cues = self._cues[np.clip(idx, 0, self._n_model_feat - 1) - self._feat_start]
             visemes = np.concatenate([visemes, cues], 1)
         mouth = f.apply(visemes)
+        if self._heard is not None and f is self._mouth:
+            st = self.meta.heard_jaw
+            at = np.arange(w0, w0 + count)[:, None] + st.taps
+            mouth[:, 0] = st.filter * mouth[:, 0] + self._heard[np.clip(at, 0, len(self._heard) - 1)] @ st.net
+            mouth[:, 0] += st.offset
         # In pauses the lips close: real faces in the training data rest with the lips slightly parted
         # (the filter's jaw for a pause is 0.045), but a mouth that stays ajar in silence looks wrong.
         gap = self._pause_distance((np.arange(w0, w0 + count) + 0.5) / MODEL_FPS)
@@ -588,7 +654,7 @@ class LearnedStream:
         # Then the song: a recogniser hears a long sung vowel as a pause as often as not.
         mouth = self._voiced(mouth, w0, f.ahead if self._live_phones is not None else self.meta.lookahead)
         if self._rules_mouth is not None and (self._phonemes or self._live_phones is not None):
-            mix = self.meta.rules_jaw
+            mix = self.meta.rules_jaw_live if self._live_phones is not None else self.meta.rules_jaw
             mouth[:, 0] = (1.0 - mix) * mouth[:, 0] + mix * self._rules_jaw(w0, count)
         return mouth
 

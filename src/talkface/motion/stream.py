@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from talkface.audio.features import AudioFeatures, FeatureStream, FramePooler
-from talkface.audio.load import SAMPLE_RATE
+from talkface.audio.features import AudioFeatures, FeatureStream, FramePooler, compute_features
+from talkface.audio.load import SAMPLE_RATE, Audio
 from talkface.motion.contract import MotionSequence, MotionStream, concat_motion
 
 if TYPE_CHECKING:
@@ -154,6 +154,13 @@ class AudioMotion:
         if hasattr(self._stream, "set_lookahead"):
             return self._stream.set_lookahead(seconds)
         return self.lookahead_s
+
+    def hear(self, audio: Audio, voice: np.ndarray | None = None) -> None:
+        """The whole recording, known before it is pushed (offline), for a stream that reads it (its `hears`:
+        LearnedStream.hear); voice: its voice activity, when known."""
+        if getattr(self._stream, "hears", False):
+            with self._clock("audio"):
+                self._stream.hear(compute_features(audio, voice))
 
     @property
     def samples_received(self) -> int:
