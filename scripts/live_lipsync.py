@@ -35,6 +35,7 @@ from talkface.assets import asset_path
 from talkface.audio.features import compute_features
 from talkface.audio.load import SAMPLE_RATE, load_audio
 from talkface.audio.phones import recognize_phones
+from talkface.audio.vad import speech_probability
 from talkface.config import MotionControls
 from talkface.eval.metrics import lagged_correlation
 from talkface.eval.split import load_split
@@ -104,7 +105,13 @@ def main() -> None:
         real = np.where(ok, real, np.nanmedian(real))
         jaws = {
             "learned offline": generate(
-                "learned", compute_features(audio), n, fps, MotionControls(), recognize_phones(audio)
+                "learned",
+                compute_features(audio),
+                n,
+                fps,
+                MotionControls(),
+                recognize_phones(audio),
+                speech_probability(audio.samples),
             ).expression[:n, 0]
         }
         jaws["learned live"], trail_learned = live_jaw("learned", audio.samples, fps, n, phones=True)

@@ -70,14 +70,16 @@ def main() -> None:
         audio = load_audio(path)
         n = int(round(audio.duration * FPS))
         features = compute_features(audio)
-        heard = np.mean(speech_probability(audio.samples) > 0.5)
+        speech = speech_probability(audio.samples)
+        heard = np.mean(speech > 0.5)
         heard_music = np.mean(voice_activity(audio.samples) > 0.5)
         held = np.mean(HeldNotes(features.rate)(features) > 0.5)
         row = f"{path.name[:36]:36s} voice heard {heard:4.0%} -> {heard_music:4.0%}  held {held:4.0%}"
         phones = recognize_phones(audio)
         jaws = {}
         for gen in ("learned", "rules"):
-            motion = generate(gen, features, n, FPS, MotionControls(), phones if gen == "learned" else ())
+            phonemes = phones if gen == "learned" else ()
+            motion = generate(gen, features, n, FPS, MotionControls(), phonemes, speech)
             jaws[gen] = jaw = motion.expression[:, 0]
             row += f"  {gen} jaw {jaw.mean():.3f}, open {np.mean(jaw > 0.1):4.0%}"
         print(row, flush=True)

@@ -491,3 +491,28 @@ def test_offline_learned_jaw_stacks_the_heard_jaw(features, tmp_path):
     stream = LearnedStream(25.0, controls, ph, other / MODEL_FILE)
     stream.hear(features)
     np.testing.assert_allclose(run_stream(stream, features, n).expression, stacked.expression, atol=1e-5)
+
+
+def test_the_heard_jaw_counts_where_the_voice_is_speech(features):
+    """The stack weighs the heard jaw by silero-vad's speech probability (its most sure window within 0.4 s):
+    where it hears speech the jaw is the stack's, where it hears none (a song) the viseme filter's alone."""
+    from talkface.audio.heard_jaw import speech_weight
+    from talkface.audio.vad import VAD_RATE
+
+    n = int(round(features.duration * 25))
+    ph = _heard_phonemes(features.duration)
+    controls = MotionControls(seed=1)
+    windows = int(np.ceil(features.duration * VAD_RATE))
+    stacked = generate("learned", features, n, 25.0, controls, ph)
+    plain = run_stream(LearnedStream(25.0, controls, ph), features, n).expression[:, JAW]
+    heard = generate("learned", features, n, 25.0, controls, ph, np.ones(windows)).expression[:, JAW]
+    np.testing.assert_allclose(heard, stacked.expression[:, JAW], atol=1e-6)
+    sung = generate("learned", features, n, 25.0, controls, ph, np.zeros(windows)).expression[:, JAW]
+    np.testing.assert_allclose(sung, plain, atol=1e-6)
+    # Speech in the first 3 s only: the stack there, the filter's jaw from 0.4 s after it.
+    first = (np.arange(windows) < 3.0 * VAD_RATE).astype(float)
+    weight = speech_weight(first, 25.0, n)
+    assert weight[: 3 * 25].min() == 1.0 and weight[int(3.4 * 25) + 1 :].max() == 0.0
+    part = generate("learned", features, n, 25.0, controls, ph, first).expression[:, JAW]
+    np.testing.assert_allclose(part[: 3 * 25], stacked.expression[: 3 * 25, JAW], atol=1e-6)
+    np.testing.assert_allclose(part[int(3.5 * 25) :], plain[int(3.5 * 25) :], atol=1e-6)

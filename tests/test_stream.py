@@ -113,8 +113,10 @@ def test_offline_motion_hears_a_voice_sung_over_music(portrait):
 
 def test_offline_learned_motion_hears_the_whole_recording(portrait):
     """The learned generator offline, with phonemes heard in the audio: Engine.motion_windows (audio in
-    memory) gives the stream the whole recording (AudioMotion.hear: the heard jaw) as generate() does on
-    the whole signal's features, so the two agree; motion export goes through AudioMotion.hear too."""
+    memory) gives the stream the whole recording (AudioMotion.hear: the heard jaw, weighed by silero-vad's
+    speech probability) as generate() does on the whole signal's features, so the two agree; motion export
+    goes through AudioMotion.hear too."""
+    from talkface.audio.vad import speech_probability
     from talkface.config import AnimateOptions
     from talkface.engine import Engine
     from talkface.motion.contract import Phoneme
@@ -124,7 +126,8 @@ def test_offline_learned_motion_hears_the_whole_recording(portrait):
     ph = tuple(Phoneme(a, a + 0.2, "a" if i % 2 else "p", heard=True) for i, a in enumerate(t))
     options = AnimateOptions(size=128, generator="learned", seed=3)
     n = round(len(x) / 16000 * FPS)
-    whole = generate("learned", compute_features(from_samples(x, 16000)), n, FPS, options.controls(), ph)
+    features = compute_features(from_samples(x, 16000))
+    whole = generate("learned", features, n, FPS, options.controls(), ph, speech_probability(x))
     windows = Engine(portrait, options).motion_windows(from_samples(x, 16000), options, phonemes=ph)
     engine = concat_motion(list(windows))
     for name in FIELDS:

@@ -169,3 +169,17 @@ def test_verify_command(marked_mp4, tmp_path, clip, capsys):
     plain = _encode(clip[:12], tmp_path / "plain.mp4", crf=18)
     assert cmd_verify(argparse.Namespace(video=str(plain), frames=40, json=False)) == 1
     assert "no talkface watermark found (confidence" in capsys.readouterr().out
+
+
+def test_animate_marks_the_payload_it_is_given(portrait, speech_wav, tmp_path):
+    """animate(payload=...) marks that id (the evaluation fixes one per clip) and renders the same pixels
+    again; without one, each video gets a fresh random id."""
+    from talkface.config import AnimateOptions
+    from talkface.pipeline import animate
+
+    options = AnimateOptions(size=128, seed=4)
+    a, b = (animate(portrait, speech_wav, tmp_path / f"{k}.mp4", options, payload=PAYLOAD) for k in "ab")
+    assert np.array_equal(np.array(_decode(a)), np.array(_decode(b)))
+    assert wm.detect_video(a).payload == PAYLOAD
+    fresh = wm.detect_video(animate(portrait, speech_wav, tmp_path / "c.mp4", options)).payload
+    assert fresh is not None and fresh.video_id != PAYLOAD.video_id

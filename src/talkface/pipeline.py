@@ -17,6 +17,7 @@ from talkface.engine import Engine, Progress, StageClock, phonemes_for
 from talkface.errors import TalkfaceError
 from talkface.face.rig import FaceRig
 from talkface.outputs import check_output
+from talkface.video.watermark import Payload
 
 log = logging.getLogger(__name__)
 
@@ -30,20 +31,23 @@ def animate(
     transcript: str | None = None,
     clock: StageClock | None = None,
     rig: FaceRig | None = None,
+    payload: Payload | None = None,
 ) -> Path:
     """Render `portrait` speaking `audio` into an H.264 + AAC MP4 at `output`; returns the path. The audio
     streams through in windows (bounded memory), except when phones are recognised in it for the learned
     generator, which reads it whole. `transcript`: the words spoken (English), force-aligned to the audio so
     that phonemes drive the visemes. The file is written atomically: on any error no file (and no partial
     file) is left at `output`. clock: times each stage (the benchmark). rig: the portrait already analysed at
-    options.size and options.head_distance (talkface.batch), else it is analysed here."""
+    options.size and options.head_distance (talkface.batch), else it is analysed here. payload: the
+    watermark's (default: this version and a random video id; the evaluation fixes it, so that its renders
+    repeat)."""
     options = options or AnimateOptions()
     output = check_output(output)
     # The portrait is analysed on a second thread while the audio is opened and, for a generator that needs
     # them, its phones are recognised. They overlap less than it seems (measured: each lets the other run at
     # 12-68 % of its speed, the GIL), but some. A bad portrait is still reported before bad audio.
     with ThreadPoolExecutor(1, thread_name_prefix="talkface-portrait") as pool:
-        analysed = pool.submit(Engine, portrait, options, clock, rig=rig, cached=True)
+        analysed = pool.submit(Engine, portrait, options, clock, payload, rig=rig, cached=True)
         try:
             reader = AudioReader(audio)
             phonemes, whole = phonemes_for(options, reader, transcript, clock)

@@ -7,7 +7,9 @@ timings, then fine-tuned on the real jaws of the train split's talking faces
 (training/viseme_net/finetune.py).
 It sees 0.65 s of the past and 70 ms ahead; its log-mel inputs are taken relative to the recording's own
 mean level per band, so it needs the whole recording (offline). The learned generator stacks its jaw with
-the one its viseme filter reads from the recognised phones (motion.learned): the two err differently.
+the one its viseme filter reads from the recognised phones (motion.learned): the two err differently,
+where the voice is speech (speech_weight): the net learned speech, and on a sung voice it reads the jaw worse
+than the phones' filter does.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ HEARD_JAW_FILE = "heard_jaw.onnx"
 INPUTS = 42  # 40 log-mel + voice activity + periodicity
 PAST, AHEAD = 72, 8  # feature frames the net's output reaches back and ahead (65 and 7, and a margin)
 CHUNK = 6000  # feature frames (60 s) per run: bounded memory on long recordings
+SPEECH_REACH_S = 0.4  # speech_weight: silero-vad's most sure window this near a frame (it dips inside words)
 
 
 def net_inputs(features: AudioFeatures) -> np.ndarray:
@@ -78,6 +81,25 @@ def heard_jaw(
     lo, hi = frame_ranges(np.arange(n_frames), fps, 0.0, len(jaw))
     sums = np.concatenate([[0.0], np.cumsum(jaw, dtype=np.float64)])
     return unit_spread((sums[hi] - sums[lo]) / np.maximum(hi - lo, 1))
+
+
+def speech_weight(speech: np.ndarray, fps: float, n_frames: int) -> np.ndarray:
+    """How much the heard jaw counts in each of video frames 0..n_frames-1 at `fps`, 0..1: silero-vad's
+    speech probability of the recording (audio.vad.speech_probability: one per vad.WINDOW samples) at the
+    frame's time, its highest within SPEECH_REACH_S. silero-vad was trained on speech and calls most song
+    "not speech" (the validation singer: none of her windows), as the net was trained on speech."""
+    from talkface.audio.load import SAMPLE_RATE
+    from talkface.audio.vad import WINDOW
+
+    speech = np.asarray(speech, np.float64)
+    if not len(speech):
+        return np.zeros(n_frames, np.float32)
+    step = WINDOW / SAMPLE_RATE
+    times = (np.arange(n_frames) + 0.5) / fps
+    at = np.interp(times, (np.arange(len(speech)) + 0.5) * step, speech)
+    k = int(round(SPEECH_REACH_S * fps))
+    padded = np.pad(at, k, mode="edge")
+    return np.lib.stride_tricks.sliding_window_view(padded, 2 * k + 1).max(1).astype(np.float32)
 
 
 def _read_session(path: Path):

@@ -61,11 +61,13 @@ def generate(
     fps: float,
     controls: MotionControls | None = None,
     phonemes: tuple[Phoneme, ...] = (),
+    speech: np.ndarray | None = None,
 ) -> MotionSequence:
-    """Run the generator called `name` on a whole signal's 100 Hz features: n_frames frames of motion."""
+    """Run the generator called `name` on a whole signal's 100 Hz features: n_frames frames of motion.
+    speech: the signal's speech probability (audio.vad.speech_probability), for LearnedStream.hear."""
     stream = make_stream(name, fps, controls or MotionControls(), phonemes)
     if getattr(stream, "hears", False):  # the whole recording is known (LearnedStream.hear)
-        stream.hear(features)
+        stream.hear(features, speech)
     motion = run_stream(stream, features, n_frames)
     assert motion.expression.shape == (n_frames, len(EXPRESSIONS)) and np.isfinite(motion.expression).all()
     return motion

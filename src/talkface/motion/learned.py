@@ -368,6 +368,7 @@ class LearnedStream:
         self._visemes = VisemeTrack(self._phonemes)
         self._spans: np.ndarray | None = None  # (start, end) s of the spoken stretches, made when needed
         self._heard: np.ndarray | None = None  # hear(): the heard jaw per model frame (audio.heard_jaw)
+        self._heard_weight: np.ndarray | None = None  # and its weight per frame (heard_jaw.speech_weight)
         self._mouth = m.mouth.get("visemes" if phonemes else "acoustic")
         if self._mouth is not None and not phonemes and self._mouth.ahead > m.lookahead:
             raise TalkfaceError("the acoustic mouth filter looks further ahead than the model waits for")
@@ -434,13 +435,16 @@ class LearnedStream:
         heard = bool(self._phonemes) and all(p.heard for p in self._phonemes)
         return heard and self.meta.heard_jaw is not None and self._mouth is self.meta.mouth.get("visemes")
 
-    def hear(self, features: AudioFeatures) -> None:
+    def hear(self, features: AudioFeatures, speech: np.ndarray | None = None) -> None:
         """The whole recording's 100 Hz features, known before it streams (offline): when `hears`, the jaw
-        read from the phonemes is stacked with the heard jaw of audio.heard_jaw (ModelMeta.heard_jaw)."""
+        read from the phonemes is stacked with the heard jaw of audio.heard_jaw (ModelMeta.heard_jaw), where
+        the voice is speech: speech, silero-vad's speech probability of the recording (as
+        audio.vad.speech_probability gives it), weighs the stack frame by frame (heard_jaw.speech_weight);
+        None: everywhere."""
         if not self.hears:
             return
         from talkface.audio.features import n_video_frames
-        from talkface.audio.heard_jaw import HEARD_JAW_FILE, heard_jaw
+        from talkface.audio.heard_jaw import HEARD_JAW_FILE, heard_jaw, speech_weight
 
         n = n_video_frames(features.duration, MODEL_FPS) + self.meta.lookahead
         # Another motion model's net is the heard_jaw.onnx beside it; without one, the shipped net, if it is
@@ -448,6 +452,7 @@ class LearnedStream:
         beside = Path(self._model).with_name(HEARD_JAW_FILE) if self._model is not None else None
         net = beside if beside is not None and beside.is_file() else None
         self._heard = heard_jaw(features, MODEL_FPS, n, net, self.meta.heard_jaw_sha256)
+        self._heard_weight = None if speech is None else speech_weight(speech, MODEL_FPS, n)
 
     def listen(self, phones: LivePhoneSource) -> None:
         """Go live: read the mouth from phones recognised as the audio streams in (audio.phones.LivePhones,
@@ -644,9 +649,13 @@ class LearnedStream:
         mouth = f.apply(visemes)
         if self._heard is not None and f is self._mouth:
             st = self.meta.heard_jaw
-            at = np.arange(w0, w0 + count)[:, None] + st.taps
-            mouth[:, 0] = st.filter * mouth[:, 0] + self._heard[np.clip(at, 0, len(self._heard) - 1)] @ st.net
-            mouth[:, 0] += st.offset
+            at = np.clip(np.arange(w0, w0 + count)[:, None] + st.taps, 0, len(self._heard) - 1)
+            stacked = st.filter * mouth[:, 0] + self._heard[at] @ st.net + st.offset
+            if self._heard_weight is None:
+                mouth[:, 0] = stacked
+            else:  # the filter's own jaw where the voice is not speech (a song)
+                w = self._heard_weight[np.clip(np.arange(w0, w0 + count), 0, len(self._heard) - 1)]
+                mouth[:, 0] = w * stacked + (1.0 - w) * mouth[:, 0]
         # In pauses the lips close: real faces in the training data rest with the lips slightly parted
         # (the filter's jaw for a pause is 0.045), but a mouth that stays ajar in silence looks wrong.
         gap = self._pause_distance((np.arange(w0, w0 + count) + 0.5) / MODEL_FPS)

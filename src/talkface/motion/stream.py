@@ -159,8 +159,13 @@ class AudioMotion:
         """The whole recording, known before it is pushed (offline), for a stream that reads it (its `hears`:
         LearnedStream.hear); voice: its voice activity, when known."""
         if getattr(self._stream, "hears", False):
+            from talkface.audio.vad import speech_probability
+
             with self._clock("audio"):
-                self._stream.hear(compute_features(audio, voice))
+                features = compute_features(audio, voice)
+                # silero-vad's own speech probability (voice activity also hears song; this is not asked
+                # again when the voice activity was silero-vad's alone: speech_probability remembers it).
+                self._stream.hear(features, speech_probability(audio.samples))
 
     @property
     def samples_received(self) -> int:
