@@ -154,15 +154,17 @@ def test_features_of_a_long_signal_say_how_far_they_are():
     assert len(fractions) == 5
 
 
-def test_the_same_signal_asked_twice_in_a_row_is_heard_once(monkeypatch):
-    """recognize_phones and audio.music.voice_activity both ask for the learned generator's whole audio:
-    silero-vad runs once. Another signal, even one sample off, is heard afresh; callers get their own
+def test_a_signal_asked_again_is_heard_once(monkeypatch):
+    """recognize_phones, audio.music.voice_activity and the heard jaw all ask for the learned generator's
+    whole audio: silero-vad runs once, also with other signals asked for between (a song's separated voice),
+    up to vad.MEMO of them. Another signal, even one sample off, is heard afresh; callers get their own
     arrays."""
     from talkface.audio import vad
 
     heard = []
     work = vad._heard
     monkeypatch.setattr(vad, "_heard", lambda x: heard.append(len(x)) or work(x))
+    monkeypatch.setattr(vad, "_memo", type(vad._memo)())
     x = synth_speech(3.0)
     first = vad.speech_probability(x)
     first[:] = -1.0  # the caller's array, not the memo's
@@ -172,7 +174,11 @@ def test_the_same_signal_asked_twice_in_a_row_is_heard_once(monkeypatch):
     y[1000] += 1e-3
     np.testing.assert_allclose(vad.speech_probability(y), second, atol=0.05)
     vad.speech_probability(x)
-    assert heard == [len(x)] * 3
+    assert heard == [len(x)] * 2
+    for k in range(vad.MEMO):  # as many others: x is forgotten
+        vad.speech_probability(x[: 16000 + 512 * k])
+    vad.speech_probability(x)
+    assert len(heard) == 2 + vad.MEMO + 1 and heard[-1] == len(x)
 
 
 def test_a_missing_voice_activity_model_is_a_clean_error(monkeypatch):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -74,26 +75,31 @@ class VoiceActivity:
         return out
 
 
-# The last whole signal's probabilities, by a digest of its samples: the learned generator's offline audio
-# asks twice for the same signal (recognize_phones cuts it into pieces at pauses, audio.music.voice_activity
-# gates the mouth). silero-vad costs about 5-9 ms of CPU per second of audio, the digest about 0.05.
-_last: tuple[bytes, np.ndarray] | None = None
-_last_lock = threading.Lock()
+# The last whole signals' probabilities (MEMO of them), by a digest of their samples: the learned generator's
+# offline audio is asked for three times (recognize_phones cuts it into pieces at pauses,
+# audio.music.voice_activity gates the mouth, the heard jaw counts where it is speech), and on a song the
+# separated voice and the song's pieces come between. silero-vad costs about 5-9 ms of CPU per second of
+# audio, the digest about 0.05; an entry is 16 bytes and 31 probabilities per second.
+MEMO = 8
+_memo: OrderedDict[bytes, np.ndarray] = OrderedDict()
+_memo_lock = threading.Lock()
 
 
 def speech_probability(samples: np.ndarray) -> np.ndarray:
     """Speech probability of a whole 16 kHz signal, one value per 32 ms window, shape (ceil(N/512),). A signal
-    longer than a piece (33 s; about 9 ms of CPU per second) says how far it is (talkface.stages). The same
-    samples asked for again in a row are not heard again (a new array is returned each time)."""
-    global _last
+    longer than a piece (33 s; about 9 ms of CPU per second) says how far it is (talkface.stages). One of the
+    last MEMO signals asked for again is not heard again (a new array is returned each time)."""
     samples = np.ascontiguousarray(samples, np.float32)
     key = hashlib.blake2b(memoryview(samples).cast("B"), digest_size=16).digest()
-    with _last_lock:
-        if _last is not None and _last[0] == key:
-            return _last[1].copy()
+    with _memo_lock:
+        if key in _memo:
+            _memo.move_to_end(key)
+            return _memo[key].copy()
     probs = _heard(samples)
-    with _last_lock:
-        _last = (key, probs.copy())
+    with _memo_lock:
+        _memo[key] = probs.copy()
+        while len(_memo) > MEMO:
+            _memo.popitem(last=False)
     return probs
 
 

@@ -163,8 +163,8 @@ class AudioMotion:
 
             with self._clock("audio"):
                 features = compute_features(audio, voice)
-                # silero-vad's own speech probability (voice activity also hears song; this is not asked
-                # again when the voice activity was silero-vad's alone: speech_probability remembers it).
+                # silero-vad's own speech probability (the voice activity also hears song), not heard again:
+                # the voice activity asked for it (speech_probability remembers the last few signals).
                 self._stream.hear(features, speech_probability(audio.samples))
 
     @property
