@@ -175,10 +175,13 @@ def test_a_signal_asked_again_is_heard_once(monkeypatch):
     np.testing.assert_allclose(vad.speech_probability(y), second, atol=0.05)
     vad.speech_probability(x)
     assert heard == [len(x)] * 2
+    vad.speech_probability(y[:16000], remember=False)  # heard, and not kept: x is still remembered
+    vad.speech_probability(x)
+    assert heard == [len(x)] * 2 + [16000]
     for k in range(vad.MEMO):  # as many others: x is forgotten
         vad.speech_probability(x[: 16000 + 512 * k])
     vad.speech_probability(x)
-    assert len(heard) == 2 + vad.MEMO + 1 and heard[-1] == len(x)
+    assert len(heard) == 3 + vad.MEMO + 1 and heard[-1] == len(x)
 
 
 def test_a_missing_voice_activity_model_is_a_clean_error(monkeypatch):

@@ -58,7 +58,8 @@ def voice_activity(samples: np.ndarray) -> np.ndarray:
         # song multitalk_multi_2_1 looped: 22 % heard in its first 7 s, 0 % from the fourth loop on); heard
         # afresh every PIECE_S it hears 19 %.
         step = int(PIECE_S * SAMPLE_RATE)
-        fresh = [speech_probability(samples[i : i + step]) for i in range(0, len(samples), step)]
+        pieces = range(0, len(samples), step)
+        fresh = [speech_probability(samples[i : i + step], remember=False) for i in pieces]
         heard, _ = loud_shares(samples, np.concatenate(fresh)[: len(speech)])
         if heard < HEARD_SHARE:
             return speech

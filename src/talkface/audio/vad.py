@@ -85,10 +85,11 @@ _memo: OrderedDict[bytes, np.ndarray] = OrderedDict()
 _memo_lock = threading.Lock()
 
 
-def speech_probability(samples: np.ndarray) -> np.ndarray:
+def speech_probability(samples: np.ndarray, remember: bool = True) -> np.ndarray:
     """Speech probability of a whole 16 kHz signal, one value per 32 ms window, shape (ceil(N/512),). A signal
     longer than a piece (33 s; about 9 ms of CPU per second) says how far it is (talkface.stages). One of the
-    last MEMO signals asked for again is not heard again (a new array is returned each time)."""
+    last MEMO signals asked for again is not heard again (a new array is returned each time); remember=False
+    keeps a signal nobody will ask for again from pushing out one that may be."""
     samples = np.ascontiguousarray(samples, np.float32)
     key = hashlib.blake2b(memoryview(samples).cast("B"), digest_size=16).digest()
     with _memo_lock:
@@ -96,6 +97,8 @@ def speech_probability(samples: np.ndarray) -> np.ndarray:
             _memo.move_to_end(key)
             return _memo[key].copy()
     probs = _heard(samples)
+    if not remember:
+        return probs
     with _memo_lock:
         _memo[key] = probs.copy()
         while len(_memo) > MEMO:
