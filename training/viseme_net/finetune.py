@@ -63,9 +63,11 @@ FOLDS = 4
 # Frames after each frame at which the stack reads the net's jaw. The net, which sees 70 ms ahead, lags the
 # real jaw by 38 ms on the folds (the filter by -5), and the stack read at the frame alone by 26 ms (r 0.395);
 # read at the frame and the next, by 10 ms at r 0.402. Rendered and tracked (the folds' held-out train clips,
-# training/viseme_net/calibrate.py), two taps gave r 0.354 and a lag of +17 ms against 0.359 and +23 for one:
-# no better where it counts, so one.
-TAPS = (0,)
+# training/viseme_net/calibrate.py), two taps looked no better (r 0.354 against 0.359), but those renders
+# carried a random watermark id, whose pattern moved the tracked mouths by +-0.01 in mean r (stop 29). With a
+# VisemeNet retrained by the same recipe: one tap 0.389, two 0.399 (29 of 43 clips better than the filter,
+# against 23); on the validation clips before rendering, 0.386 -> 0.395 and lag +13 -> +2 ms.
+TAPS = (0, 1)
 # Fine-tunes averaged into one net (souped). Three (a VisemeNet retrained at stop 29, the same recipe): the
 # net alone 0.329 -> 0.332, the stack 0.389 -> 0.389 (+0.000 +- 0.003 per clip): not worth three times the
 # work. On those folds the stack weighed per clip (the filter's jaw made unit-spread, as "unit_sum") reached
