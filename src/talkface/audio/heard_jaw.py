@@ -24,7 +24,6 @@ from talkface.audio.features import AudioFeatures, frame_ranges
 from talkface.errors import TalkfaceError
 
 HEARD_JAW_FILE = "heard_jaw.onnx"
-INPUTS = 42  # 40 log-mel + voice activity + periodicity
 PAST, AHEAD = 72, 8  # feature frames the net's output reaches back and ahead (65 and 7, and a margin)
 CHUNK = 6000  # feature frames (60 s) per run: bounded memory on long recordings
 SPEECH_REACH_S = 0.4  # speech_weight: silero-vad's most sure window this near a frame (it dips inside words)
