@@ -78,7 +78,8 @@ eval: $(EVALSTAMP)
 # clips and recognising their phones on the first run), export it to src/talkface/assets/motion_model.{onnx,json},
 # fit its mouth filters (offline, and live on phones recognised as audio streams in), the heard jaw (a phone
 # network trained on synthetic espeak-ng speech, 8 h made and 20 min of training on the first run, fine-tuned on
-# the real jaws: src/talkface/assets/heard_jaw.onnx) and blink process and
+# the real jaws: src/talkface/assets/heard_jaw.onnx; its stacks with the mouth filters offline and live are fitted
+# on the out-of-fold jaws of the fold nets it writes to reports/viseme_net_folds/) and blink process and
 # calibrate its head range into the json (5 minutes), then the rule generator's brow and mouth filters; the training curve goes to reports/learned_motion/. The jaw and head gains, the blink widths' stretch (export.py --calibrate) and the jaw curve (training/learned_motion/jaw_curve.py) need an eval of the train split; they live in the json's calibration, which retraining keeps.
 train: $(TRAINSTAMP)
 	@if [ -d "$(DATA)" ]; then $(BIN)/python -m training.learned_motion.train $(DATA)/.. \
@@ -87,8 +88,9 @@ train: $(TRAINSTAMP)
 	       || ( $(BIN)/python -m training.viseme_net.data --hours 5 --workers 2 \
 	            && $(BIN)/python -m training.viseme_net.data --hours 3.5 --first 1000000 --workers 2 \
 	            && $(BIN)/python -m training.viseme_net.train --minutes 20 --threads 2 ) ) \
-	  && $(BIN)/python -m training.viseme_net.finetune $(DATA)/.. \
+	  && $(BIN)/python -m training.viseme_net.finetune $(DATA)/.. --fold-models reports/viseme_net_folds \
 	  && $(BIN)/python -m training.learned_motion.live_mouth $(DATA)/.. \
+	  && $(BIN)/python -m training.viseme_net.live_stack $(DATA)/.. --folds reports/viseme_net_folds \
 	  && $(BIN)/python -m training.learned_motion.blinks $(DATA)/.. \
 	  && $(BIN)/python -m training.learned_motion.export --calibrate-outputs $(DATA)/.. \
 	  && $(BIN)/python -m training.fit_brows $(DATA)/.. \

@@ -62,6 +62,10 @@ def test_model_files_ship_small_with_meta():
     heard = meta["mouth"]["heard_jaw"]
     assert 100_000 < len(net) < 5e6 and hashlib.sha256(net).hexdigest() == heard["sha256"]
     assert heard["cross_validation"]["stack"] > heard["cross_validation"]["viseme_filter"]
+    # and its live stacks, with theirs (training/viseme_net/live_stack.py)
+    for kind in ("live", "live_edge"):
+        cv = heard["live"]["cross_validation"][kind]
+        assert cv["stack"] > cv["filter"] and kind in meta["mouth"]
 
 
 def test_onnx_model_runs_with_the_runtime_shapes():
@@ -516,3 +520,74 @@ def test_the_heard_jaw_counts_where_the_voice_is_speech(features):
     part = generate("learned", features, n, 25.0, controls, ph, first).expression[:, JAW]
     np.testing.assert_allclose(part[: 3 * 25], stacked.expression[: 3 * 25, JAW], atol=1e-6)
     np.testing.assert_allclose(part[int(3.5 * 25) :], plain[int(3.5 * 25) :], atol=1e-6)
+
+
+def test_the_live_heard_jaw_reads_the_audio_received(features):
+    """LiveHeardJaw reads the net from the features received so far: fed in pieces and asked frame by frame
+    once the net's reach past each frame is in, the same as fed whole; asked before, the audio not yet in
+    reads as the last frame received. Its running mean level follows the recording's own: its jaw follows
+    the offline heard jaw's. Weighed by the speech heard within 0.4 s, in bounded memory."""
+    from talkface.audio.heard_jaw import PAST, LiveHeardJaw, heard_jaw
+
+    prior = load_model()[1].heard_jaw_live.prior
+    n = int(features.duration * 25)
+    speech = np.where(np.arange(len(features)) < 300, 1.0, 0.0)  # speech in the first 3 s only
+    whole = LiveHeardJaw(prior, 25.0)
+    whole.push(features, speech)
+    jaw, weight = whole.jaw(0, n)
+    assert np.corrcoef(jaw, heard_jaw(features, 25.0, n))[0, 1] > 0.85
+    assert weight[:75].min() == 1.0 and weight[int(3.4 * 25) + 1 :].max() == 0.0
+    live, fed, kept = LiveHeardJaw(prior, 25.0), 0, []
+    for j in range(n):
+        known = min(4 * j + 12, len(features))  # the net reads 7 frames past the frame's last one
+        live.push(features.sliced(fed, known), speech[fed:known])
+        fed = known
+        got, w = live.jaw(j, 1)
+        np.testing.assert_allclose(got, jaw[j], atol=1e-5)
+        np.testing.assert_allclose(w, weight[j], atol=1e-6)
+        kept.append(len(live._x))
+    assert max(kept) < PAST + 60  # the net's reach and the speech weight's
+    # Asked at the audio's edge (the live_edge filter's timing), the frames past it read the last one in.
+    early = LiveHeardJaw(prior, 25.0)
+    early.push(features.sliced(0, 4 * 50 + 8), speech[: 4 * 50 + 8])
+    padded = np.concatenate([early._x[4 * 50 - PAST :], np.repeat(early._x[-1:], 3, 0)])
+    out = early._session.run(None, {"features": padded[None]})[0][0]
+    edge = early.jaw(50, 1)[0]
+    np.testing.assert_allclose(edge, out[PAST : PAST + 4].mean(), atol=1e-5)
+    assert abs(float(edge[0]) - float(jaw[50])) < 0.5
+
+
+def test_live_learned_jaw_stacks_the_live_heard_jaw(tmp_path):
+    """Live (Session), the learned stream stacks each live filter's jaw with the heard jaw of the audio as
+    it streams in (motion_model.json mouth.heard_jaw.live); a model without the live stacks keeps the
+    filters' jaw; a bad live section is refused."""
+    from talkface.audio.tts import synthesize
+    from talkface.motion.stream import AudioMotion
+
+    s = synthesize("My grandmother bought seventeen oranges on Thursday.", "en-us")
+    x = from_samples(s.samples, s.sample_rate).samples
+
+    def live_jaw(model=None):
+        stream = LearnedStream(25.0, MotionControls(seed=1), model=model)
+        source = AudioMotion(stream, live_phones=True)
+        parts = [source.push(x[k : k + 320]) for k in range(0, len(x), 320)]
+        return stream, concat_motion([*parts, source.finish()]).expression[:, JAW]
+
+    stream, stacked = live_jaw()
+    assert stream.hears_live
+    root = files("talkface.assets")
+    meta = json.loads((root / META_FILE).read_text())
+    del meta["mouth"]["heard_jaw"]["live"]
+    (tmp_path / MODEL_FILE).write_bytes((root / MODEL_FILE).read_bytes())
+    (tmp_path / META_FILE).write_text(json.dumps(meta))
+    stream, plain = live_jaw(tmp_path / MODEL_FILE)
+    assert not stream.hears_live
+    assert np.abs(stacked - plain).max() > 0.02 and np.corrcoef(stacked, plain)[0, 1] > 0.7
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    meta = json.loads((root / META_FILE).read_text())
+    meta["mouth"]["heard_jaw"]["live"]["profile"] = [0.0] * 3
+    (bad / MODEL_FILE).write_bytes((root / MODEL_FILE).read_bytes())
+    (bad / META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(TalkfaceError, match="heard_jaw live"):
+        LearnedStream(25.0, MotionControls(), model=bad / MODEL_FILE)

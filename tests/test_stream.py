@@ -34,12 +34,18 @@ def test_features_do_not_depend_on_chunking():
     x = _speech_with_pauses(6.0)
     whole = compute_features(from_samples(x, 16000))
     stream = FeatureStream()
-    parts = [stream.push(c) for c in _chunks(x, np.random.default_rng(1), 1, 2500)]
+    parts, speech = [], []
+    for c in _chunks(x, np.random.default_rng(1), 1, 2500):
+        parts.append(stream.push(c))
+        speech.append(stream.speech)  # silero-vad's speech probability of the frames just returned
     parts.append(stream.finish())
+    speech.append(stream.speech)
     chunked = concat_features(parts)
     assert len(chunked) == len(whole) == -(-len(x) // 160)
     for name in ("energy_db", "voicing", "pitch_hz", "log_mel", "centroid_hz"):
         np.testing.assert_array_equal(getattr(chunked, name), getattr(whole, name))
+    speech = np.concatenate(speech)
+    assert speech.shape == (len(whole),) and (speech <= whole.voicing + 1e-6).all()  # voicing adds periodic
 
 
 def test_features_are_out_at_most_32_ms_after_their_time():

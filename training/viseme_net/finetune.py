@@ -158,16 +158,18 @@ def net_jaw(net: JawNet, feats: np.ndarray, n: int) -> np.ndarray:
     return unit_spread(np.concatenate([jaw, np.repeat(jaw[-1:], max(n - len(jaw), 0))])[:n])
 
 
-def taps(g: np.ndarray) -> np.ndarray:
-    """(T, len(TAPS)) the net's jaw read TAPS frames later (past the end, its last value)."""
-    return np.column_stack([np.r_[g[k:], np.repeat(g[-1:], k)] for k in TAPS])
+def taps(g: np.ndarray, at: tuple[int, ...] = TAPS) -> np.ndarray:
+    """(T, len(at)) the net's jaw read `at` frames later (past the end, its last value)."""
+    return np.column_stack([np.r_[g[k:], np.repeat(g[-1:], k)] for k in at])
 
 
-def stack(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[float, np.ndarray, float]:
-    """(a, b, c): the least-squares jaw = a * filter + taps(net) @ b + c over (filter, net, real) rows,
+def stack(
+    rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]], at: tuple[int, ...] = TAPS
+) -> tuple[float, np.ndarray, float]:
+    """(a, b, c): the least-squares jaw = a * filter + taps(net, at) @ b + c over (filter, net, real) rows,
     re-scaled about its mean to the real jaw's spread (a regression shrinks towards the mean)."""
     f = np.concatenate([r[0] for r in rows])
-    g = np.concatenate([taps(r[1]) for r in rows])
+    g = np.concatenate([taps(r[1], at) for r in rows])
     y = np.concatenate([r[2] for r in rows])
     w = np.linalg.lstsq(np.column_stack([f, g, np.ones_like(f)]), y, rcond=None)[0]
     a, b, c = w[0], w[1:-1], w[-1]

@@ -308,6 +308,9 @@ class FeatureStream:
         self._vad_probs = np.zeros(0, np.float32)  # voice activity from window _vad_first on
         self._vad_first = 0
         self._vad_tail = 0  # samples in the voice-activity detector's incomplete window
+        # The speech probability of each frame the last push() or finish() returned: silero-vad's (or the
+        # voice activity given), before the periodic voice is added into `voicing`.
+        self.speech = np.zeros(0, np.float32)
 
     @property
     def samples_received(self) -> int:
@@ -357,6 +360,7 @@ class FeatureStream:
 
     def _emit(self, stop: int) -> AudioFeatures:
         parts: list[dict[str, np.ndarray]] = []
+        speeches = [np.zeros(0, np.float32)]
         while self._next < stop:
             count = min(BLOCK, stop - self._next)
             part = self._spectra(self._x, count)
@@ -364,6 +368,7 @@ class FeatureStream:
             speech = self._speech(frames) if len(self._vad_probs) else np.zeros(count)
             part["voicing"] = self._voicing(part, speech)
             parts.append(part)
+            speeches.append(speech.astype(np.float32))
             self._next += count
             self._x = self._x[count * HOP :]
         # Keep the voice activity windows that later frames may still interpolate from.
@@ -372,6 +377,7 @@ class FeatureStream:
         if drop > 0:
             self._vad_probs = self._vad_probs[drop:]
             self._vad_first += drop
+        self.speech = np.concatenate(speeches)
         return self._features(parts)
 
     def _voicing(self, part: dict[str, np.ndarray], speech: np.ndarray) -> np.ndarray:

@@ -25,7 +25,8 @@ back and 3 ahead, or, when no phonemes are known (a live stream), the rules' cau
 (MouthCues) over 4 back and 2 ahead; it was fitted to real talking faces of the train split
 (training/learned_motion/mouth.py, which also reports its speaker-disjoint cross-validation). Offline, when
 the phonemes were heard in a recording known whole, its jaw is stacked with the heard jaw (audio.heard_jaw: a
-net trained on synthetic speech and fine-tuned on the same real faces; training/viseme_net/finetune.py).
+net trained on synthetic speech and fine-tuned on the same real faces; training/viseme_net/finetune.py); live,
+the live filters' jaw with the heard jaw of the audio received so far (training/viseme_net/live_stack.py).
 
 The lids of each window come from a renewal process fitted to the blinks of the same real faces
 (motion.blinks, training/learned_motion/blinks.py) rather than from the flow: the flow's sampled lids
@@ -56,6 +57,7 @@ import numpy as np
 
 from talkface import assets
 from talkface.audio.features import AudioFeatures, concat_features
+from talkface.audio.heard_jaw import HEARD_JAW_FILE, LiveHeardJaw, LivePrior
 from talkface.errors import TalkfaceError
 from talkface.face.expression import EXPRESSIONS
 from talkface.motion.blinks import BlinkModel, BlinkTrack
@@ -233,6 +235,10 @@ class ModelMeta:
     # (training/viseme_net/finetune.py). None: the filter's alone.
     heard_jaw: HeardJawStack | None = None
     heard_jaw_sha256: str | None = None  # the heard jaw net's digest, pinned with its stack
+    # Live (phones and the heard jaw as the audio streams in): the stack of each live filter ("live",
+    # "live_edge") with the live heard jaw (audio.heard_jaw.LiveHeardJaw) and what that assumes before it
+    # has heard much (training/viseme_net/live_stack.py). None: the live filters' jaw alone.
+    heard_jaw_live: LiveHeardJawModel | None = None
 
 
 def load_model(path: str | Path | None = None):
@@ -271,6 +277,7 @@ def _read_model(model: Path):
         blinks=_blink_model(meta_json, cal),
         heard_jaw=_heard_jaw(mouth.get("heard_jaw")),
         heard_jaw_sha256=mouth.get("heard_jaw", {}).get("sha256"),
+        heard_jaw_live=_heard_jaw_live(mouth.get("heard_jaw", {}).get("live")),
     )
     opts = ort.SessionOptions()
     # Small matrices: one thread per op is fastest and leaves the other core to the renderer.
@@ -302,6 +309,33 @@ def _heard_jaw(d: dict | None) -> HeardJawStack | None:
     except (KeyError, TypeError, ValueError):
         raise TalkfaceError(
             "motion model: mouth heard_jaw must give filter, net (one weight per tap of net_taps) and offset"
+        ) from None
+
+
+@dataclass(frozen=True)
+class LiveHeardJawModel:
+    """ModelMeta.heard_jaw_live: the live heard jaw's prior and each live filter's stack with it (one tap:
+    the frame's own value)."""
+
+    prior: LivePrior
+    stacks: dict[str, HeardJawStack]
+
+
+def _heard_jaw_live(d: dict | None) -> LiveHeardJawModel | None:
+    if d is None:
+        return None
+    try:
+        profile = np.asarray(d["profile"], np.float64)
+        stacks = {k: _heard_jaw(v) for k, v in d["stacks"].items()}
+        if profile.shape != (N_MELS,) or not d["prior_frames"] >= 0 or not stacks:
+            raise ValueError
+        if any(st.taps.tolist() != [0] for st in stacks.values()):
+            raise ValueError
+        return LiveHeardJawModel(LivePrior(profile, float(d["prior_frames"])), stacks)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise TalkfaceError(
+            "motion model: mouth heard_jaw live must give profile (one per mel band), prior_frames and "
+            "stacks (one tap each)"
         ) from None
 
 
@@ -369,6 +403,10 @@ class LearnedStream:
         self._spans: np.ndarray | None = None  # (start, end) s of the spoken stretches, made when needed
         self._heard: np.ndarray | None = None  # hear(): the heard jaw per model frame (audio.heard_jaw)
         self._heard_weight: np.ndarray | None = None  # and its weight per frame (heard_jaw.speech_weight)
+        # Live: the heard jaw as the audio streams in (hear_live), and the live filters' stacks with it
+        # (by the filter's id: the filters are in meta.mouth, shared by every stream of the model).
+        self._live_heard: LiveHeardJaw | None = None
+        self._live_stacks: dict[int, HeardJawStack] = {}
         self._mouth = m.mouth.get("visemes" if phonemes else "acoustic")
         if self._mouth is not None and not phonemes and self._mouth.ahead > m.lookahead:
             raise TalkfaceError("the acoustic mouth filter looks further ahead than the model waits for")
@@ -444,15 +482,29 @@ class LearnedStream:
         if not self.hears:
             return
         from talkface.audio.features import n_video_frames
-        from talkface.audio.heard_jaw import HEARD_JAW_FILE, heard_jaw, speech_weight
+        from talkface.audio.heard_jaw import heard_jaw, speech_weight
 
         n = n_video_frames(features.duration, MODEL_FPS) + self.meta.lookahead
-        # Another motion model's net is the heard_jaw.onnx beside it; without one, the shipped net, if it is
-        # the one the model's stack was fitted with (its digest, which heard_jaw checks).
-        beside = Path(self._model).with_name(HEARD_JAW_FILE) if self._model is not None else None
-        net = beside if beside is not None and beside.is_file() else None
-        self._heard = heard_jaw(features, MODEL_FPS, n, net, self.meta.heard_jaw_sha256)
+        self._heard = heard_jaw(features, MODEL_FPS, n, self._heard_net(), self.meta.heard_jaw_sha256)
         self._heard_weight = None if speech is None else speech_weight(speech, MODEL_FPS, n)
+
+    def _heard_net(self) -> Path | None:
+        """The heard jaw net of another motion model: the heard_jaw.onnx beside it; None (the shipped net,
+        which must be the one the model's stacks were fitted with: its digest is checked)."""
+        beside = Path(self._model).with_name(HEARD_JAW_FILE) if self._model is not None else None
+        return beside if beside is not None and beside.is_file() else None
+
+    @property
+    def hears_live(self) -> bool:
+        """Live (listen()), whether the mouth reads the heard jaw of the audio as it streams in: then whoever
+        feeds this stream feeds hear_live() the 100 Hz features of the same audio."""
+        return self._live_heard is not None
+
+    def hear_live(self, features: AudioFeatures, speech: np.ndarray) -> None:
+        """Live: the next 100 Hz features of the audio (before they are pooled into the frames push() gets;
+        at least as far along) and silero-vad's speech probability of each (FeatureStream.speech)."""
+        if self._live_heard is not None:
+            self._live_heard.push(features, speech)
 
     def listen(self, phones: LivePhoneSource) -> None:
         """Go live: read the mouth from phones recognised as the audio streams in (audio.phones.LivePhones,
@@ -467,7 +519,9 @@ class LearnedStream:
         windows, which need the audio of a whole window and the model's look-ahead: it is shown `_delay`
         model frames late (4 frames, 160 ms, with the shipped filters; the rest pose before the first
         window). Waiting for settled phones instead (0.3 s) would give back the offline mouth's r, at 0.3 s
-        more latency."""
+        more latency. With a model that has live stacks (ModelMeta.heard_jaw_live), each filter's jaw is
+        stacked with the heard jaw of the audio received so far (audio.heard_jaw.LiveHeardJaw, fed by
+        hear_live), weighed by speech as offline: `hears_live`."""
         if self._n_in:
             raise TalkfaceError("listen() must come before the first push()")
         filters = [f for f in (self.meta.mouth.get(k) for k in ("live", "live_edge")) if f is not None]
@@ -477,6 +531,10 @@ class LearnedStream:
         if max(f.ahead for f in filters) > m.lookahead:
             raise TalkfaceError("the live mouth filter looks further ahead than the model waits for")
         self._live_filters = sorted(filters, key=lambda f: -f.ahead)
+        live = m.heard_jaw_live
+        if live is not None:
+            self._live_stacks = {id(m.mouth[k]): st for k, st in live.stacks.items() if k in m.mouth}
+            self._live_heard = LiveHeardJaw(live.prior, MODEL_FPS, self._heard_net(), m.heard_jaw_sha256)
         # The widest past, for the phones heard and the frames kept (_hear, _trim).
         self._live_phones, self._mouth = phones, max(filters, key=lambda f: f.past)
         # Frame k's mouth needs model features up to k + ahead (at least the nearest filter's); the window
@@ -650,12 +708,13 @@ class LearnedStream:
         if self._heard is not None and f is self._mouth:
             st = self.meta.heard_jaw
             at = np.clip(np.arange(w0, w0 + count)[:, None] + st.taps, 0, len(self._heard) - 1)
-            stacked = st.filter * mouth[:, 0] + self._heard[at] @ st.net + st.offset
-            if self._heard_weight is None:
-                mouth[:, 0] = stacked
-            else:  # the filter's own jaw where the voice is not speech (a song)
+            w = None
+            if self._heard_weight is not None:
                 w = self._heard_weight[np.clip(np.arange(w0, w0 + count), 0, len(self._heard) - 1)]
-                mouth[:, 0] = w * stacked + (1.0 - w) * mouth[:, 0]
+            mouth[:, 0] = _stacked(mouth[:, 0], self._heard[at], w, st)
+        elif self._live_heard is not None and id(f) in self._live_stacks:
+            heard, w = self._live_heard.jaw(w0, count)
+            mouth[:, 0] = _stacked(mouth[:, 0], heard[:, None], w, self._live_stacks[id(f)])
         # In pauses the lips close: real faces in the training data rest with the lips slightly parted
         # (the filter's jaw for a pause is 0.045), but a mouth that stays ajar in silence looks wrong.
         gap = self._pause_distance((np.arange(w0, w0 + count) + 0.5) / MODEL_FPS)
@@ -850,6 +909,13 @@ class LearnedStream:
 
 
 _ARRAY_FIELDS = ("energy_db", "voicing", "pitch_hz", "periodicity", "low_ratio", "high_ratio", "centroid_hz")
+
+
+def _stacked(jaw: np.ndarray, heard: np.ndarray, weight: np.ndarray | None, st: HeardJawStack) -> np.ndarray:
+    """The filter's jaw (n,) stacked with the heard jaw at the stack's taps (n, K), weighed by `weight` (n,)
+    (None: 1): where the voice is not speech (a song), the filter's own jaw."""
+    stacked = st.filter * jaw + heard @ st.net + st.offset
+    return stacked if weight is None else weight * stacked + (1.0 - weight) * jaw
 
 
 def _take(f: AudioFeatures, i0: np.ndarray, i1: np.ndarray, w: np.ndarray) -> AudioFeatures:

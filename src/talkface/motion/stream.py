@@ -138,6 +138,8 @@ class AudioMotion:
 
             self._phones = LivePhones()
             stream.listen(self._phones)
+        # Live, the stream may read the heard jaw of the audio as it comes (LearnedStream.hear_live).
+        self._hears_live = self._phones is not None and getattr(stream, "hears_live", False)
 
     @property
     def fps(self) -> float:
@@ -173,7 +175,10 @@ class AudioMotion:
 
     def push(self, samples: np.ndarray) -> MotionSequence:
         with self._clock("audio"):
-            features = self._pooler.push(self._features.push(samples))
+            heard = self._features.push(samples)
+            features = self._pooler.push(heard)
+            if self._hears_live:
+                self._stream.hear_live(heard, self._features.speech)
         if self._phones is not None:
             with self._clock("phones"):
                 self._phones.push(samples)
@@ -184,7 +189,10 @@ class AudioMotion:
         """The remaining frames of the signal pushed so far."""
         duration = self._features.samples_received / SAMPLE_RATE
         with self._clock("audio"):
-            last_features = self._pooler.push(self._features.finish())
+            heard = self._features.finish()
+            last_features = self._pooler.push(heard)
+            if self._hears_live:
+                self._stream.hear_live(heard, self._features.speech)
             rest_features = self._pooler.finish(duration)
         if self._phones is not None:
             with self._clock("phones"):
