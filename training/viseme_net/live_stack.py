@@ -20,6 +20,11 @@ jaw's own out-of-fold r. Prints the cross-validation (mean per-clip r with the r
 the heard jaw and the stack, weighed by speech as the stream weighs it); writes motion_model.json "mouth"
 "heard_jaw" "live" unless --cv-only.
 
+--mix then refits the live share of the rules' acoustic jaw (calibration rules_jaw_live, mixed in after the
+stack, the voice gate and the pauses, as offline): each train clip streamed live in 20-ms pushes (real time)
+through its fold's model (the fold's net, the stacks just fitted) at each share of MIX_SHARES; the share
+with the best mean per-clip r of the jaw with the real one is written.
+
     .venv/bin/python -m training.viseme_net.finetune ../shared/data --cv-only --fold-models /tmp/folds
     .venv/bin/python -m training.viseme_net.live_stack ../shared/data --folds /tmp/folds [--cv-only]
 """
@@ -36,7 +41,7 @@ import numpy as np
 from talkface.audio.features import FeatureStream, concat_features
 from talkface.audio.heard_jaw import HEARD_JAW_FILE, LiveHeardJaw, LivePrior
 from talkface.audio.load import load_audio
-from talkface.motion.learned import META_FILE, MODEL_FPS
+from talkface.motion.learned import META_FILE, MODEL_FILE, MODEL_FPS
 from training.learned_motion.dataset import CACHE as LM_CACHE
 from training.learned_motion.dataset import ClipData, build_all
 from training.learned_motion.live_mouth import AHEADS, WINDOW, fit, live_inputs
@@ -47,6 +52,8 @@ log = logging.getLogger("viseme_net.live_stack")
 
 PRIOR_FRAMES = (0.0, 100.0, 300.0, 1000.0)  # candidates: 0, 1, 3 and 10 s of the profile in the running mean
 PER_FRAME = 4  # feature frames per model frame (100 Hz / 25 fps)
+MIX_SHARES = (0.0, 0.1, 0.2, 0.35, 0.5)  # --mix: the live shares of the rules' jaw tried
+PUSH = 320  # --mix: 20 ms at 16 kHz, audio in real time
 
 
 def heard_features(path: Path):
@@ -81,6 +88,7 @@ def main() -> None:
     ap.add_argument("data", type=Path, help="the development media folder (talking/, manifest.tsv)")
     ap.add_argument("--folds", type=Path, required=True, help="finetune.py --fold-models' folder")
     ap.add_argument("--cv-only", action="store_true", help="print the cross-validation, write nothing")
+    ap.add_argument("--mix", action="store_true", help="then refit the live share of the rules' jaw")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     meta_path = ASSETS / META_FILE
@@ -155,13 +163,26 @@ def main() -> None:
             "offset": round(c0, 5),
         }
         log.info("%s: %s; stack a %.3f b %.4f c %.3f", kind, json.dumps(cv[kind]), a, b[0], c0)
-    if args.cv_only:
-        return
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    meta["mouth"]["heard_jaw"]["live"] = {
+    live = {
         "profile": np.round(prior.profile, 4).tolist(),
         "prior_frames": prior.frames,
         "stacks": stacks,
+    }
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    if args.mix:
+        share, table = fit_live_mix(clips, paths, args.folds, live)
+        if not args.cv_only:
+            meta["calibration"]["rules_jaw_live"] = share
+            meta["calibration"]["rules_jaw_live_how"] = (
+                "training/viseme_net/live_stack.py --mix: the best mean jaw r (before rendering) of the "
+                "train clips streamed live in 20-ms pushes through the fold model whose heard jaw never saw "
+                "them, the live heard jaw stacked: "
+                + ", ".join(f"{m:.2f}: {r:.3f}" for m, r in table.items())
+            )
+    if args.cv_only:
+        return
+    meta["mouth"]["heard_jaw"]["live"] = {
+        **live,
         "cross_validation": {**cv, "clips": len(clips)},
         "how": (
             "training/viseme_net/live_stack.py: the stacks fitted on the train clips replayed live, the "
@@ -170,6 +191,54 @@ def main() -> None:
     }
     meta_path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     log.info("wrote the live stacks into %s", meta_path)
+
+
+def fit_live_mix(
+    clips: list[ClipData], paths: dict[str, Path], folds: Path, live: dict
+) -> tuple[float, dict[float, float]]:
+    """(share, {share: mean per-clip r}): the live share of the rules' jaw with the best r of each train
+    clip streamed live through its fold's model (with `live` as its heard_jaw live section)."""
+    import tempfile
+
+    from talkface.config import MotionControls
+    from talkface.motion.contract import concat_motion
+    from talkface.motion.learned import LearnedStream
+    from talkface.motion.stream import AudioMotion
+
+    samples = {c.name: load_audio(paths[c.name]).samples for c in clips}
+    # The live filters as shipped now (live_mouth.py may have refitted them since the folds were written).
+    shipped = json.loads((ASSETS / META_FILE).read_text(encoding="utf-8"))["mouth"]
+    fold_dirs = sorted(folds.glob("fold*"))
+    held = {link.stem: d for d in fold_dirs for link in (d / "clips").iterdir()}
+    table = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for share in MIX_SHARES:
+            rs = []
+            for d in fold_dirs:
+                model = Path(tmp) / f"{d.name}_{share}" / MODEL_FILE
+                model.parent.mkdir()
+                for name in (MODEL_FILE, HEARD_JAW_FILE):
+                    (model.parent / name).write_bytes((d / name).read_bytes())
+                meta = json.loads((d / META_FILE).read_text(encoding="utf-8"))
+                meta["mouth"].update({kind: shipped[kind] for kind in AHEADS})
+                meta["mouth"]["heard_jaw"]["live"] = live
+                meta["calibration"]["rules_jaw_live"] = share
+                model.with_suffix(".json").write_text(json.dumps(meta), encoding="utf-8")
+                for c in clips:
+                    if held[c.name] != d:
+                        continue
+                    source = AudioMotion(
+                        LearnedStream(MODEL_FPS, MotionControls(), model=model), live_phones=True
+                    )
+                    x = samples[c.name]
+                    parts = [source.push(x[k : k + PUSH]) for k in range(0, len(x), PUSH)]
+                    jaw = concat_motion([*parts, source.finish()]).expression[:, 0]
+                    real = c.motion["orig"][:, 0]
+                    n = min(len(jaw), len(real))
+                    rs.append(_r(jaw[:n], real[:n]))
+            table[share] = float(np.nanmean(rs))
+            log.info("live share of the rules' jaw %.2f: r %.4f", share, table[share])
+    return max(table, key=table.get), table
 
 
 if __name__ == "__main__":

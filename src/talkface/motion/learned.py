@@ -222,7 +222,8 @@ class ModelMeta:
     # Share of the rule generator's acoustic jaw mixed into the jaw read from heard phonemes (_rules_jaw):
     # the two err differently, and the mix follows real lips better (training/learned_motion/jaw_curve.py
     # --mix; with the heard jaw, training/viseme_net/calibrate.py --mix). Not with text to speech's phonemes:
-    # their timings are exact. Live (phones recognised as the audio streams in, no heard jaw): rules_jaw_live.
+    # their timings are exact. Live (phones recognised as the audio streams in): rules_jaw_live
+    # (training/viseme_net/live_stack.py --mix).
     rules_jaw: float
     rules_jaw_live: float
     # Soft limit of the head's yaw, pitch and roll (degrees, after the gains): the range of real heads in
