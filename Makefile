@@ -90,7 +90,7 @@ train: $(TRAINSTAMP)
 	            && $(BIN)/python -m training.viseme_net.train --minutes 20 --threads 2 ) ) \
 	  && $(BIN)/python -m training.viseme_net.finetune $(DATA)/.. --fold-models reports/viseme_net_folds \
 	  && $(BIN)/python -m training.learned_motion.live_mouth $(DATA)/.. \
-	  && $(BIN)/python -m training.viseme_net.live_stack $(DATA)/.. --folds reports/viseme_net_folds --mix \
+	  && $(BIN)/python -m training.viseme_net.live_stack $(DATA)/.. --folds reports/viseme_net_folds \
 	  && $(BIN)/python -m training.learned_motion.blinks $(DATA)/.. \
 	  && $(BIN)/python -m training.learned_motion.export --calibrate-outputs $(DATA)/.. \
 	  && $(BIN)/python -m training.fit_brows $(DATA)/.. \

@@ -306,10 +306,15 @@ def server(zero_rtp_origin: bool = True):
             proc.wait()
 
 
-def browser_record(page, url: str, wav: Path, size: int, seconds: float) -> dict:
-    """Play the reply in the page's WebRTC mode at `size` and return window.avsync after `seconds`."""
+def browser_record(
+    page, url: str, wav: Path, size: int, seconds: float, generator: str | None = None
+) -> dict:
+    """Play the reply in the page's WebRTC mode at `size` (with the page's mouth `generator`, default its
+    default) and return window.avsync after `seconds`."""
     page.goto(url)
     page.select_option("#size", str(size))
+    if generator is not None:
+        page.select_option("#generator", generator)
     page.set_input_files("#rtc-file", str(wav))
     page.evaluate(RECORDER, list(mouth_box(size)))
     page.wait_for_timeout(seconds * 1000)

@@ -366,8 +366,10 @@ def test_the_browser_plays_face_and_voice_in_sync(page_server, tmp_path):  # noq
     its display time) follows the voice as played out (the packets' audio level) within 100 ms, as
     scripts/av_sync.py measures it (the generator's own lag is about -18 ms). A burst at the start of the
     stream used to put the voice 0.5 s behind the face, closing to 0.1 s over 8 s: a drifting offset shows as
-    no correlation at any one lag (r 0.12 then). In sync, the rules' mouth gave r about 0.55 and the learned
-    one, the live default, 0.30-0.31: it follows the phones, not the loudness (without transport, 0.27)."""
+    no correlation at any one lag (r 0.12 then). Timed with the rules' mouth (the page's "mouth" option),
+    whose darkness follows the loudness (r about 0.55 in sync): the learned one, the live default, follows
+    the phones and the heard jaw, not the loudness (r 0.28 before the live heard jaw, 0.14-0.24 with it, too
+    near the drifting offset's 0.12 to time; without transport 0.22 and 0.20). The transport is the same."""
 
     import test_browser
     from conftest import load_script, write_audio
@@ -389,7 +391,7 @@ def test_the_browser_plays_face_and_voice_in_sync(page_server, tmp_path):  # noq
             page = browser.new_page(viewport={"width": 1200, "height": 720})
             page.add_init_script(av_sync.KEEP_PC)
             page.on("pageerror", lambda e: errors.append(str(e)))
-            rec = av_sync.browser_record(page, page_server, wav, 256, 10.0)
+            rec = av_sync.browser_record(page, page_server, wav, 256, 10.0, generator="rules")
             page.close()
             result = av_sync.browser_lag(rec)
             print(f"A/V: {result}; jitter buffers: {rec['stats']}")

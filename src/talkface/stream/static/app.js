@@ -46,6 +46,7 @@ function options() {
     size: Number($("size").value),
     emotion: $("emotion").value,
     motion_scale: Number($("motion-scale").value),
+    generator: $("generator").value,
   };
 }
 
