@@ -1,7 +1,8 @@
 r"""A small phone/viseme network trained on synthetic speech (espeak-ng, exact timings), tested as a
 phonetic front-end for the learned mouth (issue 16). Training code only: the runtime never imports it. As a
 front-end it did not beat pocketsphinx on real speech (below); fine-tuned on the real jaws and stacked with
-the phones' filter it does, and that ships as the heard jaw (finetune.py, calibrate.py; audio.heard_jaw).
+the phones' filter it does, and that ships as the heard jaw (finetune.py, calibrate.py; audio.heard_jaw),
+offline and, on a running mean level, live (live_stack.py; audio.heard_jaw.LiveHeardJaw).
 
 What was measured (speaker-disjoint 4-fold cross-validation on the 43 real train clips, all 5 audio
 variants, mean per-clip r of the ridge mouth filter's jaw with the real jaw, as
@@ -13,7 +14,9 @@ training/learned_motion/mouth.py; evaluate.py):
   model to ship and maintain
 - live (live_compare.py, past 5 frames): the shipped live filter (pocketsphinx's guesses + cues, 80 ms past
   the frame's end) 0.291; this network 0 / 1 / 2 frames ahead (70 / 110 / 150 ms) 0.255 / 0.303 / 0.327: a tie
-  at equal latency, and it normalises log-mel by the whole clip's mean (a live one would need a running mean).
+  at equal latency, and it normalises log-mel by the whole clip's mean (live_stack.py's running mean is the
+  live form: the fine-tuned net stacked with the live filters lifts them to 0.331, and 0.253 -> 0.315 one
+  frame ahead).
 
 On synthetic validation speech it reaches 0.80 class accuracy (18 viseme classes) and jaw r 0.81; more
 synthetic speech (4.5 -> 7.9 -> 12.5 h) kept improving that and stopped improving real speech: the gap is
