@@ -309,8 +309,8 @@ def portrait_readings(
 ) -> dict:
     """Render, track and read one portrait: the neutral reference, a control neutral render (seed + 1) and
     every emotion of `options`. Returns {"portrait", "rows": {row: {"signals", "scores", "top", ...}}}."""
-    from talkface import __version__, animate
-    from talkface.video.watermark import ID_BITS, Payload
+    from talkface import animate
+    from talkface.video.watermark import new_payload
 
     def render(emotion: str, seed: int, tag: str) -> np.ndarray:
         out = video_dir / f"{name}.{tag}.mp4"
@@ -322,7 +322,7 @@ def portrait_readings(
             seed=seed,
         )
         # A fixed watermark id (eval.report's reason): the same seed renders the same pixels.
-        animate(portrait, audio, out, anim, payload=Payload("talkface", __version__, seed % 2**ID_BITS))
+        animate(portrait, audio, out, anim, payload=new_payload(seed))
         return track_video(out).points.astype(np.float64)
 
     neutral = render("neutral", options.seed, "neutral")

@@ -42,7 +42,7 @@ from talkface.eval.tracking import (
     track_frames,
     track_video,
 )
-from talkface.video.watermark import ID_BITS, Payload
+from talkface.video.watermark import new_payload
 
 log = logging.getLogger(__name__)
 
@@ -303,9 +303,7 @@ def evaluate_clip(path: Path, options: EvalOptions, video_dir: Path, embedder) -
         t0 = time.perf_counter()
         # The watermark's video id from the clip's seed: its faint pattern moves the face mesh's points a
         # little, and a random id made reruns of the same motion disagree (per-clip r by up to 0.14).
-        animate(
-            portrait, path, out, anim, payload=Payload("talkface", __version__, record["seed"] % 2**ID_BITS)
-        )
+        animate(portrait, path, out, anim, payload=new_payload(record["seed"]))
         render_s = time.perf_counter() - t0
         gen_ids = _sample(n, IDENTITY_FRAMES)
         gen = track_video(out, keep=gen_ids if embedder is not None else ())
