@@ -77,8 +77,9 @@ eval: $(EVALSTAMP)
 # Retrain the learned motion generator on the train split (8 min of training on 2 cores, plus tracking the
 # clips and recognising their phones on the first run), export it to src/talkface/assets/motion_model.{onnx,json},
 # fit its mouth filters (offline, and live on phones recognised as audio streams in), the heard jaw (a phone
-# network trained on synthetic espeak-ng speech, 8 h made and 20 min of training on the first run, fine-tuned on
-# the real jaws: src/talkface/assets/heard_jaw.onnx; its stacks with the mouth filters offline and live are fitted
+# network trained on synthetic espeak-ng speech, 8 h made and 20 + 30 min of training on the first run (a net that
+# hears 70 ms ahead, for live sessions, and one that hears 190 ms ahead, offline), fine-tuned on the real jaws:
+# src/talkface/assets/heard_jaw_live.onnx and heard_jaw.onnx; their stacks with the mouth filters offline and live are fitted
 # on the out-of-fold jaws of the fold nets it writes to reports/viseme_net_folds/) and blink process and
 # calibrate its head range into the json (5 minutes), then the rule generator's brow and mouth filters; the training curve goes to reports/learned_motion/. The jaw and head gains, the blink widths' stretch (export.py --calibrate) and the jaw curve (training/learned_motion/jaw_curve.py) need an eval of the train split; they live in the json's calibration, which retraining keeps.
 train: $(TRAINSTAMP)
@@ -88,6 +89,8 @@ train: $(TRAINSTAMP)
 	       || ( $(BIN)/python -m training.viseme_net.data --hours 5 --workers 2 \
 	            && $(BIN)/python -m training.viseme_net.data --hours 3.5 --first 1000000 --workers 2 \
 	            && $(BIN)/python -m training.viseme_net.train --minutes 20 --threads 2 ) ) \
+	  && ( [ -f reports/viseme_net_cache/model_wide.pt ] \
+	       || $(BIN)/python -m training.viseme_net.train --wide --minutes 30 --threads 2 ) \
 	  && $(BIN)/python -m training.viseme_net.finetune $(DATA)/.. --fold-models reports/viseme_net_folds \
 	  && $(BIN)/python -m training.learned_motion.live_mouth $(DATA)/.. \
 	  && $(BIN)/python -m training.viseme_net.live_stack $(DATA)/.. --folds reports/viseme_net_folds \

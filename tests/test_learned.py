@@ -57,10 +57,14 @@ def test_model_files_ship_small_with_meta():
     cv = meta["mouth"]["cross_validation"]
     assert set(MOUTH_KINDS) <= set(meta["mouth"])
     assert cv["visemes_jaw_round_spread"][0] > max(cv["rules_acoustic_jaw"], cv["rules_visemes_jaw"])
-    # The heard jaw's net ships small, pinned by its digest, with the cross-validation of its stack.
-    net = (root / "heard_jaw.onnx").read_bytes()
+    # The heard jaw's nets (offline and live) ship small, each pinned by its digest, with the
+    # cross-validation of the offline stack.
     heard = meta["mouth"]["heard_jaw"]
-    assert 100_000 < len(net) < 5e6 and hashlib.sha256(net).hexdigest() == heard["sha256"]
+    nets = {"heard_jaw.onnx": heard["sha256"], "heard_jaw_live.onnx": heard["live"]["sha256"]}
+    for name, pinned in nets.items():
+        net = (root / name).read_bytes()
+        assert 100_000 < len(net) < 5e6 and hashlib.sha256(net).hexdigest() == pinned
+    assert heard["sha256"] != heard["live"]["sha256"]
     assert heard["cross_validation"]["stack"] > heard["cross_validation"]["viseme_filter"]
     # and its live stacks, with theirs (training/viseme_net/live_stack.py)
     for kind in ("live", "live_edge"):
@@ -527,7 +531,7 @@ def test_the_live_heard_jaw_reads_the_audio_received(features):
     once the net's reach past each frame is in, the same as fed whole; asked before, the audio not yet in
     reads as the last frame received. Its running mean level follows the recording's own: its jaw follows
     the offline heard jaw's. Weighed by the speech heard within 0.4 s, in bounded memory."""
-    from talkface.audio.heard_jaw import PAST, LiveHeardJaw, heard_jaw
+    from talkface.audio.heard_jaw import LIVE_HEARD_JAW_FILE, PAST, LiveHeardJaw, heard_jaw
 
     prior = load_model()[1].heard_jaw_live.prior
     n = int(features.duration * 25)
@@ -535,7 +539,7 @@ def test_the_live_heard_jaw_reads_the_audio_received(features):
     whole = LiveHeardJaw(prior, 25.0)
     whole.push(features, speech)
     jaw, weight = whole.jaw(0, n)
-    assert np.corrcoef(jaw, heard_jaw(features, 25.0, n))[0, 1] > 0.85
+    assert np.corrcoef(jaw, heard_jaw(features, 25.0, n, shipped=LIVE_HEARD_JAW_FILE))[0, 1] > 0.85
     assert weight[:75].min() == 1.0 and weight[int(3.4 * 25) + 1 :].max() == 0.0
     live, fed, kept = LiveHeardJaw(prior, 25.0), 0, []
     for j in range(n):
@@ -591,3 +595,12 @@ def test_live_learned_jaw_stacks_the_live_heard_jaw(tmp_path):
     (bad / META_FILE).write_text(json.dumps(meta))
     with pytest.raises(TalkfaceError, match="heard_jaw live"):
         LearnedStream(25.0, MotionControls(), model=bad / MODEL_FILE)
+    # The live net is pinned by its own digest, as the offline one is by its.
+    other = tmp_path / "other"
+    other.mkdir()
+    meta = json.loads((root / META_FILE).read_text())
+    meta["mouth"]["heard_jaw"]["live"]["sha256"] = meta["mouth"]["heard_jaw"]["sha256"]
+    (other / MODEL_FILE).write_bytes((root / MODEL_FILE).read_bytes())
+    (other / META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(TalkfaceError, match="heard_jaw_live.onnx is not the heard jaw net"):
+        live_jaw(other / MODEL_FILE)

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from talkface.audio.heard_jaw import HEARD_JAW_FILE
 from talkface.motion.learned import META_FILE, MODEL_FILE
 from training.learned_motion.jaw_curve import MIXES, _r, clip_jaws, curve_json, fit, load, print_table
 from training.learned_motion.mouth import ASSETS
@@ -66,7 +67,7 @@ def fit_curve(folds: Path, data: Path) -> tuple[float, dict]:
         curve = meta["calibration"].get("jaw_curve")
         with tempfile.TemporaryDirectory() as tmp:
             model = Path(tmp) / MODEL_FILE
-            for name in (MODEL_FILE, "heard_jaw.onnx"):
+            for name in (MODEL_FILE, HEARD_JAW_FILE):
                 (Path(tmp) / name).write_bytes((folds / f"fold{k}" / name).read_bytes())
             bare = {key: v for key, v in meta["calibration"].items() if key != "jaw_curve"}
             model.with_suffix(".json").write_text(json.dumps(dict(meta, calibration=bare)))

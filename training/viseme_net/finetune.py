@@ -9,24 +9,30 @@ timing and the relative opening, not a speaker's scale), its jaw follows real ja
 filter does, and it errs differently: the two together follow them better than either.
 
 Measured by speaker-disjoint 4-fold cross-validation on the train split (mean per-clip r of the jaw with the
-real jaw, 25 fps, before rendering; the folds of training/learned_motion/mouth.py):
+real jaw, 25 fps, before rendering; the folds of training/learned_motion/mouth.py), the 70-ms net (stop 28):
 
     viseme filter (ships)                0.363
     fine-tuned net alone                 0.336 (seeds 0/1/2: 0.336 / 0.334 / 0.345)
     both, each made unit-spread, summed  0.402 (+0.039 +- 0.019 per clip over the filter, better in 26 of 43)
     fine-tuned from scratch / unscaled   0.24-0.27 (the speakers again)
 
-What ships (`main`): the net fine-tuned on all train clips as assets/heard_jaw.onnx (100 Hz features in,
-a jaw per 100 Hz frame out), and in motion_model.json "mouth" "heard_jaw" the stack: jaw = a * (viseme
-filter's jaw) + b * (net's jaw pooled to 25 fps and made unit-spread over the recording) + c, fitted by least
-squares on the out-of-fold predictions of the folds and re-scaled to the real jaw's spread, as mouth.py does.
-motion.learned.LearnedStream uses it whenever the phonemes were heard in audio it has whole (offline).
+Two nets ship. Offline (assets/heard_jaw.onnx), the net hears 190 ms ahead (VisemeNet model.WIDE, train.py
+--wide) and learns the jaw of OFFLINE_DELAY frames before the one it hears: alone, it follows the real jaws
+better than the phones' filter (0.40 against 0.363), and stacked, at 0.43 (the table at TAPS). Live
+(assets/heard_jaw_live.onnx), the 70-ms net gives its frame's own jaw (live_stack.py fits its stacks).
+
+What ships (`main`): each net fine-tuned on all train clips (100 Hz features in, a jaw per 100 Hz frame out),
+and in motion_model.json "mouth" "heard_jaw" the offline stack: jaw = a * (viseme filter's jaw) + sum over
+TAPS of b * (net's jaw pooled to 25 fps, made unit-spread over the recording, read that many frames later) +
+c, fitted by least squares on the out-of-fold predictions of the folds and re-scaled to the real jaw's
+spread, as mouth.py does. motion.learned.LearnedStream uses it whenever the phonemes were heard in audio it
+has whole (offline).
 
     .venv/bin/python -m training.viseme_net.finetune ../shared/data --cv-only
-    .venv/bin/python -m training.viseme_net.finetune ../shared/data          # writes the two assets
+    .venv/bin/python -m training.viseme_net.finetune ../shared/data          # writes the two nets
 
-Needs reports/viseme_net_cache/model.pt (training/viseme_net/train.py) and the learned-motion cache
-(training/learned_motion/dataset.py).
+Needs reports/viseme_net_cache/model.pt and model_wide.pt (training/viseme_net/train.py, and with --wide)
+and the learned-motion cache (training/learned_motion/dataset.py).
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from talkface.audio.heard_jaw import HEARD_JAW_FILE, unit_spread
+from talkface.audio.heard_jaw import HEARD_JAW_FILE, LIVE_HEARD_JAW_FILE, unit_spread
 from talkface.eval.split import train_clips
 from talkface.motion.learned import META_FILE, MODEL_FILE
 from training.learned_motion.dataset import CACHE as LM_CACHE
@@ -56,18 +62,37 @@ from training.viseme_net.model import VisemeNet, normalise
 
 log = logging.getLogger("viseme_net.finetune")
 
-EPOCHS, LR, WEIGHT_DECAY = 2, 1e-4, 1e-2
+EPOCHS, LR, WEIGHT_DECAY = 2, 1e-4, 1e-2  # the live net's (LIVE_HEARD_JAW_FILE)
 CROP = 100  # 25-fps frames per training crop (4 s), crops overlap by half
 BATCH = 16
 FOLDS = 4
-# Frames after each frame at which the stack reads the net's jaw. The net, which sees 70 ms ahead, lags the
-# real jaw by 38 ms on the folds (the filter by -5), and the stack read at the frame alone by 26 ms (r 0.395);
-# read at the frame and the next, by 10 ms at r 0.402. Rendered and tracked (the folds' held-out train clips,
-# training/viseme_net/calibrate.py), two taps looked no better (r 0.354 against 0.359), but those renders
-# carried a random watermark id, whose pattern moved the tracked mouths by +-0.01 in mean r (stop 29). With a
-# VisemeNet retrained by the same recipe: one tap 0.389, two 0.399 (29 of 43 clips better than the filter,
-# against 23); on the validation clips before rendering, 0.386 -> 0.395 and lag +13 -> +2 ms.
-TAPS = (0, 1)
+# The offline net (HEARD_JAW_FILE) starts from the wide VisemeNet (model.WIDE: 190 ms ahead, against the live
+# one's 70), learns the jaw of OFFLINE_DELAY frames before the one it hears, in OFFLINE_EPOCHS passes, and
+# the stack reads it at TAPS frames after each frame. Real lips move ahead of the sounds they make: on the
+# folds the 70-ms net alone lagged the real jaw by 38 ms (the filter by -5). Stack r on the folds, out of
+# fold (two seeds where given; "alone": the net read OFFLINE_DELAY frames later):
+#   70-ms net, delay 0, 2 passes, taps (0, 1)        0.399 / 0.402  (stops 29-30; alone 0.328 / 0.334)
+#   70-ms net, delay 0, 2 passes, taps (0, 1, 2)     0.405 / 0.409
+#   70-ms net, delay 0, 3 passes, taps (0, 1, 2)     0.410
+#   70-ms net, delay 1, 2 passes, taps (0, 1, 2)     0.408          (alone 0.370)
+#   70-ms net, delay 2, 2 passes, taps (1, 2, 3)     0.411 / 0.414  (alone 0.385 / 0.391)
+#   70-ms net, delay 2, 3 passes, taps (1, 2, 3)     0.417 / 0.420  (alone 0.392 / 0.392)
+#   70-ms net, delay 2, 4 passes, taps (1, 2, 3)     0.415
+#   70-ms net, delay 3 / 4 / 6, 2 passes             0.407 / 0.400 / 0.378 (its 0.65 s of past runs short)
+#   wide net, delay 0, 3 passes, taps (0, 1, 2)      0.426          (alone 0.384)
+#   wide net, delay 1, 3 passes, taps (0, 1, 2)      0.429 / 0.427  (alone 0.403 / 0.397)
+#   wide net, delay 1, 3 passes, taps (0, 1, 2, 3)   0.430 / 0.429
+#   wide net, delay 2, 3 passes, taps (1, 2, 3, 4)   0.426          (alone 0.404)
+#   wide net, delay 1, 3 passes, taps (1,)           0.421 / 0.420  (the net read as late as it learned)
+# One 70-ms net with both jaws (two heads, delays 0 and 2) did worse at each: 0.315 and 0.382 alone. The
+# wide net read at taps (0, 1, 2, 3) smooths the jaw: on the validation clips it gained at lag 0 on clips
+# whose audio is off their lips and lost on the in-sync ones. Before rendering (scripts/live_lipsync.py),
+# r / best-lag r: 70-ms net, taps (0, 1), 0.395 / 0.512; wide, (0, 1, 2, 3) 0.413 / 0.502; (0, 1, 2) 0.414
+# / 0.515; (1, 2) 0.412 / 0.519; (1,) 0.411 / 0.522. Rendered and tracked (talkface eval, seeds 0-2),
+# against the 70-ms net: (0, 1, 2, 3) r +0.008, best-lag r -0.022 (-0.041..-0.004); (1,) r +0.011
+# (-0.007..+0.028), best-lag r +0.005; both closures F1 -0.03.
+OFFLINE_DELAY, OFFLINE_EPOCHS = 1, 3
+TAPS = (1,)
 # Fine-tunes averaged into one net (souped). Three (a VisemeNet retrained at stop 29, the same recipe): the
 # net alone 0.329 -> 0.332, the stack 0.389 -> 0.389 (+0.000 +- 0.003 per clip): not worth three times the
 # work. On those folds the stack weighed per clip (the filter's jaw made unit-spread, as "unit_sum") reached
@@ -106,13 +131,21 @@ def pair(feats: np.ndarray, jaw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return normalise(feats)[: 4 * n], unit_spread(jaw[:n].astype(np.float32))
 
 
-def finetune(base: VisemeNet, data: list[tuple[np.ndarray, np.ndarray]], seed: int = 0) -> JawNet:
+def finetune(
+    base: VisemeNet,
+    data: list[tuple[np.ndarray, np.ndarray]],
+    seed: int = 0,
+    delay: int = 0,
+    epochs: int = EPOCHS,
+) -> JawNet:
+    """base fine-tuned on (inputs, jaw) pairs: its jaw at 25-fps frame j + delay learns the real jaw of frame
+    j (delay > 0: it hears 40 * delay ms further past the jaw it gives)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = JawNet(copy.deepcopy(base))
     net.train()
     opt = torch.optim.AdamW(net.parameters(), LR, weight_decay=WEIGHT_DECAY)
-    for _ in range(EPOCHS):
+    for _ in range(epochs):
         crops = []
         for x, y in data:
             if len(y) <= CROP:
@@ -126,18 +159,21 @@ def finetune(base: VisemeNet, data: list[tuple[np.ndarray, np.ndarray]], seed: i
             n = min(len(y) for _, y in batch)
             x = torch.from_numpy(np.stack([x[: 4 * n] for x, _ in batch]))
             y = torch.from_numpy(np.stack([y[:n] for _, y in batch]))
-            loss = ((pooled(net(x)) - y) ** 2).mean()
+            loss = ((pooled(net(x))[:, delay:] - y[:, : n - delay]) ** 2).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
     return net.eval()
 
 
-def souped(base: VisemeNet, data: list[tuple[np.ndarray, np.ndarray]], seeds: int) -> tuple[JawNet, JawNet]:
-    """(soup, first): the mean of the weights of `seeds` nets fine-tuned from the same start with seeds 0..
-    (a "model soup": brief fine-tunes from one start stay close enough for the mean of their weights to
-    work as the mean of their outputs does, at the cost of one net), and the fine-tune of seed 0 alone."""
-    nets = [finetune(base, data, seed) for seed in range(seeds)]
+def souped(
+    base: VisemeNet, data: list[tuple[np.ndarray, np.ndarray]], seeds: int, **how
+) -> tuple[JawNet, JawNet]:
+    """(soup, first): the mean of the weights of `seeds` nets fine-tuned (finetune(..., **how)) from the same
+    start with seeds 0.. (a "model soup": brief fine-tunes from one start stay close enough for the mean of
+    their weights to work as the mean of their outputs does, at the cost of one net), and the fine-tune of
+    seed 0 alone."""
+    nets = [finetune(base, data, seed, **how) for seed in range(seeds)]
     if len(nets) == 1:
         return nets[0], nets[0]
     states = [n.state_dict() for n in nets]
@@ -181,7 +217,15 @@ def stack(
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("data", type=Path, help="the development media folder (talking/, manifest.tsv)")
-    ap.add_argument("--model", type=Path, default=CACHE / "model.pt", help="the synthetic-speech VisemeNet")
+    ap.add_argument(
+        "--model", type=Path, default=CACHE / "model.pt", help="the synthetic-speech VisemeNet (live)"
+    )
+    ap.add_argument(
+        "--wide-model",
+        type=Path,
+        default=CACHE / "model_wide.pt",
+        help="the synthetic-speech VisemeNet that hears 190 ms ahead (offline; train.py --wide)",
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cv-only", action="store_true", help="print the cross-validation, write nothing")
     ap.add_argument("--seeds", type=int, default=SEEDS, help="fine-tunes averaged into each net (souped)")
@@ -189,9 +233,9 @@ def main() -> None:
         "--fold-models",
         type=Path,
         help="also write each fold's model to FOLDER/fold<k>/ (the shipped motion model with that fold's "
-        "net and the stack, the rules' jaw share set to 0) and links to its held-out clips in "
-        "FOLDER/fold<k>/clips/: talkface eval of each renders out-of-fold train clips, to refit the "
-        "calibrations (training/learned_motion/jaw_curve.py)",
+        "nets, offline and live, and the stack, the rules' jaw share set to 0) and links to its held-out "
+        "clips in FOLDER/fold<k>/clips/: talkface eval of each renders out-of-fold train clips, to refit "
+        "the calibrations (training/learned_motion/jaw_curve.py); live_stack.py replays them live",
     )
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -200,19 +244,21 @@ def main() -> None:
     talk: list[ClipData] = [c for c in build_all(args.data, LM_CACHE) if c.talking]
     paths = {p.stem: p for p in train_clips(args.data) if p.parent.name == "talking"}
     feats = {c.name: real_inputs(paths[c.name], CACHE / "real") for c in talk}
-    base = load_model(args.model)
+    base, wide = load_model(args.model), load_model(args.wide_model)
 
     def data(clips: list[ClipData]) -> list[tuple[np.ndarray, np.ndarray]]:
         return [pair(feats[c.name][v], c.motion[v][:, 0]) for c in clips for v in c.cues]
 
     order = speaker_order(talk)
+    offline = {"delay": OFFLINE_DELAY, "epochs": OFFLINE_EPOCHS}
     rows, out_of_fold, orig, nets = [], [], [], []
     one_seed = []  # with --seeds > 1: the out-of-fold jaws of each fold's seed-0 fine-tune, for comparison
     for k in range(FOLDS):
         held = set(order[k::FOLDS])
         train = [c for c in talk if c.speaker not in held]
-        (net, first), filt = souped(base, data(train), args.seeds), fit(train, "visemes")
-        nets.append((net, [paths[c.name] for c in talk if c.speaker in held]))
+        (net, first), filt = souped(wide, data(train), args.seeds, **offline), fit(train, "visemes")
+        live = finetune(base, data(train)) if args.fold_models else None
+        nets.append((net, live, [paths[c.name] for c in talk if c.speaker in held]))
         for c in talk:
             if c.speaker not in held:
                 continue
@@ -225,7 +271,8 @@ def main() -> None:
                     one_seed.append((f, net_jaw(first, feats[c.name][v], len(real)), real))
                 if v == "orig":
                     orig.append(len(out_of_fold) - 1)
-                    rows.append((c.name, _r(f, real), _r(g, real), _r(unit_spread(f) + g, real)))
+                    read = taps(g, (OFFLINE_DELAY,))[:, 0]  # the net read as late as it learned
+                    rows.append((c.name, _r(f, real), _r(read, real), _r(unit_spread(f) + read, real)))
         log.info("fold %d of %d (%.0f s)", k + 1, FOLDS, time.time() - t0)
     a, b, c = stack(out_of_fold)
     r_stack = [_r(a * f + taps(g) @ b, real) for f, g, real in (out_of_fold[i] for i in orig)]
@@ -263,39 +310,58 @@ def main() -> None:
         "cross_validation": cv,
     }
     if args.fold_models:
-        for k, (net, clips) in enumerate(nets):
-            write_fold(args.fold_models / f"fold{k}", net, clips, stacked)
+        for k, (net, live, clips) in enumerate(nets):
+            write_fold(args.fold_models / f"fold{k}", net, live, clips, stacked)
     if args.cv_only:
         return
-    net, _ = souped(base, data(talk), args.seeds)
+    net, _ = souped(wide, data(talk), args.seeds, **offline)
     onnx = _onnx_bytes(net)
-    err = _check(net, onnx)
+    live = finetune(base, data(talk))
+    live_onnx = _onnx_bytes(live)
+    err = max(_check(net, onnx), _check(live, live_onnx))
     if err > 1e-4:
         raise SystemExit(f"ONNX export differs from torch by {err}")
     (ASSETS / HEARD_JAW_FILE).write_bytes(onnx)
+    (ASSETS / LIVE_HEARD_JAW_FILE).write_bytes(live_onnx)
     meta_path = ASSETS / META_FILE
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     meta["mouth"]["heard_jaw"] = {
         **stacked,
         "sha256": hashlib.sha256(onnx).hexdigest(),
         "how": (
-            f"training/viseme_net/finetune.py: {args.model.name} (VisemeNet, synthetic espeak-ng speech, "
-            f"training/viseme_net/train.py) fine-tuned {EPOCHS} passes at lr {LR} on the train split's "
-            f"{len(talk)} talking clips (5 audio variants each), jaw unit-spread per clip, the weights of "
-            f"{args.seeds} such fine-tunes (seeds 0..{args.seeds - 1}) averaged; stack fitted on "
-            "the out-of-fold predictions of 4 speaker-disjoint folds"
+            f"training/viseme_net/finetune.py: {args.wide_model.name} (VisemeNet hearing 190 ms ahead, "
+            "synthetic espeak-ng speech, training/viseme_net/train.py --wide) fine-tuned "
+            f"{OFFLINE_EPOCHS} passes at lr {LR} on the train split's {len(talk)} talking clips (5 audio "
+            f"variants each), jaw unit-spread per clip, its jaw at frame j + {OFFLINE_DELAY} on the real "
+            f"jaw of frame j, the weights of {args.seeds} such fine-tunes (seeds 0..{args.seeds - 1}) "
+            "averaged; stack fitted on the out-of-fold predictions of 4 speaker-disjoint folds. The live "
+            f"net ({LIVE_HEARD_JAW_FILE}): {args.model.name} (70 ms ahead), {EPOCHS} passes, its jaw at "
+            "its own frame"
         ),
+        "synthetic_nets": {"offline": _trained(args.wide_model), "live": _trained(args.model)},
     }
     meta_path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
-    log.info("wrote %s (%d bytes) and the stack into %s", HEARD_JAW_FILE, len(onnx), meta_path)
+    log.info("wrote %s, %s and the stack into %s", HEARD_JAW_FILE, LIVE_HEARD_JAW_FILE, meta_path)
 
 
-def write_fold(folder: Path, net: JawNet, clips: list[Path], stacked: dict) -> None:
-    """The shipped motion model with a fold's net and the stack, without the rules' jaw, in `folder`, and
-    links to the fold's held-out clips in folder/clips."""
+def _trained(model: Path) -> dict:
+    """How train.py trained a synthetic-speech VisemeNet: the meta it wrote beside it (meta.json for
+    model.pt, model_wide.json for model_wide.pt)."""
+    beside = model.with_name("meta.json" if model.stem == "model" else f"{model.stem}.json")
+    if not beside.is_file():
+        return {"file": model.name}
+    m = json.loads(beside.read_text(encoding="utf-8"))
+    keys = ("lookahead_frames", "train_hours", "steps", "minutes", "validation")
+    return {"file": model.name, **{k: m[k] for k in keys if k in m}}
+
+
+def write_fold(folder: Path, net: JawNet, live: JawNet, clips: list[Path], stacked: dict) -> None:
+    """The shipped motion model with a fold's nets (offline and live) and the offline stack, without the
+    rules' jaw, in `folder`, and links to the fold's held-out clips in folder/clips."""
     (folder / "clips").mkdir(parents=True, exist_ok=True)
     onnx = _onnx_bytes(net)
     (folder / HEARD_JAW_FILE).write_bytes(onnx)
+    (folder / LIVE_HEARD_JAW_FILE).write_bytes(_onnx_bytes(live))
     (folder / MODEL_FILE).write_bytes((ASSETS / MODEL_FILE).read_bytes())
     meta = json.loads((ASSETS / META_FILE).read_text(encoding="utf-8"))
     meta["mouth"]["heard_jaw"] = dict(stacked, sha256=hashlib.sha256(onnx).hexdigest())

@@ -11,7 +11,7 @@ needs the whole recording): the stack is fitted on them as they are.
 
 Each train clip (its own audio) is replayed as a live stream makes it: for each frame, the live filter's
 inputs from the phones LivePhones knows when the frame is made (live_mouth.window_inputs), and the heard jaw
-of the fold's net (finetune.py --fold-models: the net fine-tuned without the clip's speakers) from the 100 Hz
+of the fold's live net (finetune.py --fold-models: fine-tuned without the clip's speakers) from the 100 Hz
 features received by then (4 * (frame + ahead + 1) feature frames), and the live filter fitted without the
 clip's speakers as live_mouth.py fits it (the same folds: both use mouth.speaker_order). In sample, the
 filters would follow the train jaws better than they follow new ones (0.314 against 0.291 for "live") and
@@ -22,7 +22,7 @@ the heard jaw and the stack, weighed by speech as the stream weighs it); writes 
 
 --mix then measures the live share of the rules' acoustic jaw (calibration rules_jaw_live, mixed in after
 the stack, the voice gate and the pauses, as offline): each train clip streamed live in 20-ms pushes (real
-time) through its fold's model (the fold's net, the stacks just fitted) at each share of MIX_SHARES, and
+time) through its fold's model (the fold's nets, the stacks just fitted) at each share of MIX_SHARES, and
 writes the share with the best mean per-clip r of the jaw with the real one. `make train` does not: the
 shares tie (0.286, 0.286, 0.287, 0.284 and 0.278 at 0, 0.1, 0.2, 0.35 and 0.5), and at 0.2 the mouth on
 screen followed the voice's level half as well as at the shipped 0.35 (tests/test_webrtc.py's A/V check).
@@ -34,6 +34,7 @@ screen followed the voice's level half as well as at the shipped 0.35 (tests/tes
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -41,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from talkface.audio.features import FeatureStream, concat_features
-from talkface.audio.heard_jaw import HEARD_JAW_FILE, LiveHeardJaw, LivePrior
+from talkface.audio.heard_jaw import HEARD_JAW_FILE, LIVE_HEARD_JAW_FILE, LiveHeardJaw, LivePrior
 from talkface.audio.load import load_audio
 from talkface.motion.learned import META_FILE, MODEL_FILE, MODEL_FPS
 from training.learned_motion.dataset import CACHE as LM_CACHE
@@ -95,7 +96,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     meta_path = ASSETS / META_FILE
     fold_of = {
-        link.stem: folder / HEARD_JAW_FILE
+        link.stem: folder / LIVE_HEARD_JAW_FILE
         for folder in sorted(args.folds.glob("fold*"))
         for link in (folder / "clips").iterdir()
     }
@@ -111,7 +112,7 @@ def main() -> None:
     for k in range(FOLDS):
         held = set(order[k::FOLDS])
         if {fold_of[c.name] for c in clips if c.speaker in held} != {
-            args.folds / f"fold{k}" / HEARD_JAW_FILE
+            args.folds / f"fold{k}" / LIVE_HEARD_JAW_FILE
         }:
             raise SystemExit(f"{args.folds}/fold{k} does not hold out fold {k}'s speakers")
         train = [c for c in clips if c.speaker not in held]
@@ -185,6 +186,7 @@ def main() -> None:
         return
     meta["mouth"]["heard_jaw"]["live"] = {
         **live,
+        "sha256": _sha256(ASSETS / LIVE_HEARD_JAW_FILE),
         "cross_validation": {**cv, "clips": len(clips)},
         "how": (
             "training/viseme_net/live_stack.py: the stacks fitted on the train clips replayed live, the "
@@ -219,11 +221,11 @@ def fit_live_mix(
             for d in fold_dirs:
                 model = Path(tmp) / f"{d.name}_{share}" / MODEL_FILE
                 model.parent.mkdir()
-                for name in (MODEL_FILE, HEARD_JAW_FILE):
+                for name in (MODEL_FILE, HEARD_JAW_FILE, LIVE_HEARD_JAW_FILE):
                     (model.parent / name).write_bytes((d / name).read_bytes())
                 meta = json.loads((d / META_FILE).read_text(encoding="utf-8"))
                 meta["mouth"].update({kind: shipped[kind] for kind in AHEADS})
-                meta["mouth"]["heard_jaw"]["live"] = live
+                meta["mouth"]["heard_jaw"]["live"] = {**live, "sha256": _sha256(d / LIVE_HEARD_JAW_FILE)}
                 meta["calibration"]["rules_jaw_live"] = share
                 model.with_suffix(".json").write_text(json.dumps(meta), encoding="utf-8")
                 for c in clips:
@@ -241,6 +243,10 @@ def fit_live_mix(
             table[share] = float(np.nanmean(rs))
             log.info("live share of the rules' jaw %.2f: r %.4f", share, table[share])
     return max(table, key=table.get), table
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 if __name__ == "__main__":

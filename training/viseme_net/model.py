@@ -1,6 +1,7 @@
 """VisemeNet: a small 1-D conv net over the runtime's 100 Hz features (40 log-mel, voicing, periodicity)
 that predicts each frame's viseme targets (jaw, round, spread) and viseme class. Convolutions are causal
-except for a few frames of lookahead (LOOKAHEAD frames in all, 70 ms), so the same net can run live.
+except for a few frames of lookahead (lookahead(cfg) frames in all: 70 ms, so that the net can run live; 190
+ms for the WIDE one, offline).
 
 Inputs are normalised per utterance (normalise): log-mel minus its per-band mean (removes gain and a
 fixed channel EQ); live, a running mean would take its place."""
@@ -25,6 +26,12 @@ class Config:
     blocks: tuple[tuple[int, int, int], ...] = (
         (3, 1, 1), (3, 2, 2), (3, 2, 2), (3, 4, 0), (3, 8, 0), (3, 16, 0), (3, 1, 0)
     )  # fmt: skip
+
+
+# The offline heard jaw's net (finetune.py): the same net hearing 190 ms ahead (blocks 4 and 5 centred), for
+# recordings known whole. Real lips move ahead of the sounds they make; fine-tuned on the real jaws, it
+# follows them at r 0.384-0.403 alone on the folds, against 0.328-0.334 for the 70-ms net (finetune.py).
+WIDE = Config(blocks=((3, 1, 1), (3, 2, 2), (3, 2, 2), (3, 4, 4), (3, 8, 8), (3, 16, 0), (3, 1, 0)))
 
 
 def lookahead(cfg: Config) -> int:

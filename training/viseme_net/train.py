@@ -2,7 +2,8 @@ r"""Train VisemeNet on the synthetic shards (training.viseme_net.data): random 4
 per-utterance-normalised feature stream; loss = cross-entropy of the viseme class + MSE_WEIGHT * MSE of the
 viseme targets; frequency masking as extra augmentation. The VAL_SHARDS are held out
 (different texts, voices and augmentations): class accuracy and jaw r are printed on them. Saves
-model.pt (weights + config) and meta.json (settings, data, validation) in reports/viseme_net_cache/.
+model.pt (weights + config) and meta.json (settings, data, validation) in reports/viseme_net_cache/; with
+--wide, the offline net (model.WIDE) as model_wide.pt and model_wide.json.
 
     .venv/bin/python -m training.viseme_net.train --minutes 15
 """
@@ -21,7 +22,7 @@ import torch
 from torch import nn
 
 from training.viseme_net.data import CACHE
-from training.viseme_net.model import Config, VisemeNet, lookahead, normalise
+from training.viseme_net.model import WIDE, Config, VisemeNet, lookahead, normalise
 
 log = logging.getLogger("viseme_net.train")
 
@@ -69,6 +70,9 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=CACHE)
+    ap.add_argument(
+        "--wide", action="store_true", help="the offline net (model.WIDE, 190 ms ahead): model_wide.pt"
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     torch.set_num_threads(args.threads)
@@ -83,7 +87,7 @@ def main() -> None:
     hours = len(x_all) / 100 / 3600
     log.info("train %.2f h (%d utterances), validation %d utterances", hours, len(train_x), len(val[0]))
 
-    cfg = Config()
+    cfg = WIDE if args.wide else Config()
     net = VisemeNet(cfg)
     n_params = sum(p.numel() for p in net.parameters())
     log.info("VisemeNet: %d parameters, lookahead %d frames", n_params, lookahead(cfg))
@@ -124,7 +128,8 @@ def main() -> None:
     v = validate(net, *val)
     log.info("final (%d steps, %.1f min): %s", step, (time.time() - t0) / 60, v)
     args.out.mkdir(parents=True, exist_ok=True)
-    torch.save({"config": net.meta(), "state": net.state_dict()}, args.out / "model.pt")
+    name = "model_wide" if args.wide else "model"
+    torch.save({"config": net.meta(), "state": net.state_dict()}, args.out / f"{name}.pt")
     meta = {
         "config": net.meta(),
         "parameters": n_params,
@@ -138,7 +143,7 @@ def main() -> None:
         "validation": v,
         "history": history,
     }
-    (args.out / "meta.json").write_text(json.dumps(meta, indent=1))
+    (args.out / ("model_wide.json" if args.wide else "meta.json")).write_text(json.dumps(meta, indent=1))
 
 
 if __name__ == "__main__":

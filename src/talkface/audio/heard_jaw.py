@@ -1,18 +1,22 @@
 """The heard jaw: how far a voice's jaw opens, frame by frame, read by a small network from the sound of a
-whole recording (assets/heard_jaw.onnx, 218k weights).
+recording (assets/heard_jaw.onnx offline, assets/heard_jaw_live.onnx live; 218k weights each).
 
 The network is VisemeNet (training/viseme_net): a 1-D convolutional net over the 100 Hz features (40 log-mel
 bands, voice activity, periodicity), trained on hours of synthetic espeak-ng speech with exact phoneme
 timings, then fine-tuned on the real jaws of the train split's talking faces
-(training/viseme_net/finetune.py).
-It sees 0.65 s of the past and 70 ms ahead; its log-mel inputs are taken relative to the recording's own
-mean level per band. The learned generator stacks its jaw with the one its viseme filter reads from the
-recognised phones (motion.learned): the two err differently, where the voice is speech (speech_weight): the
-net learned speech, and on a sung voice it reads the jaw worse than the phones' filter does.
+(training/viseme_net/finetune.py). Its log-mel inputs are taken relative to the recording's own mean level
+per band. The learned generator stacks its jaw with the one its viseme filter reads from the recognised
+phones (motion.learned): the two err differently, where the voice is speech (speech_weight): the net learned
+speech, and on a sung voice it reads the jaw worse than the phones' filter does.
 
-Offline (heard_jaw) the mean level is the whole recording's. Live (LiveHeardJaw) it is the running mean of
-what has been heard, drawn at first towards the train voices' mean spectral shape at the level heard so
-far; a frame the net would read ahead of the audio received reads the last frame received in its place.
+Offline (heard_jaw) the net hears 0.53 s back and 190 ms ahead, and was fine-tuned to give the jaw of 40 ms
+before its frame (finetune.py's OFFLINE_DELAY): read later (the stack's taps, motion_model.json
+mouth.heard_jaw), it hears 230-350 ms past the frame, as real lips move ahead of the sounds they make.
+
+Live (LiveHeardJaw) another net, which hears 0.65 s back and 70 ms ahead, gives its frame's own jaw from the
+audio received so far: the log-mel level is the running mean of what has been heard, drawn at first towards
+the train voices' mean spectral shape at the level heard so far, and a frame the net would read ahead of the
+audio received reads the last frame received in its place.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ from talkface.assets import load_model
 from talkface.audio.features import FEATURE_RATE, N_MELS, AudioFeatures, frame_ranges
 from talkface.errors import TalkfaceError
 
-HEARD_JAW_FILE = "heard_jaw.onnx"
-PAST, AHEAD = 72, 8  # feature frames the net's output reaches back and ahead (65 and 7, and a margin)
+HEARD_JAW_FILE = "heard_jaw.onnx"  # offline: the jaw of 40 ms before its frame
+LIVE_HEARD_JAW_FILE = "heard_jaw_live.onnx"  # live: its frame's own jaw
+PAST, AHEAD = 72, 8  # feature frames the live net's output reaches back and ahead (65 and 7, and a margin)
+MARGIN = 80  # heard_jaw: feature frames on each side of a piece (the offline net reaches 53 back, 19 ahead)
 CHUNK = 6000  # feature frames (60 s) per run: bounded memory on long recordings
 SPEECH_REACH_S = 0.4  # speech_weight: silero-vad's most sure window this near a frame (it dips inside words)
 
@@ -63,16 +69,17 @@ def heard_jaw(
     n_frames: int,
     path: str | Path | None = None,
     sha256: str | None = None,
+    shipped: str = HEARD_JAW_FILE,
 ) -> np.ndarray:
     """The net's jaw for video frames 0..n_frames-1 at `fps` (each the mean over the feature frames centred
     in it, as AudioFeatures.at_fps), made unit-spread over the recording: (n_frames,) float32. path: another
-    net (.onnx) than the shipped one (a retrained motion model's, beside it); sha256: the hex digest the net
-    must have (the one the motion model's stack was fitted with)."""
-    session = _session(path, sha256)
+    net (.onnx) than the shipped one `shipped` (a retrained motion model's, beside it); sha256: the hex
+    digest the net must have (the one the motion model's stack was fitted with)."""
+    session = _session(path, sha256, shipped)
     x = net_inputs(features)
     jaw = np.empty(len(x), np.float32)
     for start in range(0, len(x), CHUNK):
-        lo, hi = max(start - PAST, 0), min(start + CHUNK + AHEAD, len(x))
+        lo, hi = max(start - MARGIN, 0), min(start + CHUNK + MARGIN, len(x))
         out = session.run(None, {"features": x[None, lo:hi]})[0][0]
         jaw[start : start + CHUNK] = out[start - lo : start - lo + CHUNK]
     lo, hi = frame_ranges(np.arange(n_frames), fps, 0.0, len(jaw))
@@ -101,7 +108,7 @@ class LiveHeardJaw:
     def __init__(
         self, prior: LivePrior, fps: float, path: str | Path | None = None, sha256: str | None = None
     ):
-        self._session = _session(path, sha256)
+        self._session = _session(path, sha256, LIVE_HEARD_JAW_FILE)
         self._prior = prior
         self.fps = float(fps)
         self._sum = np.zeros(N_MELS, np.float64)  # log-mel summed over the frames heard
@@ -172,14 +179,14 @@ def speech_weight(speech: np.ndarray, fps: float, n_frames: int) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(padded, 2 * k + 1).max(1).astype(np.float32)
 
 
-def _session(path: str | Path | None, sha256: str | None):
-    """The net's onnxruntime session (path: another net than the shipped one), its digest checked against
-    sha256 when given."""
-    digest, session = load_model(_read_session, path, shipped=HEARD_JAW_FILE)
+def _session(path: str | Path | None, sha256: str | None, shipped: str):
+    """The net's onnxruntime session (path: another net than the shipped one, `shipped`), its digest checked
+    against sha256 when given."""
+    digest, session = load_model(_read_session, path, shipped=shipped)
     if sha256 is not None and digest != sha256:
         raise TalkfaceError(
-            f"{path or HEARD_JAW_FILE} is not the heard jaw net its motion model was fitted with (sha256 "
-            f"{digest[:12]}..., expected {sha256[:12]}...): put the model's own {HEARD_JAW_FILE} beside it, "
+            f"{path or shipped} is not the heard jaw net its motion model was fitted with (sha256 "
+            f"{digest[:12]}..., expected {sha256[:12]}...): put the model's own {shipped} beside it, "
             "or retrain (make train)"
         )
     return session

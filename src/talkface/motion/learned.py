@@ -57,7 +57,7 @@ import numpy as np
 
 from talkface import assets
 from talkface.audio.features import AudioFeatures, concat_features
-from talkface.audio.heard_jaw import HEARD_JAW_FILE, LiveHeardJaw, LivePrior
+from talkface.audio.heard_jaw import HEARD_JAW_FILE, LIVE_HEARD_JAW_FILE, LiveHeardJaw, LivePrior
 from talkface.errors import TalkfaceError
 from talkface.face.expression import EXPRESSIONS
 from talkface.motion.blinks import BlinkModel, BlinkTrack
@@ -315,11 +315,12 @@ def _heard_jaw(d: dict | None) -> HeardJawStack | None:
 
 @dataclass(frozen=True)
 class LiveHeardJawModel:
-    """ModelMeta.heard_jaw_live: the live heard jaw's prior and each live filter's stack with it (one tap:
-    the frame's own value)."""
+    """ModelMeta.heard_jaw_live: the live heard jaw's prior, each live filter's stack with it (one tap: the
+    frame's own value), and the digest of its net (heard_jaw.LIVE_HEARD_JAW_FILE)."""
 
     prior: LivePrior
     stacks: dict[str, HeardJawStack]
+    sha256: str
 
 
 def _heard_jaw_live(d: dict | None) -> LiveHeardJawModel | None:
@@ -330,13 +331,13 @@ def _heard_jaw_live(d: dict | None) -> LiveHeardJawModel | None:
         stacks = {k: _heard_jaw(v) for k, v in d["stacks"].items()}
         if profile.shape != (N_MELS,) or not d["prior_frames"] >= 0 or not stacks:
             raise ValueError
-        if any(st.taps.tolist() != [0] for st in stacks.values()):
+        if any(st.taps.tolist() != [0] for st in stacks.values()) or not isinstance(d["sha256"], str):
             raise ValueError
-        return LiveHeardJawModel(LivePrior(profile, float(d["prior_frames"])), stacks)
+        return LiveHeardJawModel(LivePrior(profile, float(d["prior_frames"])), stacks, d["sha256"])
     except (KeyError, TypeError, ValueError, AttributeError):
         raise TalkfaceError(
-            "motion model: mouth heard_jaw live must give profile (one per mel band), prior_frames and "
-            "stacks (one tap each)"
+            "motion model: mouth heard_jaw live must give profile (one per mel band), prior_frames, "
+            "stacks (one tap each) and the sha256 of its net"
         ) from None
 
 
@@ -486,13 +487,16 @@ class LearnedStream:
         from talkface.audio.heard_jaw import heard_jaw, speech_weight
 
         n = n_video_frames(features.duration, MODEL_FPS) + self.meta.lookahead
-        self._heard = heard_jaw(features, MODEL_FPS, n, self._heard_net(), self.meta.heard_jaw_sha256)
+        self._heard = heard_jaw(
+            features, MODEL_FPS, n, self._heard_net(HEARD_JAW_FILE), self.meta.heard_jaw_sha256
+        )
         self._heard_weight = None if speech is None else speech_weight(speech, MODEL_FPS, n)
 
-    def _heard_net(self) -> Path | None:
-        """The heard jaw net of another motion model: the heard_jaw.onnx beside it; None (the shipped net,
-        which must be the one the model's stacks were fitted with: its digest is checked)."""
-        beside = Path(self._model).with_name(HEARD_JAW_FILE) if self._model is not None else None
+    def _heard_net(self, name: str) -> Path | None:
+        """The heard jaw net `name` (heard_jaw.HEARD_JAW_FILE offline, LIVE_HEARD_JAW_FILE live) of another
+        motion model: the one beside it; None (the shipped net, which must be the one the model's stacks
+        were fitted with: its digest is checked)."""
+        beside = Path(self._model).with_name(name) if self._model is not None else None
         return beside if beside is not None and beside.is_file() else None
 
     @property
@@ -535,7 +539,9 @@ class LearnedStream:
         live = m.heard_jaw_live
         if live is not None:
             self._live_stacks = {id(m.mouth[k]): st for k, st in live.stacks.items() if k in m.mouth}
-            self._live_heard = LiveHeardJaw(live.prior, MODEL_FPS, self._heard_net(), m.heard_jaw_sha256)
+            self._live_heard = LiveHeardJaw(
+                live.prior, MODEL_FPS, self._heard_net(LIVE_HEARD_JAW_FILE), live.sha256
+            )
         # The widest past, for the phones heard and the frames kept (_hear, _trim).
         self._live_phones, self._mouth = phones, max(filters, key=lambda f: f.past)
         # Frame k's mouth needs model features up to k + ahead (at least the nearest filter's); the window
