@@ -28,7 +28,8 @@ shape and pseudo-words; augmented (speed 0.85-1.15 with the timings scaled, EQ, 
 0.1-0.8 s, saturation, espeak babble at 12-25 dB SNR, white/pink/brown/hum noise at 5-30 dB, level -30..-1
 dBFS, slow level changes). Labels per 10-ms frame: the VisemeTrack targets of the exact phonemes and one of 18
 viseme classes. Features: the runtime's compute_features. Model (model.py): a 1-D residual conv net, 218k
-parameters, 0.65 s of past and 70 ms ahead.
+parameters, 0.65 s of past and 70 ms ahead (live); model.WIDE, 0.53 s of past and 190 ms ahead, starts the
+offline heard jaw (train.py --wide; on the folds the fine-tuned net alone 0.403 against 0.328-0.334).
 
     .venv/bin/python -m training.viseme_net.data --hours 5 --workers 2
     .venv/bin/python -m training.viseme_net.data --hours 3.5 --first 1000000 --workers 2

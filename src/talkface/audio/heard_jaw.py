@@ -11,7 +11,8 @@ speech, and on a sung voice it reads the jaw worse than the phones' filter does.
 
 Offline (heard_jaw) the net hears 0.53 s back and 190 ms ahead, and was fine-tuned to give the jaw of 40 ms
 before its frame (finetune.py's OFFLINE_DELAY): read later (the stack's taps, motion_model.json
-mouth.heard_jaw), it hears 230-350 ms past the frame, as real lips move ahead of the sounds they make.
+mouth.heard_jaw: one frame later), it hears 230 ms past the frame, as real lips move ahead of the sounds
+they make.
 
 Live (LiveHeardJaw) another net, which hears 0.65 s back and 70 ms ahead, gives its frame's own jaw from the
 audio received so far: the log-mel level is the running mean of what has been heard, drawn at first towards

@@ -25,8 +25,9 @@ back and 3 ahead, or, when no phonemes are known (a live stream), the rules' cau
 (MouthCues) over 4 back and 2 ahead; it was fitted to real talking faces of the train split
 (training/learned_motion/mouth.py, which also reports its speaker-disjoint cross-validation). Offline, when
 the phonemes were heard in a recording known whole, its jaw is stacked with the heard jaw (audio.heard_jaw: a
-net trained on synthetic speech and fine-tuned on the same real faces; training/viseme_net/finetune.py); live,
-the live filters' jaw with the heard jaw of the audio received so far (training/viseme_net/live_stack.py).
+net trained on synthetic speech and fine-tuned on the same real faces, which hears 190 ms ahead;
+training/viseme_net/finetune.py); live, the live filters' jaw with the heard jaw of the audio received so far
+(another net, which hears 70 ms ahead; training/viseme_net/live_stack.py).
 
 The lids of each window come from a renewal process fitted to the blinks of the same real faces
 (motion.blinks, training/learned_motion/blinks.py) rather than from the flow: the flow's sampled lids
