@@ -59,6 +59,7 @@ from training.learned_motion.mouth import ASSETS, _r, fit, inputs, speaker_order
 from training.viseme_net.data import CACHE
 from training.viseme_net.evaluate import load_model, real_inputs
 from training.viseme_net.model import VisemeNet, normalise
+from training.viseme_net.train import meta_file
 
 log = logging.getLogger("viseme_net.finetune")
 
@@ -345,9 +346,8 @@ def main() -> None:
 
 
 def _trained(model: Path) -> dict:
-    """How train.py trained a synthetic-speech VisemeNet: the meta it wrote beside it (meta.json for
-    model.pt, model_wide.json for model_wide.pt)."""
-    beside = model.with_name("meta.json" if model.stem == "model" else f"{model.stem}.json")
+    """How train.py trained a synthetic-speech VisemeNet: the meta it wrote beside it (train.meta_file)."""
+    beside = meta_file(model)
     if not beside.is_file():
         return {"file": model.name}
     m = json.loads(beside.read_text(encoding="utf-8"))

@@ -32,6 +32,12 @@ BATCH = 32
 MSE_WEIGHT = 30.0
 
 
+def meta_file(model: Path) -> Path:
+    """Where train.py writes how it trained `model`: meta.json beside model.pt, model_wide.json beside
+    model_wide.pt."""
+    return model.with_name("meta.json" if model.stem == "model" else f"{model.stem}.json")
+
+
 def load(paths: list[Path]) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
     xs, ys, cs = [], [], []
     for p in paths:
@@ -143,7 +149,7 @@ def main() -> None:
         "validation": v,
         "history": history,
     }
-    (args.out / ("model_wide.json" if args.wide else "meta.json")).write_text(json.dumps(meta, indent=1))
+    meta_file(args.out / f"{name}.pt").write_text(json.dumps(meta, indent=1))
 
 
 if __name__ == "__main__":
