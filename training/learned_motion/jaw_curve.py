@@ -147,6 +147,9 @@ def fit(clips: list[Clip]) -> tuple[float, dict]:
                 "closure_f1": float(
                     np.nanmean([M.closure_f1(c.real, s, c.fps) for s, c in zip(sim, used, strict=True)])
                 ),
+                "closure_onset_f1": float(
+                    np.nanmean([M.closure_onset_f1(c.real, s, c.fps) for s, c in zip(sim, used, strict=True)])
+                ),
                 "r": float(np.nanmean([_r(c.real, s) for s, c in zip(sim, used, strict=True)])),
             }
         )
@@ -255,7 +258,7 @@ def print_table(info: dict) -> None:
         print(
             f"  a {t['a']:.3f}: voiced closed {t['voiced_closed']:.3f} "
             f"(real {info['real_voiced_closed']:.3f}), simulated closed-mouth F1 {t['closure_f1']:.3f}, "
-            f"r {t['r']:.3f}"
+            f"closures F1 {t['closure_onset_f1']:.3f}, r {t['r']:.3f}"
         )
 
 

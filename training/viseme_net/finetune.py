@@ -99,6 +99,17 @@ TAPS = (1,)
 # work. On those folds the stack weighed per clip (the filter's jaw made unit-spread, as "unit_sum") reached
 # 0.397, and the best fixed ratio of the two 0.392: what a per-recording scale of the filter's jaw might buy.
 SEEDS = 1
+# Tried at stop 32 on the shipped recipe (wide net, delay 1, 3 passes, taps (1,); stack r on the folds 0.421 /
+# 0.420 at seeds 0 / 1, and 0.432 / 0.436 against the inner-lip gap the eval measures, 0.843 correlated
+# with the jaw coefficient on the train clips), all worse or level:
+#   the round and spread targets learned beside the jaw (loss weight 0.5 / 1)   0.411 / 0.404
+#   front and first 2 (4) blocks frozen                                        0.397 (0.385, 4 passes)
+#   learning rate 5e-5 for 6 passes; 2e-4 for 2; the front's rate x3          0.417; 0.409; 0.418
+#   three seeds' outputs averaged; 8-s crops; spectral tilt and band masks     0.419; 0.407; 0.408
+#   the inner-lip gap as the target instead of the jaw (raw / smoothed 0.7)    0.429 / 0.428 against the gap
+# and the wide VisemeNet trained longer or shorter than the shipped 30 min (4613 steps, synthetic jaw r
+# 0.846): 12 min (1747 steps, 0.813) 0.416; 20 min (2799 steps, 0.830) 0.419; 70 min (10563 steps,
+# 0.870) 0.407 / 0.407. A better fit to the synthetic speech does not carry over to real voices.
 
 
 class JawNet(nn.Module):
